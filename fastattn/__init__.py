@@ -1,0 +1,42 @@
+"""fastattn: fused Triton and CUDA C++ kernels for BERT- and GPT2-style transformers."""
+
+import importlib.util
+import os
+import sys
+
+__version__ = "0.1.0"
+
+
+def _ensure_kernels_package():
+    """Make `fastattn.kernels` importable from a plain source checkout.
+
+    Installed (also editable) packages map the top-level kernels/ folder to fastattn.kernels through
+    setup.py's package_dir. A checkout used in place (PYTHONPATH=<repo>, as `make gpu` does after
+    `setup.py build_ext --inplace`) has no such mapping, so load kernels/ under that name here.
+    """
+    if importlib.util.find_spec("fastattn.kernels") is not None:
+        return
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
+    init = os.path.join(source, "__init__.py")
+    if not os.path.exists(init):
+        return
+    spec = importlib.util.spec_from_file_location("fastattn.kernels", init,
+                                                  submodule_search_locations=[source])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fastattn.kernels"] = module
+    spec.loader.exec_module(module)
+
+
+_ensure_kernels_package()
+
+from . import reference  # noqa: E402
+from ._dispatch import BackendUnavailableError, available_backends, use_backend  # noqa: E402
+from .ops.layer_norm_residual import layer_norm_residual  # noqa: E402
+
+__all__ = [
+    "BackendUnavailableError",
+    "available_backends",
+    "layer_norm_residual",
+    "reference",
+    "use_backend",
+]

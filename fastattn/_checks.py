@@ -1,0 +1,65 @@
+"""Argument checks shared by the public ops. Each failure names the op, the argument, what was
+expected and what was given: TypeError for wrong types and dtypes, ValueError for wrong values,
+shapes and devices."""
+
+import numbers
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _dtype_name(dtype):
+    return str(dtype).replace("torch.", "")
+
+
+def check_float_tensor(op, name, value):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"fastattn.{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"fastattn.{op}: {name} must be float32, float16 or bfloat16, "
+                        f"got {_dtype_name(value.dtype)}")
+    return value
+
+
+def check_shape(op, name, value, expected):
+    if tuple(value.shape) != tuple(expected):
+        raise ValueError(f"fastattn.{op}: {name} must have shape {list(expected)}, got {list(value.shape)}")
+
+
+def check_same_dtype(op, name, value, reference_name, reference):
+    if value.dtype != reference.dtype:
+        raise TypeError(f"fastattn.{op}: {name} must have the dtype of {reference_name} "
+                        f"({_dtype_name(reference.dtype)}), got {_dtype_name(value.dtype)}")
+
+
+def check_same_device(op, tensors):
+    """tensors: (name, tensor) pairs; None tensors are skipped. The first one sets the device."""
+    present = [(name, t) for name, t in tensors if t is not None]
+    first_name, first = present[0]
+    for name, t in present[1:]:
+        if t.device != first.device:
+            raise ValueError(f"fastattn.{op}: {name} is on {t.device} but {first_name} is on "
+                             f"{first.device}; all tensors must be on one device")
+
+
+def check_real(op, name, value, *, low, high=None, high_inclusive=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"fastattn.{op}: {name} must be a real number, got {type(value).__name__}")
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
+    if not value >= low or too_high:  # `not >=` also rejects NaN
+        bound = "" if high is None else f" and {'<=' if high_inclusive else '<'} {high}"
+        raise ValueError(f"fastattn.{op}: {name} must be >= {low}{bound}, got {value}")
+    return float(value)
+
+
+def check_bool(op, name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"fastattn.{op}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def rows_view(t):
+    """t as a 2D [rows, last dim] tensor whose last dim is contiguous (what every kernel reads)."""
+    t2d = t.reshape(-1, t.shape[-1])
+    return t2d if t2d.stride(-1) == 1 else t2d.contiguous()

@@ -1,0 +1,125 @@
+"""Which backend runs an op.
+
+Precedence: the op's `backend=` argument, then the innermost `use_backend(...)` context, then the
+FASTATTN_BACKEND environment variable, then the automatic choice: CPU tensors use "torch"; CUDA
+tensors use the first backend in AUTO_ORDER[op] that can run the call.
+"""
+
+import contextlib
+import contextvars
+import os
+
+import torch
+
+from . import _extension
+
+BACKENDS = ("triton", "cuda", "torch")
+
+# Fastest first, per op, for CUDA tensors. Keep in step with benchmarks/results/.
+AUTO_ORDER = {
+    "layer_norm_residual": ("triton", "cuda", "torch"),
+}
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was asked for by name but cannot run this call; the message says why."""
+
+
+_context_backend = contextvars.ContextVar("fastattn_backend", default=None)
+
+
+def _check_name(name, source):
+    if name not in BACKENDS:
+        raise ValueError(f"{source}: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    return name
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Run the fastattn ops inside this block on backend `name` (None restores the automatic choice)."""
+    if name is not None:
+        _check_name(name, "fastattn.use_backend")
+    token = _context_backend.set(name)
+    try:
+        yield
+    finally:
+        _context_backend.reset(token)
+
+
+def triton_interpreter_enabled():
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _triton_import_error():
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:
+        return f"triton is not installed ({exc})"
+    return None
+
+
+def why_backend_cannot_run(name, device):
+    """None when backend `name` can run on tensors of `device`, else the reason."""
+    if name == "torch":
+        return None
+    if name == "triton":
+        missing = _triton_import_error()
+        if missing:
+            return missing
+        if device.type == "cuda":
+            return None
+        if device.type == "cpu" and triton_interpreter_enabled():
+            return None
+        return (f"the triton backend needs CUDA tensors, got {device.type} tensors "
+                "(set TRITON_INTERPRET=1 before importing fastattn to run it on CPU tensors)")
+    if name == "cuda":
+        module, error = _extension.load()
+        if module is None:
+            return error
+        if device.type != "cuda":
+            return f"the cuda backend needs CUDA tensors, got {device.type} tensors"
+        return None
+    raise AssertionError(name)
+
+
+def available_backends():
+    """name -> {"available": bool, "detail": str}: can the backend run on this machine, and if not, why."""
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if triton_interpreter_enabled():
+        device = torch.device("cpu")
+    status = {}
+    for name in BACKENDS:
+        reason = why_backend_cannot_run(name, device)
+        if reason is None:
+            detail = {"torch": "stock PyTorch ops, runs anywhere",
+                      "triton": ("Triton interpreter on CPU tensors" if device.type == "cpu"
+                                 else "Triton kernels on CUDA tensors"),
+                      "cuda": "fastattn._C on CUDA tensors"}[name]
+        status[name] = {"available": reason is None, "detail": detail if reason is None else reason}
+    return status
+
+
+def resolve_backend(op, device, requested=None, unsupported=None):
+    """The backend that runs `op` on tensors of `device`.
+
+    `unsupported` maps backend name -> reason for backends that cannot take this particular call
+    (e.g. a hidden size beyond a kernel's limit). A backend chosen by the user that cannot run
+    raises BackendUnavailableError; the automatic choice skips it.
+    """
+    unsupported = unsupported or {}
+    for name, source in ((requested, "backend="), (_context_backend.get(), "fastattn.use_backend"),
+                         (os.environ.get("FASTATTN_BACKEND") or None, "FASTATTN_BACKEND")):
+        if name is None:
+            continue
+        _check_name(name, f"fastattn.{op}: {source}")
+        reason = why_backend_cannot_run(name, device) or unsupported.get(name)
+        if reason is not None:
+            raise BackendUnavailableError(
+                f"fastattn.{op}: backend {name!r} (chosen by {source}) cannot run this call: {reason}")
+        return name
+    if device.type != "cuda":
+        return "torch"
+    for name in AUTO_ORDER[op]:
+        if why_backend_cannot_run(name, device) is None and name not in unsupported:
+            return name
+    return "torch"

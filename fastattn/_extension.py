@@ -1,0 +1,28 @@
+"""Loads the optional compiled extension fastattn._C and remembers why it is missing."""
+
+import functools
+import glob
+import os
+
+
+@functools.lru_cache(maxsize=None)
+def load():
+    """(module, None) when fastattn._C imports, else (None, reason)."""
+    try:
+        from . import _C
+    except ImportError as exc:
+        here = os.path.dirname(os.path.abspath(__file__))
+        if not glob.glob(os.path.join(here, "_C*.so")) and not glob.glob(os.path.join(here, "_C*.pyd")):
+            return None, ("fastattn._C was not built: at install time nvcc or a CUDA build of torch was "
+                          "missing, or FASTATTN_SKIP_CUDA_BUILD was set; reinstall with "
+                          "`pip install --no-build-isolation -e .` where both are present")
+        return None, f"fastattn._C was built but does not import: {exc}"
+    return _C, None
+
+
+def build_info():
+    """What the extension was built for, or why it is absent."""
+    module, error = load()
+    if module is None:
+        return {"built": False, "detail": error}
+    return {"built": True, "cuda_archs": module.cuda_archs, "cuda_version": module.cuda_version}

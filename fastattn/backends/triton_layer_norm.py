@@ -1,0 +1,54 @@
+"""Host side of the Triton LayerNorm + residual kernels: grids, output buffers, the dW/dB sum."""
+
+import torch
+
+from .._rng import dropout_scale
+from ..kernels.layer_norm_residual import layer_norm_residual_bwd_kernel, layer_norm_residual_fwd_kernel
+from ..kernels.row_settings import row_block_settings
+from ._device import backward_program_count
+
+
+def layer_norm_residual_fwd(x, residual, weight, bias, eps, dropout_p, seed, store_h):
+    n_rows, n_cols = x.shape
+    block, num_warps = row_block_settings(n_cols)
+    y = torch.empty_like(x)
+    h = torch.empty_like(x) if store_h else x.new_empty(0)
+    mean = torch.empty(n_rows, device=x.device, dtype=torch.float32)
+    rstd = torch.empty_like(mean)
+    if n_rows == 0:
+        return y, h, mean, rstd
+    res = residual if residual is not None else x
+    h_arg = h if store_h else y
+    layer_norm_residual_fwd_kernel[(n_rows,)](
+        x, res, weight, bias, y, h_arg, mean, rstd,
+        x.stride(0), res.stride(0), y.stride(0), h_arg.stride(0),
+        n_cols, eps, dropout_p, dropout_scale(dropout_p), seed if seed is not None else 0,
+        HAS_RESIDUAL=residual is not None, HAS_DROPOUT=seed is not None, STORE_H=store_h,
+        BLOCK_N=block, num_warps=num_warps,
+    )
+    return y, h, mean, rstd
+
+
+def layer_norm_residual_bwd(dy, dh_out, h, weight, mean, rstd, dropout_p, seed):
+    n_rows, n_cols = h.shape
+    block, num_warps = row_block_settings(n_cols)
+    dh = torch.empty_like(h)
+    dx = torch.empty_like(h) if seed is not None else h.new_empty(0)
+    if n_rows == 0:
+        return dh, dx, torch.zeros_like(weight), torch.zeros_like(weight)
+    programs = backward_program_count(h.device, n_rows, num_warps)
+    dw_partial = torch.empty(programs, n_cols, device=h.device, dtype=torch.float32)
+    db_partial = torch.empty_like(dw_partial)
+    dh_out_arg = dh_out if dh_out is not None else dy
+    dx_arg = dx if seed is not None else dh
+    layer_norm_residual_bwd_kernel[(programs,)](
+        dy, dh_out_arg, h, weight, mean, rstd, dh, dx_arg, dw_partial, db_partial,
+        dy.stride(0), dh_out_arg.stride(0), h.stride(0), dh.stride(0), dx_arg.stride(0),
+        n_rows, n_cols, -(-n_rows // programs), dropout_p, dropout_scale(dropout_p),
+        seed if seed is not None else 0,
+        HAS_DH_OUT=dh_out is not None, HAS_DROPOUT=seed is not None, BLOCK_N=block,
+        num_warps=num_warps,
+    )
+    dweight = dw_partial.sum(0).to(weight.dtype)
+    dbias = db_partial.sum(0).to(weight.dtype)
+    return dh, dx, dweight, dbias

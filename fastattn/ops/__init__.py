@@ -1,0 +1,1 @@
+"""The public ops: argument checks, backend choice, custom-op registration and autograd."""

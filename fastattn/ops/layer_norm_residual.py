@@ -1,0 +1,137 @@
+"""fastattn.layer_norm_residual: LN(dropout(x) + residual), fused, with autograd.
+
+Two custom ops carry the work so that torch.compile traces through them: `fastattn::
+layer_norm_residual_fwd` returns (y, h, mean, rstd) and `fastattn::layer_norm_residual_bwd`
+returns (dh, dx, dweight, dbias). h = dropout(x) + residual is written only when the caller returns
+it or the backward needs it; dx is written only under dropout (otherwise dx == dh).
+"""
+
+import importlib
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import _checks
+from .._dispatch import resolve_backend
+from .._rng import draw_dropout_seed
+
+OP = "layer_norm_residual"
+
+# Widest hidden size each fused backend takes; wider rows go to "torch" under automatic choice.
+MAX_HIDDEN = {"triton": 65536, "cuda": 32768}
+
+
+def _backend_module(name):
+    return importlib.import_module(f"fastattn.backends.{name}_layer_norm")
+
+
+def _seed_int(seed):
+    return None if seed is None else int(seed.item())
+
+
+@torch.library.custom_op("fastattn::layer_norm_residual_fwd", mutates_args=())
+def layer_norm_residual_fwd(x: Tensor, residual: Optional[Tensor], weight: Tensor, bias: Tensor,
+                            eps: float, dropout_p: float, seed: Optional[Tensor], store_h: bool,
+                            backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    x = _checks.rows_view(x)
+    residual = None if residual is None else _checks.rows_view(residual)
+    return _backend_module(backend).layer_norm_residual_fwd(
+        x, residual, weight.contiguous(), bias.contiguous(), eps, dropout_p, _seed_int(seed), store_h)
+
+
+@layer_norm_residual_fwd.register_fake
+def _(x, residual, weight, bias, eps, dropout_p, seed, store_h, backend):
+    n_rows = x.shape[0]
+    h = torch.empty_like(x) if store_h else x.new_empty(0)
+    mean = x.new_empty(n_rows, dtype=torch.float32)
+    return torch.empty_like(x), h, mean, torch.empty_like(mean)
+
+
+@torch.library.custom_op("fastattn::layer_norm_residual_bwd", mutates_args=())
+def layer_norm_residual_bwd(dy: Tensor, dh_out: Optional[Tensor], h: Tensor, weight: Tensor,
+                            mean: Tensor, rstd: Tensor, dropout_p: float, seed: Optional[Tensor],
+                            backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    dy = _checks.rows_view(dy)
+    dh_out = None if dh_out is None else _checks.rows_view(dh_out)
+    return _backend_module(backend).layer_norm_residual_bwd(
+        dy, dh_out, _checks.rows_view(h), weight.contiguous(), mean, rstd, dropout_p, _seed_int(seed))
+
+
+@layer_norm_residual_bwd.register_fake
+def _(dy, dh_out, h, weight, mean, rstd, dropout_p, seed, backend):
+    dx = torch.empty_like(h) if seed is not None else h.new_empty(0)
+    return torch.empty_like(h), dx, torch.empty_like(weight), torch.empty_like(weight)
+
+
+def _setup_context(ctx, inputs, output):
+    x, residual, weight, _bias, _eps, dropout_p, seed, store_h, backend = inputs
+    _y, h, mean, rstd = output
+    # Without a stored h, h is x itself (no residual, no dropout): the front guarantees this.
+    ctx.save_for_backward(h if store_h else x, weight, mean, rstd, seed)
+    ctx.dropout_p, ctx.backend, ctx.has_residual = dropout_p, backend, residual is not None
+    # Unused outputs (h when the caller did not take it) then give None instead of a zero tensor
+    # that the backward would have to read.
+    ctx.set_materialize_grads(False)
+
+
+def _backward(ctx, dy, dh_out, _dmean, _drstd):
+    h, weight, mean, rstd, seed = ctx.saved_tensors
+    if dy is None:
+        dy = torch.zeros_like(h)
+    dh, dx, dweight, dbias = layer_norm_residual_bwd(dy, dh_out, h, weight, mean, rstd,
+                                                     ctx.dropout_p, seed, ctx.backend)
+    grad_x = dx if seed is not None else dh
+    grad_residual = dh if ctx.has_residual else None
+    return grad_x, grad_residual, dweight, dbias, None, None, None, None, None
+
+
+layer_norm_residual_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check_arguments(x, residual, weight, bias, eps, dropout_p, return_residual):
+    _checks.check_float_tensor(OP, "x", x)
+    if x.dim() < 1 or x.shape[-1] == 0:
+        raise ValueError(f"fastattn.{OP}: x must have a non-empty last (hidden) dimension, "
+                         f"got shape {list(x.shape)}")
+    hidden = x.shape[-1]
+    if residual is not None:
+        _checks.check_float_tensor(OP, "residual", residual)
+        _checks.check_shape(OP, "residual", residual, x.shape)
+        _checks.check_same_dtype(OP, "residual", residual, "x", x)
+    for name, value in (("weight", weight), ("bias", bias)):
+        _checks.check_float_tensor(OP, name, value)
+        _checks.check_shape(OP, name, value, (hidden,))
+    _checks.check_same_device(OP, [("x", x), ("residual", residual), ("weight", weight), ("bias", bias)])
+    _checks.check_real(OP, "eps", eps, low=0.0)
+    _checks.check_real(OP, "dropout_p", dropout_p, low=0.0, high=1.0)
+    _checks.check_bool(OP, "return_residual", return_residual)
+
+
+def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
+                        return_residual=False, backend=None):
+    """LayerNorm over the last dimension of dropout(x) + residual.
+
+    Returns LN(h), or (LN(h), h) with return_residual=True (pre-LN blocks carry h on as the next
+    residual). residual=None gives plain LayerNorm of dropout(x). Statistics are float32; h is
+    rounded to x's dtype, as eager `x + residual` is. weight and bias are cast to x's dtype.
+    """
+    _check_arguments(x, residual, weight, bias, eps, dropout_p, return_residual)
+    hidden = x.shape[-1]
+    unsupported = {name: f"hidden size {hidden} exceeds its limit of {limit}"
+                   for name, limit in MAX_HIDDEN.items() if hidden > limit}
+    name = resolve_backend(OP, x.device, backend, unsupported)
+    weight, bias = weight.to(x.dtype), bias.to(x.dtype)
+    dropout_p = float(dropout_p)
+    seed = draw_dropout_seed(dropout_p)
+    h_is_x = residual is None and seed is None
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, residual, weight, bias))
+    store_h = not h_is_x and (return_residual or needs_grad)
+    residual_rows = None if residual is None else residual.reshape(-1, hidden)
+    y, h, _mean, _rstd = layer_norm_residual_fwd(x.reshape(-1, hidden), residual_rows, weight, bias,
+                                                 float(eps), dropout_p, seed, store_h, name)
+    y = y.reshape(x.shape)
+    if not return_residual:
+        return y
+    return y, (x if h_is_x else h.reshape(x.shape))

@@ -1,0 +1,92 @@
+"""LayerNorm fused with dropout and the residual add: y = LN(dropout(x) + residual).
+
+Forward: one program per row, the row held in registers, statistics in float32. The pre-norm sum h
+is rounded to the input dtype before its statistics are taken (as eager `x + r` would), and is
+written out when the caller needs it (pre-LN blocks, or the backward).
+
+Backward: each program walks a contiguous range of rows, writes dh (and dx under dropout), and
+keeps float32 partial sums of dweight and dbias in registers; the host sums the partials.
+
+Dropout: keep element (row, col) iff tl.rand(seed, row * n_cols + col) >= p, the same stream the
+CUDA backend and fastattn.reference.dropout_keep_mask generate, so the backward (and other
+backends) regenerate the identical mask.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _dropout(values, seed, offsets, dropout_p, dropout_scale):
+    keep = tl.rand(seed, offsets) >= dropout_p
+    return tl.where(keep, values * dropout_scale, 0.0)
+
+
+@triton.jit
+def layer_norm_residual_fwd_kernel(
+    X, RESIDUAL, WEIGHT, BIAS, Y, H_OUT, MEAN, RSTD,
+    stride_x_row, stride_res_row, stride_y_row, stride_h_row,
+    n_cols, eps, dropout_p, dropout_scale, seed,
+    HAS_RESIDUAL: tl.constexpr, HAS_DROPOUT: tl.constexpr, STORE_H: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_N)
+    in_row = cols < n_cols
+    h = tl.load(X + row * stride_x_row + cols, mask=in_row, other=0.0).to(tl.float32)
+    if HAS_DROPOUT:
+        h = _dropout(h, seed, row * n_cols + cols, dropout_p, dropout_scale)
+    if HAS_RESIDUAL:
+        h += tl.load(RESIDUAL + row * stride_res_row + cols, mask=in_row, other=0.0).to(tl.float32)
+    h = h.to(X.dtype.element_ty)
+    if STORE_H:
+        tl.store(H_OUT + row * stride_h_row + cols, h, mask=in_row)
+    h = h.to(tl.float32)
+    mean = tl.sum(h, axis=0) / n_cols
+    centered = tl.where(in_row, h - mean, 0.0)
+    var = tl.sum(centered * centered, axis=0) / n_cols
+    rstd = 1.0 / tl.sqrt(var + eps)
+    tl.store(MEAN + row, mean)
+    tl.store(RSTD + row, rstd)
+    w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
+    b = tl.load(BIAS + cols, mask=in_row, other=0.0).to(tl.float32)
+    y = centered * rstd * w + b
+    tl.store(Y + row * stride_y_row + cols, y.to(Y.dtype.element_ty), mask=in_row)
+
+
+@triton.jit
+def layer_norm_residual_bwd_kernel(
+    DY, DH_OUT, H, WEIGHT, MEAN, RSTD, DH, DX, DW_PARTIAL, DB_PARTIAL,
+    stride_dy_row, stride_dh_out_row, stride_h_row, stride_dh_row, stride_dx_row,
+    n_rows, n_cols, rows_per_program, dropout_p, dropout_scale, seed,
+    HAS_DH_OUT: tl.constexpr, HAS_DROPOUT: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    cols = tl.arange(0, BLOCK_N)
+    in_row = cols < n_cols
+    w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
+    dw_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    db_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    # int64 bounds make the loop variable int64, so row offsets cannot overflow.
+    row_start = pid.to(tl.int64) * rows_per_program
+    row_end = tl.minimum(row_start + rows_per_program, n_rows)
+    for row in range(row_start, row_end):
+        h = tl.load(H + row * stride_h_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        mean = tl.load(MEAN + row)
+        rstd = tl.load(RSTD + row)
+        xhat = tl.where(in_row, (h - mean) * rstd, 0.0)
+        wdy = w * dy
+        c1 = tl.sum(xhat * wdy, axis=0) / n_cols
+        c2 = tl.sum(wdy, axis=0) / n_cols
+        dh = (wdy - (xhat * c1 + c2)) * rstd
+        if HAS_DH_OUT:
+            dh += tl.load(DH_OUT + row * stride_dh_out_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        tl.store(DH + row * stride_dh_row + cols, dh.to(DH.dtype.element_ty), mask=in_row)
+        if HAS_DROPOUT:
+            dx = _dropout(dh, seed, row * n_cols + cols, dropout_p, dropout_scale)
+            tl.store(DX + row * stride_dx_row + cols, dx.to(DX.dtype.element_ty), mask=in_row)
+        dw_acc += dy * xhat
+        db_acc += dy
+    tl.store(DW_PARTIAL + pid * n_cols + cols, dw_acc, mask=in_row)
+    tl.store(DB_PARTIAL + pid * n_cols + cols, db_acc, mask=in_row)
