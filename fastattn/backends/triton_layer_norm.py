@@ -2,6 +2,7 @@
 
 import torch
 
+from .. import _alloc
 from .._rng import dropout_scale
 from ..kernels.layer_norm_residual import layer_norm_residual_bwd_kernel, layer_norm_residual_fwd_kernel
 from ..kernels.row_settings import row_block_settings
@@ -11,10 +12,10 @@ from ._device import backward_program_count
 def layer_norm_residual_fwd(x, residual, weight, bias, eps, dropout_p, seed, store_h):
     n_rows, n_cols = x.shape
     block, num_warps = row_block_settings(n_cols)
-    y = torch.empty_like(x)
-    h = torch.empty_like(x) if store_h else x.new_empty(0)
-    mean = torch.empty(n_rows, device=x.device, dtype=torch.float32)
-    rstd = torch.empty_like(mean)
+    y = _alloc.empty_like(x)
+    h = _alloc.empty_like(x) if store_h else x.new_empty(0)
+    mean = _alloc.empty((n_rows,), x, torch.float32)
+    rstd = _alloc.empty_like(mean)
     if n_rows == 0:
         return y, h, mean, rstd
     res = residual if residual is not None else x
@@ -32,13 +33,13 @@ def layer_norm_residual_fwd(x, residual, weight, bias, eps, dropout_p, seed, sto
 def layer_norm_residual_bwd(dy, dh_out, h, weight, mean, rstd, dropout_p, seed):
     n_rows, n_cols = h.shape
     block, num_warps = row_block_settings(n_cols)
-    dh = torch.empty_like(h)
-    dx = torch.empty_like(h) if seed is not None else h.new_empty(0)
+    dh = _alloc.empty_like(h)
+    dx = _alloc.empty_like(h) if seed is not None else h.new_empty(0)
     if n_rows == 0:
         return dh, dx, torch.zeros_like(weight), torch.zeros_like(weight)
     programs = backward_program_count(h.device, n_rows, num_warps)
-    dw_partial = torch.empty(programs, n_cols, device=h.device, dtype=torch.float32)
-    db_partial = torch.empty_like(dw_partial)
+    dw_partial = _alloc.empty((programs, n_cols), h, torch.float32)
+    db_partial = _alloc.empty_like(dw_partial)
     dh_out_arg = dh_out if dh_out is not None else dy
     dx_arg = dx if seed is not None else dh
     layer_norm_residual_bwd_kernel[(programs,)](

@@ -18,8 +18,9 @@ from .._rng import draw_dropout_seed
 
 OP = "layer_norm_residual"
 
-# Widest hidden size each fused backend takes; wider rows go to "torch" under automatic choice.
-MAX_HIDDEN = {"triton": 65536, "cuda": 32768}
+# Widest hidden size each fused backend takes (triton: kernels.row_settings.MAX_ROW_BLOCK); wider
+# rows go to "torch" under the automatic choice.
+MAX_HIDDEN = {"triton": 16384, "cuda": 32768}
 
 
 def _backend_module(name):

@@ -1,0 +1,1 @@
+"""fastattn benchmark suites (pytest-benchmark) and the timing/report machinery they share."""

@@ -1,0 +1,72 @@
+"""What every op suite does per case: pick the implementation (a fastattn backend or a baseline),
+skip it with a visible reason when it cannot run, and time it with timing.py and pytest-benchmark.
+"""
+
+import functools
+
+import pytest
+import torch
+
+import fastattn
+from benchmarks.records import COMPILED, EAGER
+from benchmarks.timing import time_fn
+
+IMPLS = (EAGER, COMPILED, "torch", "triton", "cuda")  # baselines first: a reader sees them first
+PEDANTIC_ROUNDS = {"cuda": 10, "cpu": 3}
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def skip_unless_backend_runs(name, device):
+    status = fastattn.available_backends()[name]
+    if not status["available"]:
+        pytest.skip(f"backend {name!r} unavailable: {status['detail']}")
+    if name == "triton" and device.type == "cpu":
+        pytest.skip("backend 'triton' on CPU is the Triton interpreter: a correctness tool, "
+                    "timing it says nothing")
+
+
+def implementation(impl, eager_fn, fastattn_fn, device):
+    """The callable for `impl`: the eager composition, its torch.compile, or fastattn on a backend."""
+    if impl == EAGER:
+        return eager_fn
+    if impl == COMPILED:
+        # A fresh dynamo cache per case: one function compiled for many shapes would hit the
+        # recompile limit (then silently run eager) or turn dynamic-shape and slower.
+        torch._dynamo.reset()
+        return torch.compile(eager_fn, dynamic=False)
+    skip_unless_backend_runs(impl, device)
+    return functools.partial(fastattn_fn, backend=impl)
+
+
+def time_case(benchmark, impl, device, fn, setup=None):
+    """Time `fn(*setup())` (setup untimed); returns timing.py's Timing, also runs pytest-benchmark.
+
+    timing.py's numbers (device events, L2 flushed) are the ones reported; pytest-benchmark's
+    wall-clock rounds (with a synchronize, so they cover the device work) are kept so that
+    `pytest --benchmark-only` and its comparison tools work as usual.
+    """
+    try:
+        timing = time_fn(fn, device, setup=setup)
+    except Exception as exc:
+        if impl != COMPILED:
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        pytest.skip(f"torch.compile of the eager composition failed on {device.type}: "
+                    f"{type(exc).__name__}: {first_line}")
+
+    def synced_fn(*args):
+        fn(*args)
+        _synchronize(device)
+
+    def synced_setup():
+        args = setup()
+        _synchronize(device)
+        return args, {}
+
+    benchmark.pedantic(synced_fn, setup=synced_setup if setup else None,
+                       rounds=PEDANTIC_ROUNDS.get(device.type, 3), warmup_rounds=1, iterations=1)
+    return timing

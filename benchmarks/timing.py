@@ -1,0 +1,121 @@
+"""The one timer every benchmark suite uses, and the device's measured copy bandwidth.
+
+CUDA: triton.testing.do_bench-style. Warm up, then time each run on its own with CUDA events, with
+L2 flushed before every run (a 256 MB write, untimed) so that no run reads its inputs from the
+previous run's cache. CPU: wall clock around each run, same quantiles, fewer runs.
+
+Written here instead of calling triton.testing.do_bench so that it works without triton or a GPU,
+takes an untimed per-run `setup` (backward benchmarks redo the forward there), and behaves the same
+with every triton version our machines carry.
+"""
+
+import functools
+import time
+from dataclasses import dataclass
+
+import torch
+
+FLUSH_BYTES = 256 * 1024 * 1024  # several times the largest L2 we run on (H100 50 MB, H200 60 MB)
+QUANTILES = (0.2, 0.5, 0.8)
+# GPU-side idle time queued before each start event: while the GPU waits, the host finishes queuing
+# the timed kernels, so host overhead (autograd engine, custom-op dispatch) is not counted as
+# kernel time for small cases. torch.cuda._sleep counts clock cycles; 1e5 is ~50-70 us.
+HOST_HEADROOM_CYCLES = 100_000
+
+
+@dataclass(frozen=True)
+class Timing:
+    p20: float  # milliseconds
+    p50: float
+    p80: float
+    runs: int
+
+
+@functools.lru_cache(maxsize=None)
+def _flush_buffer(device):
+    return torch.empty(FLUSH_BYTES, dtype=torch.int8, device=device)
+
+
+def _quantiles(samples_ms):
+    q = torch.quantile(torch.tensor(samples_ms, dtype=torch.float64),
+                       torch.tensor(QUANTILES, dtype=torch.float64))
+    return Timing(*(float(v) for v in q), runs=len(samples_ms))
+
+
+def _run_count(estimate_ms, budget_ms, min_runs, max_runs):
+    return int(max(min_runs, min(max_runs, budget_ms / max(estimate_ms, 1e-6))))
+
+
+def _time_cuda(fn, setup, device, warmup_ms, budget_ms, min_runs, max_runs):
+    flush = _flush_buffer(device)
+    sleep = getattr(torch.cuda, "_sleep", None)
+
+    def one_run(start, end):
+        args = setup() if setup else ()
+        flush.zero_()
+        if sleep is not None:
+            sleep(HOST_HEADROOM_CYCLES)
+        start.record()
+        fn(*args)
+        end.record()
+
+    def timed(n):
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                  for _ in range(n)]
+        for start, end in events:
+            one_run(start, end)
+        torch.cuda.synchronize(device)
+        return [start.elapsed_time(end) for start, end in events]
+
+    # First call outside any estimate: it may compile (triton JIT, torch.compile, cuBLAS handles).
+    timed(1)
+    estimate = sorted(timed(5))[2]
+    timed(_run_count(estimate, warmup_ms, 1, max_runs))
+    return _quantiles(timed(_run_count(estimate, budget_ms, min_runs, max_runs)))
+
+
+def _time_cpu(fn, setup, warmup_ms, budget_ms, min_runs, max_runs):
+    def timed(n):
+        samples = []
+        for _ in range(n):
+            args = setup() if setup else ()
+            start = time.perf_counter()
+            fn(*args)
+            samples.append((time.perf_counter() - start) * 1e3)
+        return samples
+
+    estimate = sorted(timed(3))[1]
+    timed(_run_count(estimate, warmup_ms, 1, max_runs))
+    return _quantiles(timed(_run_count(estimate, budget_ms, min_runs, max_runs)))
+
+
+def time_fn(fn, device, *, setup=None, warmup_ms=None, budget_ms=None, min_runs=None, max_runs=None):
+    """p20/p50/p80 milliseconds of `fn(*setup())` on `device`; setup runs untimed before each run.
+
+    Runs as many times as fit in `budget_ms`, within [min_runs, max_runs]. The defaults aim at
+    about 100 runs on a GPU and a quick pass on a CPU.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", device.index if device.index is not None
+                              else torch.cuda.current_device())
+        return _time_cuda(fn, setup, device, warmup_ms or 25.0, budget_ms or 200.0,
+                          min_runs or 10, max_runs or 100)
+    return _time_cpu(fn, setup, warmup_ms or 20.0, budget_ms or 150.0, min_runs or 5, max_runs or 30)
+
+
+@functools.lru_cache(maxsize=None)
+def measure_copy_bandwidth(device):
+    """Achievable device-memory copy bandwidth in GB/s (1e9 bytes), measured now on `device`.
+
+    Bytes counted = read + write of a large tensor copy (1 GiB on GPU, far beyond L2; 64 MiB on CPU,
+    beyond most last-level caches). Reporting % of this, not of a datasheet number, keeps the
+    percentages comparable on any GPU, clock or ECC setting.
+    """
+    device = torch.device(device)
+    size = (1 << 30) if device.type == "cuda" else (64 << 20)
+    src = torch.empty(size, dtype=torch.uint8, device=device).fill_(1)
+    dst = torch.empty_like(src)
+    timing = time_fn(lambda: dst.copy_(src), device, budget_ms=300.0, max_runs=30)
+    del src, dst
+    return 2 * size / (timing.p50 * 1e-3) / 1e9

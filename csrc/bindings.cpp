@@ -1,0 +1,206 @@
+// fastattn._C: the torch-facing side of the CUDA kernels, and the only file that includes torch.
+//
+// Each op section checks its arguments (the Python front has already validated them for users;
+// these checks keep direct callers from reaching a kernel with bad pointers), allocates outputs,
+// picks the element type and launches on the current stream of the tensors' device. The kernels
+// themselves live in csrc/*.cu behind raw-pointer launch_* functions.
+
+#include <torch/extension.h>
+
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "layer_norm_residual.h"
+
+// setup.py passes the SM targets it builds for; a build without it says so.
+#ifndef FASTATTN_CUDA_ARCHS
+#define FASTATTN_CUDA_ARCHS "unknown"
+#endif
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+
+fastattn::ElementType element_type(const char* op, const char* name, const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return fastattn::ElementType::kFloat32;
+    case at::kHalf: return fastattn::ElementType::kFloat16;
+    case at::kBFloat16: return fastattn::ElementType::kBFloat16;
+    default:
+      TORCH_CHECK_TYPE(false, "fastattn._C.", op, ": ", name,
+                       " must be float32, float16 or bfloat16, got ", t.scalar_type());
+  }
+  return fastattn::ElementType::kFloat32;  // unreachable
+}
+
+void check_on_device(const char* op, const char* name, const at::Tensor& t, const at::Device& device) {
+  TORCH_CHECK_VALUE(t.is_cuda(), "fastattn._C.", op, ": ", name, " must be a CUDA tensor, got ",
+                    t.device());
+  TORCH_CHECK_VALUE(t.device() == device, "fastattn._C.", op, ": ", name, " is on ", t.device(),
+                    " but the first input is on ", device);
+}
+
+// A [rows, n_cols] matrix with unit column stride, of `like`'s dtype.
+void check_rows(const char* op, const char* name, const at::Tensor& t, const at::Tensor& like) {
+  check_on_device(op, name, t, like.device());
+  TORCH_CHECK_TYPE(t.scalar_type() == like.scalar_type(), "fastattn._C.", op, ": ", name,
+                   " must have dtype ", like.scalar_type(), ", got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.dim() == 2 && t.size(0) == like.size(0) && t.size(1) == like.size(1),
+                    "fastattn._C.", op, ": ", name, " must have shape ", like.sizes(), ", got ",
+                    t.sizes());
+  TORCH_CHECK_VALUE(t.stride(1) == 1, "fastattn._C.", op, ": ", name,
+                    " must have a contiguous last dimension, got strides ", t.strides());
+}
+
+// A contiguous [size] vector of `dtype`.
+void check_vector(const char* op, const char* name, const at::Tensor& t, const at::Device& device,
+                  at::ScalarType dtype, int64_t size) {
+  check_on_device(op, name, t, device);
+  TORCH_CHECK_TYPE(t.scalar_type() == dtype, "fastattn._C.", op, ": ", name, " must have dtype ",
+                   dtype, ", got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.dim() == 1 && t.size(0) == size && t.is_contiguous(), "fastattn._C.", op,
+                    ": ", name, " must be a contiguous vector of ", size, " elements, got shape ",
+                    t.sizes(), " and strides ", t.strides());
+}
+
+void check_launch(cudaError_t err, const char* kernel) {
+  TORCH_CHECK(err == cudaSuccess, "fastattn._C: launching ", kernel, " failed: ",
+              cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
+}
+
+std::string cuda_version_string() {
+  return std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// layer_norm_residual: y = LN(dropout(x) + residual)
+
+void check_layer_norm_input(const char* op, const at::Tensor& x) {
+  TORCH_CHECK_VALUE(x.is_cuda(), "fastattn._C.", op, ": expects CUDA tensors, got ", x.device());
+  element_type(op, "the input", x);
+  TORCH_CHECK_VALUE(x.dim() == 2 && x.stride(1) == 1, "fastattn._C.", op,
+                    ": expects a 2D [rows, hidden] input with a contiguous last dimension, got shape ",
+                    x.sizes(), " and strides ", x.strides());
+  TORCH_CHECK_VALUE(x.size(1) >= 1 && x.size(1) <= fastattn::kLayerNormMaxCols, "fastattn._C.", op,
+                    ": hidden size must be in [1, ", fastattn::kLayerNormMaxCols, "], got ", x.size(1));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_fwd(
+    const at::Tensor& x, const std::optional<at::Tensor>& residual, const at::Tensor& weight,
+    const at::Tensor& bias, double eps, double dropout_p, double dropout_scale,
+    std::optional<int64_t> seed, bool store_h) {
+  const char* op = "layer_norm_residual_fwd";
+  check_layer_norm_input(op, x);
+  const int64_t rows = x.size(0), n_cols = x.size(1);
+  if (residual.has_value()) check_rows(op, "residual", *residual, x);
+  check_vector(op, "weight", weight, x.device(), x.scalar_type(), n_cols);
+  check_vector(op, "bias", bias, x.device(), x.scalar_type(), n_cols);
+
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor y = at::empty({rows, n_cols}, x.options());
+  at::Tensor h = store_h ? at::empty({rows, n_cols}, x.options()) : at::empty({0}, x.options());
+  at::Tensor mean = at::empty({rows}, x.options().dtype(at::kFloat));
+  at::Tensor rstd = at::empty({rows}, x.options().dtype(at::kFloat));
+
+  fastattn::LayerNormResidualFwdParams p{};
+  p.x = x.data_ptr();
+  p.residual = residual.has_value() ? residual->data_ptr() : nullptr;
+  p.weight = weight.data_ptr();
+  p.bias = bias.data_ptr();
+  p.y = y.data_ptr();
+  p.h = store_h ? h.data_ptr() : nullptr;
+  p.mean = mean.data_ptr<float>();
+  p.rstd = rstd.data_ptr<float>();
+  p.rows = rows;
+  p.n_cols = static_cast<int>(n_cols);
+  p.stride_x = x.stride(0);
+  p.stride_residual = residual.has_value() ? residual->stride(0) : 0;
+  p.stride_y = y.stride(0);
+  p.stride_h = store_h ? h.stride(0) : 0;
+  p.eps = static_cast<float>(eps);
+  p.has_dropout = seed.has_value();
+  p.dropout_p = static_cast<float>(dropout_p);
+  p.dropout_scale = static_cast<float>(dropout_scale);
+  p.seed = static_cast<uint64_t>(seed.value_or(0));
+  check_launch(fastattn::launch_layer_norm_residual_fwd(p, element_type(op, "x", x),
+                                                        c10::cuda::getCurrentCUDAStream().stream()),
+               "layer_norm_residual_fwd_kernel");
+  return {y, h, mean, rstd};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_bwd(
+    const at::Tensor& dy, const std::optional<at::Tensor>& dh_out, const at::Tensor& h,
+    const at::Tensor& weight, const at::Tensor& mean, const at::Tensor& rstd, double dropout_p,
+    double dropout_scale, std::optional<int64_t> seed) {
+  const char* op = "layer_norm_residual_bwd";
+  check_layer_norm_input(op, h);
+  const int64_t rows = h.size(0), n_cols = h.size(1);
+  check_rows(op, "dy", dy, h);
+  if (dh_out.has_value()) check_rows(op, "dh_out", *dh_out, h);
+  check_vector(op, "weight", weight, h.device(), h.scalar_type(), n_cols);
+  check_vector(op, "mean", mean, h.device(), at::kFloat, rows);
+  check_vector(op, "rstd", rstd, h.device(), at::kFloat, rows);
+
+  const c10::cuda::CUDAGuard guard(h.device());
+  at::Tensor dh = at::empty({rows, n_cols}, h.options());
+  at::Tensor dx = seed.has_value() ? at::empty({rows, n_cols}, h.options()) : at::empty({0}, h.options());
+  if (rows == 0) return {dh, dx, at::zeros_like(weight), at::zeros_like(weight)};
+  const int chunks = fastattn::layer_norm_residual_bwd_chunks(rows, static_cast<int>(n_cols));
+  at::Tensor dweight_partial = at::empty({chunks, n_cols}, h.options().dtype(at::kFloat));
+  at::Tensor dbias_partial = at::empty({chunks, n_cols}, h.options().dtype(at::kFloat));
+
+  fastattn::LayerNormResidualBwdParams p{};
+  p.dy = dy.data_ptr();
+  p.dh_out = dh_out.has_value() ? dh_out->data_ptr() : nullptr;
+  p.h = h.data_ptr();
+  p.weight = weight.data_ptr();
+  p.mean = mean.data_ptr<float>();
+  p.rstd = rstd.data_ptr<float>();
+  p.dh = dh.data_ptr();
+  p.dx = seed.has_value() ? dx.data_ptr() : nullptr;
+  p.dweight_partial = dweight_partial.data_ptr<float>();
+  p.dbias_partial = dbias_partial.data_ptr<float>();
+  p.chunks = chunks;
+  p.rows = rows;
+  p.n_cols = static_cast<int>(n_cols);
+  p.stride_dy = dy.stride(0);
+  p.stride_dh_out = dh_out.has_value() ? dh_out->stride(0) : 0;
+  p.stride_h = h.stride(0);
+  p.stride_dh = dh.stride(0);
+  p.stride_dx = seed.has_value() ? dx.stride(0) : 0;
+  p.has_dropout = seed.has_value();
+  p.dropout_p = static_cast<float>(dropout_p);
+  p.dropout_scale = static_cast<float>(dropout_scale);
+  p.seed = static_cast<uint64_t>(seed.value_or(0));
+  const char* failed_kernel = nullptr;
+  const cudaError_t err = fastattn::launch_layer_norm_residual_bwd(
+      p, element_type(op, "h", h), c10::cuda::getCurrentCUDAStream().stream(), &failed_kernel);
+  check_launch(err, failed_kernel != nullptr ? failed_kernel : "layer_norm_residual_bwd");
+  return {dh, dx, dweight_partial.sum(0).to(weight.scalar_type()),
+          dbias_partial.sum(0).to(weight.scalar_type())};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "fastattn CUDA C++ kernels";
+  m.attr("cuda_archs") = std::string(FASTATTN_CUDA_ARCHS);
+  m.attr("cuda_version") = cuda_version_string();
+
+  // layer_norm_residual
+  m.def("layer_norm_residual_fwd", &layer_norm_residual_fwd,
+        "(y, h, mean, rstd) with y = LN(h), h = dropout(x) + residual (h empty unless store_h)",
+        py::arg("x"), py::arg("residual"), py::arg("weight"), py::arg("bias"), py::arg("eps"),
+        py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"), py::arg("store_h"));
+  m.def("layer_norm_residual_bwd", &layer_norm_residual_bwd,
+        "(dh, dx, dweight, dbias) of layer_norm_residual_fwd (dx empty unless seed is given)",
+        py::arg("dy"), py::arg("dh_out"), py::arg("h"), py::arg("weight"), py::arg("mean"),
+        py::arg("rstd"), py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"));
+}
