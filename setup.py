@@ -93,7 +93,7 @@ def cuda_extension():
         sources=sources,
         include_dirs=[os.path.join(HERE, "csrc")],
         extra_compile_args={
-            "cxx": ["-O3", "-std=c++17", archs_define],
+            "cxx": ["-O3", archs_define],
             "nvcc": ["-O3", "-std=c++17", "-lineinfo", archs_define]
             + gencode_flags(archs),
         },

@@ -94,5 +94,13 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_sep("-", "fastattn benchmark results")
     if state["device_info"]["type"] == "cpu":
         terminalreporter.write_line(f"CPU run: {device_info_module.CPU_NOTE}")
+    # Targets in the log too: `make gpu` logs are often all a reader of a GPU run gets.
+    for r in state["results"].records:
+        if r["target_met"] is not None:
+            speedup = r["speedup_vs_eager"]
+            terminalreporter.write_line(
+                f"target {'met    ' if r['target_met'] else 'NOT met'} {r['op']} {r['direction']} "
+                f"{r['impl']} {r['dtype']} {'x'.join(map(str, r['shape']))}: {r['gb_s']:.0f} GB/s, "
+                f"{'-' if speedup is None else f'{speedup:.2f}x'} eager (wants {r['targets']})")
     for path in state["written"]:
         terminalreporter.write_line(f"wrote {path}")

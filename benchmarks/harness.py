@@ -12,7 +12,7 @@ from benchmarks.records import COMPILED, EAGER
 from benchmarks.timing import time_fn
 
 IMPLS = (EAGER, COMPILED, "torch", "triton", "cuda")  # baselines first: a reader sees them first
-PEDANTIC_ROUNDS = {"cuda": 10, "cpu": 3}
+PEDANTIC_ROUNDS = {"cuda": 10, "cpu": 2}
 
 
 def _synchronize(device):
@@ -46,8 +46,8 @@ def time_case(benchmark, impl, device, fn, setup=None):
     """Time `fn(*setup())` (setup untimed); returns timing.py's Timing, also runs pytest-benchmark.
 
     timing.py's numbers (device events, L2 flushed) are the ones reported; pytest-benchmark's
-    wall-clock rounds (with a synchronize, so they cover the device work) are kept so that
-    `pytest --benchmark-only` and its comparison tools work as usual.
+    wall-clock rounds (with a synchronize, so they cover the device work; no warm-up rounds, as
+    time_fn has warmed up) are kept so that `pytest --benchmark-only` and its tools work as usual.
     """
     try:
         timing = time_fn(fn, device, setup=setup)
@@ -68,5 +68,5 @@ def time_case(benchmark, impl, device, fn, setup=None):
         return args, {}
 
     benchmark.pedantic(synced_fn, setup=synced_setup if setup else None,
-                       rounds=PEDANTIC_ROUNDS.get(device.type, 3), warmup_rounds=1, iterations=1)
+                       rounds=PEDANTIC_ROUNDS.get(device.type, 2), iterations=1)
     return timing

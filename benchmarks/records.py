@@ -10,6 +10,10 @@ EAGER, COMPILED = "eager", "torch.compile"
 BASELINES = (EAGER, COMPILED)
 
 
+def dtype_name(dtype):
+    return str(dtype).replace("torch.", "")
+
+
 def make_record(*, op, direction, impl, shape, dtype, bytes_moved, timing, device_info, plot_x,
                 plot_x_name, targets=None, target_note=None):
     """Derived numbers for one timed case: GB/s, % of measured copy bandwidth, floor time.
@@ -27,7 +31,7 @@ def make_record(*, op, direction, impl, shape, dtype, bytes_moved, timing, devic
         "impl": impl,
         "kind": "baseline" if impl in BASELINES else "backend",
         "shape": list(shape),
-        "dtype": str(dtype).replace("torch.", ""),
+        "dtype": dtype_name(dtype),
         "device": device_info["name"],
         "ms_p20": timing.p20,
         "ms_p50": timing.p50,

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 import fastattn
+from benchmarks import device_info as devices
 from benchmarks import harness
-from benchmarks.records import make_record
+from benchmarks.records import dtype_name, make_record
 
 OP = "layer_norm_residual"
 EPS = 1e-5
@@ -34,10 +35,18 @@ TARGET_NOTE = ("from the issue, for H100, fused backends (triton, cuda), bfloat1
                "backward >= 1.3x eager.")
 
 
+def target_note(device_info):
+    if device_info["type"] != "cuda":
+        return None
+    if "H100" in device_info["name"]:
+        return TARGET_NOTE
+    return TARGET_NOTE + f" This is not an H100 ({device_info['name']}): indicative only."
+
+
 def pytest_generate_tests(metafunc):
     if "impl" not in metafunc.fixturenames:
         return
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    device_type = devices.bench_device().type
     mode = "quick" if metafunc.config.getoption("--quick") else "full"
     rows = GPU_ROWS if device_type == "cuda" else CPU_ROWS
     cases, ids = [], []
@@ -46,7 +55,7 @@ def pytest_generate_tests(metafunc):
             for hidden in HIDDEN[mode]:
                 for impl in harness.IMPLS:
                     cases.append((direction, dtype, rows, hidden, impl))
-                    ids.append(f"{direction}-{str(dtype)[6:]}-{rows}x{hidden}-{impl}")
+                    ids.append(f"{direction}-{dtype_name(dtype)}-{rows}x{hidden}-{impl}")
     metafunc.parametrize("direction,dtype,rows,hidden,impl", cases, ids=ids)
 
 
@@ -90,10 +99,10 @@ def make_inputs(rows, hidden, dtype, device, requires_grad):
 
 def test_layer_norm_residual(benchmark, bench_device, bench_device_info, bench_results,
                              direction, dtype, rows, hidden, impl):
-    device = bench_device
+    device, info = bench_device, bench_device_info
     fn = harness.implementation(impl, eager_layer_norm_residual, fastattn_layer_norm_residual, device)
     inputs = make_inputs(rows, hidden, dtype, device, requires_grad=direction == "bwd")
-    benchmark.group = f"{OP} {direction} {str(dtype)[6:]} {rows}x{hidden}"
+    benchmark.group = f"{OP} {direction} {dtype_name(dtype)} {rows}x{hidden}"
     if direction == "fwd":
         timing = harness.time_case(benchmark, impl, device, lambda: fn(*inputs))
     else:
@@ -103,10 +112,8 @@ def test_layer_norm_residual(benchmark, bench_device, bench_device_info, bench_r
         timing = harness.time_case(benchmark, impl, device,
                                    lambda y: torch.autograd.grad(y, inputs, dy),
                                    setup=lambda: (fn(*inputs),))
-    device_info = bench_device_info
     bench_results.add(benchmark, make_record(
         op=OP, direction=direction, impl=impl, shape=(rows, hidden), dtype=dtype,
         bytes_moved=minimal_bytes(direction, rows, hidden, dtype), timing=timing,
-        device_info=device_info, plot_x=hidden, plot_x_name="hidden size",
-        targets=targets(device_info, impl, direction, dtype, rows, hidden),
-        target_note=TARGET_NOTE if device_info["type"] == "cuda" else None))
+        device_info=info, plot_x=hidden, plot_x_name="hidden size",
+        targets=targets(info, impl, direction, dtype, rows, hidden), target_note=target_note(info)))

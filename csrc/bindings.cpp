@@ -1,9 +1,9 @@
 // fastattn._C: the torch-facing side of the CUDA kernels, and the only file that includes torch.
 //
-// Each op section checks its arguments (the Python front has already validated them for users;
-// these checks keep direct callers from reaching a kernel with bad pointers), allocates outputs,
-// picks the element type and launches on the current stream of the tensors' device. The kernels
-// themselves live in csrc/*.cu behind raw-pointer launch_* functions.
+// Each op section checks its arguments and the output buffers the Python host side allocated (the
+// front has already validated user input; these checks keep any caller from reaching a kernel with
+// bad pointers), picks the element type and launches on the current stream of the tensors' device.
+// The kernels themselves live in csrc/*.cu behind raw-pointer launch_* functions.
 
 #include <torch/extension.h>
 
@@ -92,30 +92,32 @@ void check_layer_norm_input(const char* op, const at::Tensor& x) {
                     ": hidden size must be in [1, ", fastattn::kLayerNormMaxCols, "], got ", x.size(1));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_fwd(
-    const at::Tensor& x, const std::optional<at::Tensor>& residual, const at::Tensor& weight,
-    const at::Tensor& bias, double eps, double dropout_p, double dropout_scale,
-    std::optional<int64_t> seed, bool store_h) {
+// Outputs come from the Python side (fastattn._alloc, which can poison them for tests); h is None
+// when it is not to be written.
+void layer_norm_residual_fwd(const at::Tensor& x, const std::optional<at::Tensor>& residual,
+                             const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& y,
+                             const std::optional<at::Tensor>& h, const at::Tensor& mean,
+                             const at::Tensor& rstd, double eps, double dropout_p,
+                             double dropout_scale, std::optional<int64_t> seed) {
   const char* op = "layer_norm_residual_fwd";
   check_layer_norm_input(op, x);
   const int64_t rows = x.size(0), n_cols = x.size(1);
   if (residual.has_value()) check_rows(op, "residual", *residual, x);
   check_vector(op, "weight", weight, x.device(), x.scalar_type(), n_cols);
   check_vector(op, "bias", bias, x.device(), x.scalar_type(), n_cols);
+  check_rows(op, "y", y, x);
+  if (h.has_value()) check_rows(op, "h", *h, x);
+  check_vector(op, "mean", mean, x.device(), at::kFloat, rows);
+  check_vector(op, "rstd", rstd, x.device(), at::kFloat, rows);
 
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor y = at::empty({rows, n_cols}, x.options());
-  at::Tensor h = store_h ? at::empty({rows, n_cols}, x.options()) : at::empty({0}, x.options());
-  at::Tensor mean = at::empty({rows}, x.options().dtype(at::kFloat));
-  at::Tensor rstd = at::empty({rows}, x.options().dtype(at::kFloat));
-
   fastattn::LayerNormResidualFwdParams p{};
   p.x = x.data_ptr();
   p.residual = residual.has_value() ? residual->data_ptr() : nullptr;
   p.weight = weight.data_ptr();
   p.bias = bias.data_ptr();
   p.y = y.data_ptr();
-  p.h = store_h ? h.data_ptr() : nullptr;
+  p.h = h.has_value() ? h->data_ptr() : nullptr;
   p.mean = mean.data_ptr<float>();
   p.rstd = rstd.data_ptr<float>();
   p.rows = rows;
@@ -123,7 +125,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_f
   p.stride_x = x.stride(0);
   p.stride_residual = residual.has_value() ? residual->stride(0) : 0;
   p.stride_y = y.stride(0);
-  p.stride_h = store_h ? h.stride(0) : 0;
+  p.stride_h = h.has_value() ? h->stride(0) : 0;
   p.eps = static_cast<float>(eps);
   p.has_dropout = seed.has_value();
   p.dropout_p = static_cast<float>(dropout_p);
@@ -132,13 +134,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_f
   check_launch(fastattn::launch_layer_norm_residual_fwd(p, element_type(op, "x", x),
                                                         c10::cuda::getCurrentCUDAStream().stream()),
                "layer_norm_residual_fwd_kernel");
-  return {y, h, mean, rstd};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_bwd(
+// Writes dh and (under dropout, seed given) dx into the given buffers; returns (dweight, dbias)
+// in weight's dtype, summed from float32 per-chunk partials.
+std::tuple<at::Tensor, at::Tensor> layer_norm_residual_bwd(
     const at::Tensor& dy, const std::optional<at::Tensor>& dh_out, const at::Tensor& h,
-    const at::Tensor& weight, const at::Tensor& mean, const at::Tensor& rstd, double dropout_p,
-    double dropout_scale, std::optional<int64_t> seed) {
+    const at::Tensor& weight, const at::Tensor& mean, const at::Tensor& rstd, const at::Tensor& dh,
+    const std::optional<at::Tensor>& dx, double dropout_p, double dropout_scale,
+    std::optional<int64_t> seed) {
   const char* op = "layer_norm_residual_bwd";
   check_layer_norm_input(op, h);
   const int64_t rows = h.size(0), n_cols = h.size(1);
@@ -147,12 +151,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_b
   check_vector(op, "weight", weight, h.device(), h.scalar_type(), n_cols);
   check_vector(op, "mean", mean, h.device(), at::kFloat, rows);
   check_vector(op, "rstd", rstd, h.device(), at::kFloat, rows);
+  check_rows(op, "dh", dh, h);
+  TORCH_CHECK_VALUE(dx.has_value() == seed.has_value(), "fastattn._C.", op,
+                    ": dx must be given exactly when seed is (dropout)");
+  if (dx.has_value()) check_rows(op, "dx", *dx, h);
 
   const c10::cuda::CUDAGuard guard(h.device());
-  at::Tensor dh = at::empty({rows, n_cols}, h.options());
-  at::Tensor dx = seed.has_value() ? at::empty({rows, n_cols}, h.options()) : at::empty({0}, h.options());
-  if (rows == 0) return {dh, dx, at::zeros_like(weight), at::zeros_like(weight)};
+  if (rows == 0) return {at::zeros_like(weight), at::zeros_like(weight)};
   const int chunks = fastattn::layer_norm_residual_bwd_chunks(rows, static_cast<int>(n_cols));
+  // Every element is written by the kernel, so no zero fill.
   at::Tensor dweight_partial = at::empty({chunks, n_cols}, h.options().dtype(at::kFloat));
   at::Tensor dbias_partial = at::empty({chunks, n_cols}, h.options().dtype(at::kFloat));
 
@@ -164,7 +171,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_b
   p.mean = mean.data_ptr<float>();
   p.rstd = rstd.data_ptr<float>();
   p.dh = dh.data_ptr();
-  p.dx = seed.has_value() ? dx.data_ptr() : nullptr;
+  p.dx = dx.has_value() ? dx->data_ptr() : nullptr;
   p.dweight_partial = dweight_partial.data_ptr<float>();
   p.dbias_partial = dbias_partial.data_ptr<float>();
   p.chunks = chunks;
@@ -174,7 +181,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_b
   p.stride_dh_out = dh_out.has_value() ? dh_out->stride(0) : 0;
   p.stride_h = h.stride(0);
   p.stride_dh = dh.stride(0);
-  p.stride_dx = seed.has_value() ? dx.stride(0) : 0;
+  p.stride_dx = dx.has_value() ? dx->stride(0) : 0;
   p.has_dropout = seed.has_value();
   p.dropout_p = static_cast<float>(dropout_p);
   p.dropout_scale = static_cast<float>(dropout_scale);
@@ -183,7 +190,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> layer_norm_residual_b
   const cudaError_t err = fastattn::launch_layer_norm_residual_bwd(
       p, element_type(op, "h", h), c10::cuda::getCurrentCUDAStream().stream(), &failed_kernel);
   check_launch(err, failed_kernel != nullptr ? failed_kernel : "layer_norm_residual_bwd");
-  return {dh, dx, dweight_partial.sum(0).to(weight.scalar_type()),
+  return {dweight_partial.sum(0).to(weight.scalar_type()),
           dbias_partial.sum(0).to(weight.scalar_type())};
 }
 
@@ -196,11 +203,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 
   // layer_norm_residual
   m.def("layer_norm_residual_fwd", &layer_norm_residual_fwd,
-        "(y, h, mean, rstd) with y = LN(h), h = dropout(x) + residual (h empty unless store_h)",
-        py::arg("x"), py::arg("residual"), py::arg("weight"), py::arg("bias"), py::arg("eps"),
-        py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"), py::arg("store_h"));
+        "writes y = LN(h), h = dropout(x) + residual (when h is given), mean and rstd",
+        py::arg("x"), py::arg("residual"), py::arg("weight"), py::arg("bias"), py::arg("y"),
+        py::arg("h"), py::arg("mean"), py::arg("rstd"), py::arg("eps"), py::arg("dropout_p"),
+        py::arg("dropout_scale"), py::arg("seed"));
   m.def("layer_norm_residual_bwd", &layer_norm_residual_bwd,
-        "(dh, dx, dweight, dbias) of layer_norm_residual_fwd (dx empty unless seed is given)",
+        "writes dh (and dx under dropout) of layer_norm_residual_fwd; returns (dweight, dbias)",
         py::arg("dy"), py::arg("dh_out"), py::arg("h"), py::arg("weight"), py::arg("mean"),
-        py::arg("rstd"), py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"));
+        py::arg("rstd"), py::arg("dh"), py::arg("dx"), py::arg("dropout_p"),
+        py::arg("dropout_scale"), py::arg("seed"));
 }

@@ -5,7 +5,9 @@ is rounded to the input dtype before its statistics are taken (as eager `x + r` 
 written out when the caller needs it (pre-LN blocks, or the backward).
 
 Backward: each program walks a contiguous range of rows, writes dh (and dx under dropout), and
-keeps float32 partial sums of dweight and dbias in registers; the host sums the partials.
+keeps float32 partial sums of dweight and dbias in registers; the host sums the partials. Rows wider
+than the backward's register budget (kernels.row_settings) take two kernels instead: per-row sums,
+then a grid over (row group, column chunk).
 
 Dropout: keep element (row, col) iff tl.rand(seed, row * n_cols + col) >= p, the same stream the
 CUDA backend and fastattn.reference.dropout_keep_mask generate, so the backward (and other
@@ -55,12 +57,41 @@ def layer_norm_residual_fwd_kernel(
 
 
 @triton.jit
+def _input_grad_row(DY, DH_OUT, H, MEAN, RSTD, w, row, cols, in_row, c1, c2,
+                    stride_dy_row, stride_dh_out_row, stride_h_row, n_cols, HAS_DH_OUT: tl.constexpr):
+    """(dh, dy, xhat) of one row (or one column chunk of it), given the row sums
+    c1 = mean(xhat * w * dy) and c2 = mean(w * dy); None for c1 computes them from this block."""
+    h = tl.load(H + row * stride_h_row + cols, mask=in_row, other=0.0).to(tl.float32)
+    dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
+    rstd = tl.load(RSTD + row)
+    xhat = tl.where(in_row, (h - tl.load(MEAN + row)) * rstd, 0.0)
+    wdy = w * dy
+    if c1 is None:
+        c1 = tl.sum(xhat * wdy, axis=0) / n_cols
+        c2 = tl.sum(wdy, axis=0) / n_cols
+    dh = (wdy - (xhat * c1 + c2)) * rstd
+    if HAS_DH_OUT:
+        dh += tl.load(DH_OUT + row * stride_dh_out_row + cols, mask=in_row, other=0.0).to(tl.float32)
+    return dh, dy, xhat
+
+
+@triton.jit
+def _store_input_grads(DH, DX, dh, row, cols, in_row, n_cols, stride_dh_row, stride_dx_row,
+                       dropout_p, dropout_scale, seed, HAS_DROPOUT: tl.constexpr):
+    tl.store(DH + row * stride_dh_row + cols, dh.to(DH.dtype.element_ty), mask=in_row)
+    if HAS_DROPOUT:
+        dx = _dropout(dh, seed, row * n_cols + cols, dropout_p, dropout_scale)
+        tl.store(DX + row * stride_dx_row + cols, dx.to(DX.dtype.element_ty), mask=in_row)
+
+
+@triton.jit
 def layer_norm_residual_bwd_kernel(
     DY, DH_OUT, H, WEIGHT, MEAN, RSTD, DH, DX, DW_PARTIAL, DB_PARTIAL,
     stride_dy_row, stride_dh_out_row, stride_h_row, stride_dh_row, stride_dx_row,
     n_rows, n_cols, rows_per_program, dropout_p, dropout_scale, seed,
     HAS_DH_OUT: tl.constexpr, HAS_DROPOUT: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    """Rows that fit in registers: each program walks its rows once (reads h and dy, writes dh)."""
     pid = tl.program_id(0)
     cols = tl.arange(0, BLOCK_N)
     in_row = cols < n_cols
@@ -71,22 +102,67 @@ def layer_norm_residual_bwd_kernel(
     row_start = pid.to(tl.int64) * rows_per_program
     row_end = tl.minimum(row_start + rows_per_program, n_rows)
     for row in range(row_start, row_end):
-        h = tl.load(H + row * stride_h_row + cols, mask=in_row, other=0.0).to(tl.float32)
-        dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
-        mean = tl.load(MEAN + row)
-        rstd = tl.load(RSTD + row)
-        xhat = tl.where(in_row, (h - mean) * rstd, 0.0)
-        wdy = w * dy
-        c1 = tl.sum(xhat * wdy, axis=0) / n_cols
-        c2 = tl.sum(wdy, axis=0) / n_cols
-        dh = (wdy - (xhat * c1 + c2)) * rstd
-        if HAS_DH_OUT:
-            dh += tl.load(DH_OUT + row * stride_dh_out_row + cols, mask=in_row, other=0.0).to(tl.float32)
-        tl.store(DH + row * stride_dh_row + cols, dh.to(DH.dtype.element_ty), mask=in_row)
-        if HAS_DROPOUT:
-            dx = _dropout(dh, seed, row * n_cols + cols, dropout_p, dropout_scale)
-            tl.store(DX + row * stride_dx_row + cols, dx.to(DX.dtype.element_ty), mask=in_row)
+        dh, dy, xhat = _input_grad_row(DY, DH_OUT, H, MEAN, RSTD, w, row, cols, in_row, None, None,
+                                       stride_dy_row, stride_dh_out_row, stride_h_row, n_cols,
+                                       HAS_DH_OUT)
+        _store_input_grads(DH, DX, dh, row, cols, in_row, n_cols, stride_dh_row, stride_dx_row,
+                           dropout_p, dropout_scale, seed, HAS_DROPOUT)
         dw_acc += dy * xhat
         db_acc += dy
     tl.store(DW_PARTIAL + pid * n_cols + cols, dw_acc, mask=in_row)
     tl.store(DB_PARTIAL + pid * n_cols + cols, db_acc, mask=in_row)
+
+
+@triton.jit
+def layer_norm_residual_bwd_row_sums_kernel(
+    DY, H, WEIGHT, MEAN, RSTD, ROW_SUMS, stride_dy_row, stride_h_row, n_cols,
+    BLOCK_C: tl.constexpr,
+):
+    """Rows too wide for registers, step 1: per row, mean(xhat * w * dy) and mean(w * dy)."""
+    row = tl.program_id(0).to(tl.int64)
+    mean = tl.load(MEAN + row)
+    rstd = tl.load(RSTD + row)
+    sum_xhat_wdy = tl.zeros([BLOCK_C], dtype=tl.float32)
+    sum_wdy = tl.zeros([BLOCK_C], dtype=tl.float32)
+    for start in range(0, n_cols, BLOCK_C):
+        cols = start + tl.arange(0, BLOCK_C)
+        in_row = cols < n_cols
+        h = tl.load(H + row * stride_h_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
+        wdy = w * dy
+        sum_xhat_wdy += tl.where(in_row, (h - mean) * rstd, 0.0) * wdy
+        sum_wdy += wdy
+    tl.store(ROW_SUMS + 2 * row, tl.sum(sum_xhat_wdy, axis=0) / n_cols)
+    tl.store(ROW_SUMS + 2 * row + 1, tl.sum(sum_wdy, axis=0) / n_cols)
+
+
+@triton.jit
+def layer_norm_residual_bwd_tiled_kernel(
+    DY, DH_OUT, H, WEIGHT, MEAN, RSTD, ROW_SUMS, DH, DX, DW_PARTIAL, DB_PARTIAL,
+    stride_dy_row, stride_dh_out_row, stride_h_row, stride_dh_row, stride_dx_row,
+    n_rows, n_cols, rows_per_program, dropout_p, dropout_scale, seed,
+    HAS_DH_OUT: tl.constexpr, HAS_DROPOUT: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """Rows too wide for registers, step 2: program (i, j) walks row group i in column chunk j.
+    Costs a second read of h and dy, but keeps only one chunk of each row in registers."""
+    pid_rows = tl.program_id(0)
+    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    in_row = cols < n_cols
+    w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
+    dw_acc = tl.zeros([BLOCK_C], dtype=tl.float32)
+    db_acc = tl.zeros([BLOCK_C], dtype=tl.float32)
+    row_start = pid_rows.to(tl.int64) * rows_per_program
+    row_end = tl.minimum(row_start + rows_per_program, n_rows)
+    for row in range(row_start, row_end):
+        c1 = tl.load(ROW_SUMS + 2 * row)
+        c2 = tl.load(ROW_SUMS + 2 * row + 1)
+        dh, dy, xhat = _input_grad_row(DY, DH_OUT, H, MEAN, RSTD, w, row, cols, in_row, c1, c2,
+                                       stride_dy_row, stride_dh_out_row, stride_h_row, n_cols,
+                                       HAS_DH_OUT)
+        _store_input_grads(DH, DX, dh, row, cols, in_row, n_cols, stride_dh_row, stride_dx_row,
+                           dropout_p, dropout_scale, seed, HAS_DROPOUT)
+        dw_acc += dy * xhat
+        db_acc += dy
+    tl.store(DW_PARTIAL + pid_rows * n_cols + cols, dw_acc, mask=in_row)
+    tl.store(DB_PARTIAL + pid_rows * n_cols + cols, db_acc, mask=in_row)

@@ -24,3 +24,18 @@ def row_block_settings(n_cols):
     else:
         num_warps = 16
     return block, num_warps
+
+
+# The backward keeps two more row-long float32 accumulators (dweight, dbias) live across its row
+# loop: at 8192 it spilled on sm_80/sm_90 at every warp count tried (8, 16, 32), and at 4096 with
+# 16 warps under triton 3.6 (fp32: 128 registers + 8 B stack; 8 warps: 184-212, no stack). Wider rows go
+# to the tiled backward, which holds one WIDE_ROW_CHUNK-wide chunk of a row at a time.
+MAX_BACKWARD_ROW_BLOCK = 4096
+WIDE_ROW_CHUNK = 1024
+WIDE_ROW_CHUNK_WARPS = 4
+
+
+def backward_row_block_settings(n_cols):
+    """(BLOCK_N, num_warps) for the single-pass backward, or None when the row is too wide for it."""
+    settings = row_block_settings(n_cols)
+    return settings if settings[0] <= MAX_BACKWARD_ROW_BLOCK else None

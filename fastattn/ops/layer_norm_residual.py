@@ -68,9 +68,13 @@ def _(dy, dh_out, h, weight, mean, rstd, dropout_p, seed, backend):
 def _setup_context(ctx, inputs, output):
     x, residual, weight, _bias, _eps, dropout_p, seed, store_h, backend = inputs
     _y, h, mean, rstd = output
-    # Without a stored h, h is x itself (no residual, no dropout): the front guarantees this.
+    if not store_h and (residual is not None or seed is not None):
+        raise RuntimeError("fastattn::layer_norm_residual_fwd: the backward needs h = dropout(x) + "
+                           "residual, so call it with store_h=True when gradients are required")
+    # Without a stored h, h is x itself (no residual, no dropout).
     ctx.save_for_backward(h if store_h else x, weight, mean, rstd, seed)
-    ctx.dropout_p, ctx.backend, ctx.has_residual = dropout_p, backend, residual is not None
+    ctx.dropout_p, ctx.backend, ctx.store_h = dropout_p, backend, store_h
+    ctx.has_residual = residual is not None
     # Unused outputs (h when the caller did not take it) then give None instead of a zero tensor
     # that the backward would have to read.
     ctx.set_materialize_grads(False)
@@ -80,6 +84,8 @@ def _backward(ctx, dy, dh_out, _dmean, _drstd):
     h, weight, mean, rstd, seed = ctx.saved_tensors
     if dy is None:
         dy = torch.zeros_like(h)
+    if not ctx.store_h:
+        dh_out = None  # the gradient of the empty placeholder output
     dh, dx, dweight, dbias = layer_norm_residual_bwd(dy, dh_out, h, weight, mean, rstd,
                                                      ctx.dropout_p, seed, ctx.backend)
     grad_x = dx if seed is not None else dh

@@ -1,0 +1,76 @@
+"""Facts about this installation, for `python -m fastattn info` and the benchmark reports."""
+
+import platform
+
+import torch
+
+from . import __version__, _extension
+from ._dispatch import available_backends, triton_interpreter_enabled
+
+
+def _triton_version():
+    try:
+        import triton
+    except ImportError:
+        return None
+    return triton.__version__
+
+
+def _transformers_version():
+    try:
+        import transformers
+    except ImportError:
+        return None
+    return transformers.__version__
+
+
+def _devices():
+    if not torch.cuda.is_available():
+        return []
+    devices = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        devices.append({"index": index, "name": props.name, "capability": f"sm_{props.major}{props.minor}",
+                        "memory_gib": round(props.total_memory / 2**30, 1),
+                        "multiprocessors": props.multi_processor_count})
+    return devices
+
+
+def collect_info():
+    return {
+        "fastattn": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "triton": _triton_version(),
+        "transformers": _transformers_version(),
+        "cuda_devices": _devices(),
+        "extension": _extension.build_info(),
+        "triton_interpreter": triton_interpreter_enabled(),
+        "backends": available_backends(),
+    }
+
+
+def format_info(facts):
+    lines = [f"fastattn {facts['fastattn']}  (python {facts['python']})",
+             f"torch {facts['torch']} (CUDA {facts['torch_cuda'] or 'none: CPU build'}), "
+             f"triton {facts['triton'] or 'not installed'}, "
+             f"transformers {facts['transformers'] or 'not installed'}"]
+    if facts["cuda_devices"]:
+        for d in facts["cuda_devices"]:
+            lines.append(f"device cuda:{d['index']}: {d['name']} ({d['capability']}, "
+                         f"{d['memory_gib']} GiB, {d['multiprocessors']} SMs)")
+    else:
+        lines.append("device: no CUDA GPU visible (CPU only)")
+    ext = facts["extension"]
+    if ext["built"]:
+        lines.append(f"extension fastattn._C: built for sm_{ext['cuda_archs'].replace(';', ', sm_')} "
+                     f"with CUDA {ext['cuda_version']}")
+    else:
+        lines.append(f"extension fastattn._C: not available: {ext['detail']}")
+    lines.append(f"Triton interpreter (TRITON_INTERPRET=1): {'on' if facts['triton_interpreter'] else 'off'}")
+    lines.append("backends:")
+    for name, status in facts["backends"].items():
+        mark = "yes" if status["available"] else "no "
+        lines.append(f"  {name:7s} {mark}  {status['detail']}")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Every launch configuration of the Triton kernels compiles for sm_80 and sm_90 without spills.
+
+A configuration is what the launcher can pick: one (BLOCK_N, num_warps) per power-of-two row block
+up to the limit (kernels.row_settings) and the wide-row backward, with every optional feature on,
+since that is the most register-hungry variant, in a 16-bit and the 32-bit dtype."""
+
+import pytest
+from triton_aot import ARCHS, assert_no_spills, compile_kernel
+
+from kernels import layer_norm_residual as lnr
+from kernels.row_settings import (
+    MAX_ROW_BLOCK,
+    WIDE_ROW_CHUNK,
+    WIDE_ROW_CHUNK_WARPS,
+    backward_row_block_settings,
+    row_block_settings,
+)
+
+ROW_BLOCKS = [1 << i for i in range(MAX_ROW_BLOCK.bit_length())]
+DTYPES = ["bf16", "fp32"]
+
+
+def lnr_types(elem):
+    element_ptrs = {"X", "RESIDUAL", "WEIGHT", "BIAS", "Y", "H_OUT", "DY", "DH_OUT", "H", "DH", "DX"}
+    float32_ptrs = {"MEAN", "RSTD", "DW_PARTIAL", "DB_PARTIAL"}
+    types = {name: f"*{elem}" for name in element_ptrs}
+    types.update({name: "*fp32" for name in float32_ptrs})
+    types.update({name: "fp32" for name in ("eps", "dropout_p", "dropout_scale")})
+    types.update({name: "i32" for name in ("n_rows", "n_cols", "rows_per_program")})
+    types["seed"] = "i64"
+    types["ROW_SUMS"] = "*fp32"
+    for fn in (lnr.layer_norm_residual_fwd_kernel, lnr.layer_norm_residual_bwd_kernel,
+               lnr.layer_norm_residual_bwd_tiled_kernel):
+        types.update({name: "i32" for name in fn.arg_names if name.startswith("stride_")})
+    return types
+
+
+FULL_FLAGS = {"HAS_DH_OUT": True, "HAS_DROPOUT": True}
+
+
+def lnr_variants():
+    """(label, kernel, constexprs, num_warps) for every configuration the launcher can choose."""
+    for block in ROW_BLOCKS:
+        block_n, warps = row_block_settings(block)
+        flags = {"HAS_RESIDUAL": True, "HAS_DROPOUT": True, "STORE_H": True, "BLOCK_N": block_n}
+        yield f"fwd-block{block_n}", lnr.layer_norm_residual_fwd_kernel, flags, warps
+        settings = backward_row_block_settings(block)
+        if settings is not None:
+            yield (f"bwd-block{settings[0]}", lnr.layer_norm_residual_bwd_kernel,
+                   dict(FULL_FLAGS, BLOCK_N=settings[0]), settings[1])
+    wide = {"BLOCK_C": WIDE_ROW_CHUNK}
+    yield "bwd-wide-row-sums", lnr.layer_norm_residual_bwd_row_sums_kernel, wide, WIDE_ROW_CHUNK_WARPS
+    yield ("bwd-wide-tiled", lnr.layer_norm_residual_bwd_tiled_kernel, dict(FULL_FLAGS, **wide),
+           WIDE_ROW_CHUNK_WARPS)
+
+
+LNR_VARIANTS = {label: rest for label, *rest in lnr_variants()}
+
+
+def test_row_block_limit_matches_the_front():
+    """fastattn's dispatch limit for triton must be the kernels' limit (checked by source text:
+    importing fastattn needs torch, which this tier does not have)."""
+    import pathlib
+    front = pathlib.Path(__file__).parents[2] / "fastattn" / "ops" / "layer_norm_residual.py"
+    assert f'"triton": {MAX_ROW_BLOCK}' in front.read_text()
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("variant", list(LNR_VARIANTS))
+def test_layer_norm_residual_compiles_without_spills(variant, dtype, arch):
+    fn, constexprs, num_warps = LNR_VARIANTS[variant]
+    compiled = compile_kernel(fn, lnr_types(dtype), constexprs, arch, num_warps)
+    assert_no_spills(compiled, arch, f"layer_norm_residual {variant} {dtype}")

@@ -1,0 +1,63 @@
+"""Ahead-of-time compilation of Triton kernels for a GPU that is not here, and the resource report
+of the cubin (`cuobjdump --dump-resource-usage`, shipped inside the triton package).
+
+Imports only triton and the standard library: this tier also runs in an environment that holds
+nothing but triton (the GPU machines' version), numpy and pytest."""
+
+import os
+import re
+import subprocess
+import tempfile
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+ARCHS = (80, 90)
+
+# Per-SM shared memory a block may use (sm_80: 163 KB, sm_90: 227 KB).
+MAX_SHARED_BYTES = {80: 163 * 1024, 90: 227 * 1024}
+
+
+def signature(fn, types, constexprs):
+    """Triton signature for `fn`: explicit `types` by argument name, "constexpr" for constexprs."""
+    sig = {}
+    for name in fn.arg_names:
+        sig[name] = "constexpr" if name in constexprs else types[name]
+    return sig
+
+
+def compile_kernel(fn, types, constexprs, arch, num_warps):
+    """Compile as a real launch would: 16-byte aligned pointers (Triton specialises on that)."""
+    sig = signature(fn, types, constexprs)
+    aligned = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
+               if sig[name].startswith("*")}
+    source = ASTSource(fn, sig, constexprs, aligned)
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
+
+
+def _cuobjdump():
+    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+
+
+def resource_usage(kernel):
+    """{"REG": n, "STACK": bytes, "LOCAL": bytes, "SHARED": bytes} of the compiled cubin."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(kernel.asm["cubin"])
+        report = subprocess.run([_cuobjdump(), "--dump-resource-usage", path], check=True,
+                                capture_output=True, text=True).stdout
+    fields = dict(re.findall(r"\b(REG|STACK|LOCAL|SHARED):(\d+)", report))
+    if "REG" not in fields:
+        raise AssertionError(f"no resource line in the cuobjdump report:\n{report}")
+    return {key: int(value) for key, value in fields.items()}
+
+
+def assert_no_spills(kernel, arch, label):
+    usage = resource_usage(kernel)
+    assert usage["STACK"] == 0 and usage.get("LOCAL", 0) == 0, (
+        f"{label} on sm_{arch} spills registers: {usage}")
+    shared = kernel.metadata.shared
+    assert shared <= MAX_SHARED_BYTES[arch], f"{label} on sm_{arch} needs {shared} B shared memory"
+    return usage

@@ -1,0 +1,97 @@
+"""Backend choice (DESIGN §3): argument > use_backend() > FASTATTN_BACKEND > automatic, and errors
+that say why a backend cannot run."""
+
+import pytest
+import torch
+
+import fastattn
+from fastattn import _dispatch
+
+
+def small_inputs(hidden=16):
+    x = torch.randn(3, hidden)
+    return x, torch.randn_like(x), torch.ones(hidden), torch.zeros(hidden)
+
+
+def chosen_backend(monkeypatch, **kwargs):
+    """The backend name the op dispatches to, observed at the custom op's boundary."""
+    seen = []
+    real = _dispatch.resolve_backend
+
+    def spy(*args, **kw):
+        seen.append(real(*args, **kw))
+        return seen[-1]
+
+    monkeypatch.setattr("fastattn.ops.layer_norm_residual.resolve_backend", spy)
+    fastattn.layer_norm_residual(*small_inputs(), **kwargs)
+    return seen[-1]
+
+
+def test_cpu_tensors_default_to_torch(monkeypatch):
+    monkeypatch.delenv("FASTATTN_BACKEND", raising=False)
+    assert chosen_backend(monkeypatch) == "torch"
+
+
+def test_env_variable_and_context_and_argument_precedence(monkeypatch):
+    monkeypatch.setenv("FASTATTN_BACKEND", "triton")
+    with pytest.raises(fastattn.BackendUnavailableError, match="FASTATTN_BACKEND"):
+        fastattn.layer_norm_residual(*small_inputs())
+    with fastattn.use_backend("torch"):  # the context beats the environment
+        assert chosen_backend(monkeypatch) == "torch"
+    # the argument beats the environment
+    assert chosen_backend(monkeypatch, backend="torch") == "torch"
+
+
+def test_context_restores_previous_choice(monkeypatch):
+    monkeypatch.delenv("FASTATTN_BACKEND", raising=False)
+    with fastattn.use_backend("cuda"):
+        with fastattn.use_backend(None):
+            assert chosen_backend(monkeypatch) == "torch"
+        with pytest.raises(fastattn.BackendUnavailableError, match="use_backend"):
+            fastattn.layer_norm_residual(*small_inputs())
+    assert chosen_backend(monkeypatch) == "torch"
+
+
+@pytest.mark.parametrize("where", ["argument", "context", "env"])
+def test_unknown_backend_names_the_choices(monkeypatch, where):
+    monkeypatch.delenv("FASTATTN_BACKEND", raising=False)
+    with pytest.raises(ValueError, match="unknown backend 'tritn'.*triton, cuda, torch"):
+        if where == "argument":
+            fastattn.layer_norm_residual(*small_inputs(), backend="tritn")
+        elif where == "context":
+            with fastattn.use_backend("tritn"):
+                pass
+        else:
+            monkeypatch.setenv("FASTATTN_BACKEND", "tritn")
+            fastattn.layer_norm_residual(*small_inputs())
+
+
+@pytest.mark.skipif(_dispatch.triton_interpreter_enabled(), reason="the interpreter runs triton on CPU")
+def test_triton_on_cpu_tensors_says_how_to_run_it():
+    with pytest.raises(fastattn.BackendUnavailableError, match="needs CUDA tensors.*TRITON_INTERPRET=1"):
+        fastattn.layer_norm_residual(*small_inputs(), backend="triton")
+
+
+def test_cuda_backend_on_cpu_tensors_says_why():
+    with pytest.raises(fastattn.BackendUnavailableError, match="backend 'cuda'.*cannot run") as info:
+        fastattn.layer_norm_residual(*small_inputs(), backend="cuda")
+    assert "CUDA tensors" in str(info.value) or "not built" in str(info.value)
+
+
+def test_hidden_size_beyond_a_kernel_limit(monkeypatch):
+    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
+    with pytest.raises(fastattn.BackendUnavailableError, match="hidden size 16385 exceeds its limit of 16384"):
+        fastattn.layer_norm_residual(*small_inputs(16385), backend="triton")
+    # The automatic choice on a GPU skips a backend whose limit the call exceeds.
+    assert _dispatch.resolve_backend("layer_norm_residual", torch.device("cuda"),
+                                     unsupported={"triton": "too wide"}) == "cuda"
+
+
+def test_available_backends_reports_every_backend_with_a_reason():
+    status = fastattn.available_backends()
+    assert set(status) == {"triton", "cuda", "torch"}
+    assert status["torch"]["available"] is True
+    for name, entry in status.items():
+        assert isinstance(entry["available"], bool) and entry["detail"], name
+    if not torch.cuda.is_available():
+        assert status["cuda"]["available"] is False
