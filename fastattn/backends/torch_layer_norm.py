@@ -4,6 +4,8 @@ Dropout here draws its mask from a torch.Generator seeded with the op's seed, so
 regenerates the same mask; the mask differs from the Philox stream of the triton and cuda backends.
 """
 
+import functools
+
 import torch
 
 from .._rng import dropout_scale
@@ -26,18 +28,23 @@ def layer_norm_residual_fwd(x, residual, weight, bias, eps, dropout_p, seed, sto
     return y, h_out, mean.float().reshape(-1), rstd.float().reshape(-1)
 
 
+@functools.lru_cache(maxsize=None)
+def _statistics_dtype(device_type, dtype):
+    """The dtype of the mean/rstd that torch's native LayerNorm keeps for `dtype` on `device_type`
+    (float32 on CUDA; the input dtype on CPU): its backward expects them back in that dtype."""
+    probe = torch.zeros(1, 1, dtype=dtype, device=device_type)
+    return torch.native_layer_norm(probe, [1], None, None, 1e-5)[1].dtype
+
+
 def layer_norm_residual_bwd(dy, dh_out, h, weight, mean, rstd, dropout_p, seed):
-    xhat = (h.float() - mean[:, None]) * rstd[:, None]
-    dy32 = dy.float()
-    wdy = dy32 * weight.float()
-    dh = (wdy - xhat * (wdy * xhat).mean(-1, keepdim=True) - wdy.mean(-1, keepdim=True)) * rstd[:, None]
+    stats_dtype = _statistics_dtype(h.device.type, h.dtype)
+    dh, dweight, dbias = torch.ops.aten.native_layer_norm_backward(
+        dy, h, [h.shape[-1]], mean.to(stats_dtype)[:, None], rstd.to(stats_dtype)[:, None],
+        weight, torch.zeros_like(weight), [True, True, True])
     if dh_out is not None:
-        dh = dh + dh_out.float()
+        dh = dh + dh_out
     if seed is not None:
-        dx = dh * _keep_mask(seed, dropout_p, dh.shape, dh.device) * dropout_scale(dropout_p)
-        dx = dx.to(h.dtype)
+        dx = dh * _keep_mask(seed, dropout_p, dh.shape, dh.device).to(dh.dtype) * dropout_scale(dropout_p)
     else:
         dx = h.new_empty(0)
-    dweight = (dy32 * xhat).sum(0).to(weight.dtype)
-    dbias = dy32.sum(0).to(weight.dtype)
-    return dh.to(h.dtype), dx, dweight, dbias
+    return dh, dx, dweight, dbias

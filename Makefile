@@ -1,0 +1,96 @@
+# fastattn: build, test and benchmark.
+#
+#   make test    set up .venv (torch 2.14.1, triton, transformers, test tools, fastattn built with
+#                its CUDA extension when nvcc is present), then run every test tier
+#   make bench   the same set-up, then the benchmark suite on the device that is here
+#   make gpu     on a GPU machine: build in place with that machine's own torch (installs nothing),
+#                run the gpu tier and a quick benchmark pass; logs and results go to $OUT if set,
+#                else to benchmarks/results/
+#
+# FASTATTN_USE_CURRENT_ENV=1 makes test and bench use the current Python environment as it is
+# (no virtual environment, no installs; the extension is built in place). `make gpu` implies it.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+TRITON_AOT_VENV ?= .venv-triton36
+TORCH_VERSION ?= 2.14.1
+# The GPU machines' triton: the compile tier also runs against it.
+TRITON_AOT_VERSION ?= 3.6.0
+PYTEST_FLAGS ?= -q -ra
+
+ifeq ($(FASTATTN_USE_CURRENT_ENV),1)
+  PY := $(PYTHON)
+  SETUP := build-in-place
+  RUN := env PYTHONPATH=$(CURDIR)
+else
+  PY := $(VENV)/bin/python
+  SETUP := $(VENV)/.installed
+  RUN := env
+endif
+PYTEST := $(RUN) $(PY) -m pytest $(PYTEST_FLAGS)
+RESULTS_DIR := $(if $(OUT),$(OUT),benchmarks/results)
+
+.PHONY: test bench gpu setup build-in-place test-cpu test-interpret test-compile \
+        test-compile-triton36 test-gpu clean
+
+setup: $(SETUP)
+
+# Rebuilt when the build or the CUDA sources change.
+$(VENV)/.installed: setup.py pyproject.toml requirements-dev.txt $(wildcard csrc/*)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q torch==$(TORCH_VERSION) -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-build-isolation --no-deps -e .
+	$(VENV)/bin/python -m fastattn info
+	touch $@
+
+build-in-place:
+	$(PY) setup.py -q build_ext --inplace
+	$(RUN) $(PY) -m fastattn info
+
+test: setup test-cpu test-interpret test-compile test-compile-triton36 test-gpu
+
+test-cpu: setup
+	$(PYTEST) tests/cpu
+
+# The interpreter must be on before any Triton kernel is defined: a process of its own.
+test-interpret: setup
+	TRITON_INTERPRET=1 $(PYTEST) tests/interpret
+
+test-compile: setup
+	$(PYTEST) tests/compile
+
+test-compile-triton36:
+ifeq ($(FASTATTN_USE_CURRENT_ENV),1)
+	@echo "test-compile-triton36: skipped: FASTATTN_USE_CURRENT_ENV=1 installs nothing (it needs triton==$(TRITON_AOT_VERSION) in $(TRITON_AOT_VENV))"
+else
+	test -x $(TRITON_AOT_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_AOT_VENV)
+	$(TRITON_AOT_VENV)/bin/pip install -q triton==$(TRITON_AOT_VERSION) numpy pytest
+	$(TRITON_AOT_VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/compile
+endif
+
+# Skipped, with the reason printed, where there is no GPU.
+test-gpu: setup
+	$(PYTEST) -m gpu tests/gpu
+
+bench: setup
+	$(RUN) $(PY) -m pytest benchmarks --benchmark-only -q -ra --results-dir $(RESULTS_DIR)
+
+# Keeps going after a failing step so one run brings back all the evidence; fails at the end if
+# any step failed.
+gpu:
+	@mkdir -p $(RESULTS_DIR)
+	@status=0; \
+	$(MAKE) --no-print-directory FASTATTN_USE_CURRENT_ENV=1 build-in-place 2>&1 | tee $(RESULTS_DIR)/gpu-build.log; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest $(PYTEST_FLAGS) -m gpu tests/gpu \
+	  --junitxml=$(RESULTS_DIR)/gpu-tests.xml 2>&1 | tee $(RESULTS_DIR)/gpu-tests.log; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest benchmarks --benchmark-only -q -ra --quick \
+	  --results-dir $(RESULTS_DIR) 2>&1 | tee $(RESULTS_DIR)/gpu-bench.log; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	echo "make gpu: logs and results in $(RESULTS_DIR) (status $$status)"; exit $$status
+
+clean:
+	rm -rf build *.egg-info fastattn/_C*.so .pytest_cache .benchmarks
