@@ -35,7 +35,8 @@ def test_triton_and_cuda_draw_the_same_dropout_mask(device):
                                                      return_residual=True, backend=name)
     (y_t, h_t), (y_c, h_c) = results["triton"], results["cuda"]
     assert torch.equal(h_t == residual, h_c == residual), "different dropout masks"
-    assert max_abs_diff(h_t, h_c) <= 1e-6
+    # h may differ by the last bit where one compiler fuses x * scale + residual into an FMA.
+    torch.testing.assert_close(h_t, h_c, rtol=1e-6, atol=1e-6)
     assert max_abs_diff(y_t, y_c) <= 1e-4
 
 
