@@ -104,7 +104,7 @@ def cuda_extension():
 ext_modules, cmdclass = cuda_extension()
 
 setup(
-    packages=["fastattn", "fastattn.ops", "fastattn.backends", "fastattn.kernels"],
+    packages=["fastattn", "fastattn.ops", "fastattn.backends", "fastattn.kernels", "fastattn.nn", "fastattn.hf"],
     package_dir={"fastattn.kernels": "kernels"},
     ext_modules=ext_modules,
     cmdclass=cmdclass,

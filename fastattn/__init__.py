@@ -32,11 +32,14 @@ _ensure_kernels_package()
 from . import reference  # noqa: E402
 from ._dispatch import BackendUnavailableError, available_backends, use_backend  # noqa: E402
 from .ops.layer_norm_residual import layer_norm_residual  # noqa: E402
+from .hf import patch, unpatch  # noqa: E402
 
 __all__ = [
     "BackendUnavailableError",
     "available_backends",
     "layer_norm_residual",
+    "patch",
     "reference",
+    "unpatch",
     "use_backend",
 ]

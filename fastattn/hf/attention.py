@@ -1,0 +1,85 @@
+"""The `fastattn` attention implementation for transformers: an AttentionInterface function and
+its AttentionMaskInterface partner.
+
+The two must be registered together. Without a mask function of its own, transformers builds no
+mask at all for an implementation it does not know, and the kernel would silently attend to
+padding. The mask function describes the common patterns compactly: for plain causal or
+bidirectional attention it returns the 2D key padding mask (bool [B, Sk], True = real token) or
+None, which the attention function hands to fastattn.attention, and which the patched BERT
+encoder uses to pack the batch. Everything else (user-supplied 4D masks, packed sequences given by
+position_ids, sliding windows, static caches) becomes a dense 4D bool mask and runs through
+transformers' SDPA path: slower, still correct.
+"""
+
+import numbers
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers import masking_utils
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+import fastattn
+
+NAME = "fastattn"
+# Set on attention modules by patch(); None means fastattn's automatic choice.
+BACKEND = "_fastattn_backend"
+
+
+def _is_offset(value):
+    # Python ints, or SymInts under torch.compile; a tensor offset (static caches) is not.
+    return isinstance(value, (numbers.Integral, torch.SymInt))
+
+
+def _is_key_padding_pattern(mask_function, q_length, kv_length, q_offset, kv_offset):
+    """True when the mask is exactly 'plain causal or bidirectional, plus key padding', with
+    causal alignment matching fastattn's (bottom-right: the queries are the last q_length keys)."""
+    if not (_is_offset(q_offset) and _is_offset(kv_offset)) or kv_offset != 0:
+        return False
+    if mask_function is masking_utils.bidirectional_mask_function:
+        return True
+    return mask_function is masking_utils.causal_mask_function and q_offset + q_length == kv_length
+
+
+def fastattn_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0,
+                  mask_function=masking_utils.causal_mask_function, attention_mask=None, **kwargs):
+    """AttentionMaskInterface entry: a 2D key padding mask (or None) when that says everything,
+    else the dense 4D bool mask transformers' SDPA path would build."""
+    if _is_key_padding_pattern(mask_function, q_length, kv_length, q_offset, kv_offset):
+        if attention_mask is None:
+            return None
+        missing = kv_length - attention_mask.shape[-1]
+        if missing > 0:  # a mask shorter than the keys leaves the extra keys out, as in transformers
+            attention_mask = F.pad(attention_mask, (0, missing))
+        return attention_mask[:, :kv_length].to(torch.bool)
+    kwargs.update(allow_is_causal_skip=False, allow_is_bidirectional_skip=False)
+    return masking_utils.sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length,
+                                   q_offset=q_offset, kv_offset=kv_offset,
+                                   mask_function=mask_function, attention_mask=attention_mask,
+                                   **kwargs)
+
+
+def fastattn_attention_forward(module, query, key, value, attention_mask, dropout=0.0,
+                               scaling=None, is_causal=None, **kwargs):
+    """AttentionInterface entry: q [B, H, Sq, D], k/v [B, Hkv, Sk, D] -> ([B, Sq, H, D], None).
+
+    Attention weights are never materialised (like transformers' sdpa), so none are returned.
+    """
+    if attention_mask is not None and attention_mask.dim() != 2:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    if attention_mask is not None and attention_mask.dtype != torch.bool:
+        raise TypeError("fastattn attention: a 2D attention mask must be a bool key padding mask "
+                        f"(True = real token), got {attention_mask.dtype}; build masks through "
+                        "transformers' create_*_mask with attn_implementation='fastattn'")
+    causal = getattr(module, "is_causal", False) if is_causal is None else is_causal
+    output = fastattn.attention(query, key, value, causal=bool(causal),
+                                key_padding_mask=attention_mask, scale=scaling,
+                                dropout_p=dropout, backend=getattr(module, BACKEND, None))
+    return output.transpose(1, 2), None
+
+
+def register():
+    """Make attn_implementation='fastattn' known to transformers (idempotent)."""
+    AttentionInterface.register(NAME, fastattn_attention_forward)
+    masking_utils.AttentionMaskInterface.register(NAME, fastattn_mask)

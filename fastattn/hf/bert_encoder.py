@@ -1,0 +1,42 @@
+"""BertEncoder that packs the batch once, runs every layer on the real tokens, unpacks once.
+
+Falls back to transformers' loop (each fastattn BertLayer then packs and unpacks itself, or runs
+transformers' path) when a layer cannot take packed tokens, when there is cross-attention, or when
+hidden states are requested: transformers records them with hooks on each layer's output, which
+must then be the padded [B, S, hidden] tensor.
+"""
+
+from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+from transformers.models.bert.modeling_bert import BertEncoder as HFBertEncoder
+
+from ..nn import adoption
+from ..nn.bert import BertLayer
+from ..nn.packing import PackedBatch
+
+
+class BertEncoder(HFBertEncoder):
+
+    @classmethod
+    def adopt(cls, encoder):
+        return adoption.swap_class(encoder, cls)
+
+    def release(self):
+        return adoption.restore_class(self)
+
+    def _runs_packed(self, attention_mask, args, kwargs):
+        encoder_hidden_states = args[0] if args else kwargs.get("encoder_hidden_states")
+        hidden_states_requested = kwargs.get("output_hidden_states",
+                                             getattr(self.config, "output_hidden_states", False))
+        return (encoder_hidden_states is None and not hidden_states_requested
+                and all(isinstance(layer, BertLayer) and layer.can_pack(attention_mask)
+                        for layer in self.layer))
+
+    def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
+        if not self._runs_packed(attention_mask, args, kwargs):
+            return super().forward(hidden_states, attention_mask, *args, **kwargs)
+        x, packing = PackedBatch.pack(hidden_states, attention_mask)
+        for layer in self.layer:
+            # Positional x: gradient checkpointing (reentrant) passes gradients through positionals.
+            x = layer(x, packing=packing)
+        # An encoder keeps no KV cache, so the output has none either.
+        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=packing.unpack(x))

@@ -1,0 +1,117 @@
+"""fastattn.patch / fastattn.unpatch for Hugging Face BERT and GPT-2 models.
+
+patch() works in place and keeps every parameter where it was: it registers the `fastattn`
+attention implementation (attention function and mask function), switches the model to it, and
+turns the existing blocks into fastattn's subclasses (see fastattn.nn.adoption). So state_dict
+keys, isinstance checks, hooks, output_hidden_states and gradient checkpointing behave as before,
+and a model saved after patching loads in plain transformers, and the reverse.
+"""
+
+from .._dispatch import BACKENDS
+from ..nn import adoption
+
+NAME = "fastattn"
+ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
+SUPPORTED = ("BertModel and its task heads (BertFor...), GPT2Model and its heads "
+             "(GPT2LMHeadModel, GPT2For...)")
+
+
+def _family(model):
+    """The adopt function for the model's architecture; TypeError for anything else."""
+    from transformers.models.bert.modeling_bert import BertPreTrainedModel
+    from transformers.models.gpt2.modeling_gpt2 import GPT2PreTrainedModel
+
+    if isinstance(model, BertPreTrainedModel):
+        return _adopt_bert
+    if isinstance(model, GPT2PreTrainedModel):
+        return _adopt_gpt2
+    raise TypeError(f"fastattn.patch: unsupported model {type(model).__module__}.{type(model).__name__}; "
+                    f"fastattn.patch supports Hugging Face {SUPPORTED}")
+
+
+def _check_head_dim(model):
+    """fastattn.attention takes a fixed set of head dims: refuse other models up front rather than
+    in the middle of a forward."""
+    from ..ops.attention import HEAD_DIMS
+
+    config = model.config
+    head_dim = config.hidden_size // config.num_attention_heads
+    if config.hidden_size % config.num_attention_heads or head_dim not in HEAD_DIMS:
+        raise ValueError(f"fastattn.patch: {type(model).__name__} has head dim {head_dim} "
+                         f"(hidden_size {config.hidden_size} / {config.num_attention_heads} heads); "
+                         f"fastattn attention supports head dims {HEAD_DIMS}")
+
+
+def _adopt_bert(model, backend):
+    from transformers.models.bert.modeling_bert import BertEncoder as HFBertEncoder
+    from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
+
+    from ..nn.bert import BertLayer
+    from .bert_encoder import BertEncoder
+
+    for module in model.modules():
+        if isinstance(module, HFBertLayer):
+            BertLayer.adopt(module, backend=backend)
+        elif isinstance(module, HFBertEncoder):
+            BertEncoder.adopt(module)
+
+
+def _adopt_gpt2(model, backend):
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block as HFGPT2Block
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Model
+
+    from ..nn.gpt2 import GPT2Block
+    from ..nn.layer_norm_residual import LayerNormResidual
+
+    for module in model.modules():
+        if isinstance(module, HFGPT2Block):
+            GPT2Block.adopt(module, backend=backend)
+        elif isinstance(module, GPT2Model):
+            LayerNormResidual.adopt(module.ln_f, backend=backend)
+
+
+def _set_attn_implementation(model, name):
+    # PreTrainedModel.set_attn_implementation validates the name and reaches sub-configs; a model
+    # without it (not expected in 5.x) gets the config attribute set directly.
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(name)
+    else:
+        model.config._attn_implementation = name
+
+
+def is_patched(model):
+    return hasattr(model, ORIGINAL_ATTN)
+
+
+def patch(model, *, backend=None):
+    """Run a Hugging Face BERT or GPT-2 model on fastattn's kernels, in place; returns the model.
+
+    backend: a fastattn backend name for every op in the model, or None for the automatic choice.
+    Patching a patched model again only changes its backend.
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"fastattn.patch: unknown backend {backend!r}; expected None or one of "
+                         f"{', '.join(BACKENDS)}")
+    adopt = _family(model)
+    _check_head_dim(model)
+    from .attention import register
+
+    register()
+    if not is_patched(model):
+        setattr(model, ORIGINAL_ATTN, model.config._attn_implementation)
+    _set_attn_implementation(model, NAME)
+    adopt(model, backend)
+    return model
+
+
+def unpatch(model):
+    """Undo patch(): the original blocks' classes and attention implementation; returns the model."""
+    if not is_patched(model):
+        return model
+    # Blocks release their own norms first; modules() is listed before anything changes.
+    for module in list(model.modules()):
+        if adoption.is_adopted(module):
+            module.release()
+    _set_attn_implementation(model, getattr(model, ORIGINAL_ATTN))
+    delattr(model, ORIGINAL_ATTN)
+    return model

@@ -1,0 +1,87 @@
+"""BertLayer: transformers' BertLayer running on packed real tokens with fused kernels.
+
+An encoder layer (not a decoder: no KV cache, no cross-attention) computes, on packed tokens
+[T, hidden]:
+    h   = LN(dropout(dense(varlen_attention(fused_qkv(x)))) + x)       attention block
+    out = LN(dropout(fc2(bias_gelu(fc1(h)))) + h)                       feed-forward block
+with the parameters of the original submodules, so state_dict keys do not change. Decoder layers,
+4D masks and non-GELU activations run transformers' own forward (with the `fastattn` attention
+implementation inside). `chunk_size_feed_forward` is ignored on the fused path: chunking changes
+peak memory, not the result.
+"""
+
+import torch
+from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
+
+from . import adoption
+from .attention import packed_self_attention
+from .ffn import gelu_approximation, gelu_ffn
+from .layer_norm_residual import LayerNormResidual
+from .packing import PackedBatch
+
+BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
+
+
+class BertLayer(HFBertLayer):
+    """Takes padded [B, S, hidden] (packing and unpacking itself) or, with `packing=`, packed
+    [T, hidden] tokens: the patched encoder packs once and hands packed tokens to every layer."""
+
+    @classmethod
+    def adopt(cls, layer, *, backend=None):
+        """Turn an existing transformers BertLayer into this class in place."""
+        adoption.swap_class(layer, cls, **{BACKEND: backend,
+                                           GELU: gelu_approximation(layer.attention.self.config.hidden_act)})
+        for norm in layer._norms():
+            LayerNormResidual.adopt(norm, backend=backend)
+        # transformers' path (decoder layers, 4D masks) reaches fastattn through the attention
+        # interface, which reads the backend from the attention module.
+        setattr(layer.attention.self, BACKEND, backend)
+        return layer
+
+    def release(self):
+        for norm in self._norms():
+            norm.release()
+        self.attention.self.__dict__.pop(BACKEND, None)
+        return adoption.restore_class(self, BACKEND, GELU)
+
+    def _norms(self):
+        return self.attention.output.LayerNorm, self.output.LayerNorm
+
+    def can_pack(self, attention_mask):
+        """The fused path is exact for an encoder layer given no mask or a key padding mask (2D
+        bool, what fastattn's mask hook makes); anything else goes through transformers."""
+        return not self.is_decoder and (attention_mask is None or (
+            attention_mask.dim() == 2 and attention_mask.dtype == torch.bool))
+
+    def forward(self, hidden_states, attention_mask=None, *args, packing=None, **kwargs):
+        if packing is not None:
+            return self.forward_packed(hidden_states, packing)
+        if self.can_pack(attention_mask):
+            x, packing = PackedBatch.pack(hidden_states, attention_mask)
+            return packing.unpack(self.forward_packed(x, packing))
+        return super().forward(hidden_states, attention_mask, *args, **kwargs)
+
+    def forward_packed(self, x, packing):
+        """x [T, hidden] packed real tokens -> [T, hidden]."""
+        backend, attention = getattr(self, BACKEND), self.attention
+        projections = (attention.self.query, attention.self.key, attention.self.value)
+        # One GEMM for q, k and v: the concatenated weight costs a 3*hidden^2 copy per call,
+        # small next to the GEMM itself, and keeps the original parameters (and their keys).
+        qkv_weight = torch.cat([p.weight for p in projections])
+        qkv_bias = torch.cat([p.bias for p in projections])
+        context = packed_self_attention(
+            x, qkv_weight, qkv_bias, attention.self.num_attention_heads, packing,
+            scale=attention.self.scaling,
+            dropout_p=attention.self.dropout.p if self.training else 0.0, backend=backend)
+        out = attention.output
+        h = out.LayerNorm(out.dense(context), x, dropout_p=out.dropout.p)
+        return self.output.LayerNorm(self._feed_forward(h), h, dropout_p=self.output.dropout.p)
+
+    def _feed_forward(self, h):
+        """fc2(act(fc1(h))), without the dropout (fused into the LayerNorm after it)."""
+        fc1, fc2 = self.intermediate.dense, self.output.dense
+        approximate = getattr(self, GELU)
+        if approximate is None:
+            return fc2(self.intermediate.intermediate_act_fn(fc1(h)))
+        return gelu_ffn(h, fc1.weight, fc1.bias, fc2.weight, fc2.bias, approximate=approximate,
+                        backend=getattr(self, BACKEND))
