@@ -31,15 +31,25 @@ _ensure_kernels_package()
 
 from . import reference  # noqa: E402
 from ._dispatch import BackendUnavailableError, available_backends, use_backend  # noqa: E402
+from .ops.attention import attention, attention_varlen  # noqa: E402
+from .ops.bias_gelu import bias_gelu  # noqa: E402
 from .ops.layer_norm_residual import layer_norm_residual  # noqa: E402
+from .ops.masked_softmax import masked_softmax  # noqa: E402
 from .hf import patch, unpatch  # noqa: E402
+from .ops.padding import pad, unpad  # noqa: E402
 
 __all__ = [
     "BackendUnavailableError",
+    "attention",
+    "attention_varlen",
     "available_backends",
+    "bias_gelu",
     "layer_norm_residual",
+    "masked_softmax",
     "patch",
+    "pad",
     "reference",
     "unpatch",
+    "unpad",
     "use_backend",
 ]

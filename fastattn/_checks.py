@@ -2,6 +2,7 @@
 expected and what was given: TypeError for wrong types and dtypes, ValueError for wrong values,
 shapes and devices."""
 
+import math
 import numbers
 
 import torch
@@ -63,3 +64,62 @@ def rows_view(t):
     """t as a 2D [rows, last dim] tensor whose last dim is contiguous (what every kernel reads)."""
     t2d = t.reshape(-1, t.shape[-1])
     return t2d if t2d.stride(-1) == 1 else t2d.contiguous()
+
+
+def check_optional_real(op, name, value, *, low, high=None, high_inclusive=True):
+    """check_real, with None let through (an argument whose default is computed)."""
+    return None if value is None else check_real(op, name, value, low=low, high=high,
+                                                 high_inclusive=high_inclusive)
+
+
+def check_int(op, name, value, *, low):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"fastattn.{op}: {name} must be an int, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"fastattn.{op}: {name} must be >= {low}, got {value}")
+    return value
+
+
+def check_dim(op, name, value, ndim, layout):
+    if value.dim() != ndim:
+        raise ValueError(f"fastattn.{op}: {name} must be {ndim}D {layout}, got shape {list(value.shape)}")
+
+
+def check_bool_mask(op, name, value):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"fastattn.{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype != torch.bool:
+        raise TypeError(f"fastattn.{op}: {name} must be a bool tensor (True = real token), "
+                        f"got {_dtype_name(value.dtype)}")
+    return value
+
+
+def last_dim_contiguous(t):
+    """t itself when its last dim is contiguous (what the kernels index), else a contiguous copy."""
+    return t if t.stride(-1) == 1 or t.shape[-1] <= 1 else t.contiguous()
+
+
+def check_finite_real(op, name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"fastattn.{op}: {name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"fastattn.{op}: {name} must be finite, got {value}")
+    return float(value)
+
+
+def check_choice(op, name, value, choices):
+    if not isinstance(value, str):
+        raise TypeError(f"fastattn.{op}: {name} must be a string, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"fastattn.{op}: {name} must be one of {', '.join(map(repr, choices))}, "
+                         f"got {value!r}")
+    return value
+
+
+def check_bool_tensor(op, name, value):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"fastattn.{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype != torch.bool:
+        raise TypeError(f"fastattn.{op}: {name} must be a bool tensor (True = a real token), "
+                        f"got {_dtype_name(value.dtype)}")
+    return value

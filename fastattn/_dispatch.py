@@ -18,6 +18,11 @@ BACKENDS = ("triton", "cuda", "torch")
 # Fastest first, per op, for CUDA tensors. Keep in step with benchmarks/results/.
 AUTO_ORDER = {
     "layer_norm_residual": ("triton", "cuda", "torch"),
+    # Not yet measured on a GPU: the warp-per-row CUDA softmax first, as in apex.
+    "masked_softmax": ("cuda", "triton", "torch"),
+    "bias_gelu": ("cuda", "triton", "torch"),
+    "attention": ("triton", "cuda", "torch"),
+    "attention_varlen": ("triton", "cuda", "torch"),
 }
 
 

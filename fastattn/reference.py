@@ -66,3 +66,105 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, keep_mask=None, 
         h = h + residual.to(dtype)
     y = F.layer_norm(h, (x.shape[-1],), weight.to(dtype), bias.to(dtype), eps)
     return y, h
+
+
+def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, device="cpu"):
+    """The keep mask [batch, heads, seqlen_q, seqlen_k] of attention dropout: score (b, h, i, j) is
+    kept iff philox_uniform(seed, ((b * heads + h) * seqlen_q + i) * seqlen_k + j) >= dropout_p.
+    For varlen calls seqlen_q/k are max_seqlen_q/k and (i, j) positions inside sequence b."""
+    offsets = torch.arange(batch * heads * seqlen_q * seqlen_k, dtype=torch.int64, device=device)
+    uniform = philox_uniform(int(seed), offsets)
+    keep = uniform >= torch.tensor(dropout_p, dtype=torch.float32, device=device)
+    return keep.reshape(batch, heads, seqlen_q, seqlen_k)
+
+
+def attention_visible_keys(seqlen_q, seqlen_k, *, causal=False, key_padding_mask=None, device="cpu"):
+    """Bool [B or 1, 1, seqlen_q, seqlen_k]: which keys each query sees. Causal is aligned
+    bottom-right (query i sees keys j <= i + seqlen_k - seqlen_q); key_padding_mask [B, Sk] marks
+    real keys with True."""
+    visible = torch.ones(1, 1, seqlen_q, seqlen_k, dtype=torch.bool, device=device)
+    if causal:
+        rows = torch.arange(seqlen_q, device=device)[:, None]
+        cols = torch.arange(seqlen_k, device=device)[None, :]
+        visible = visible & (cols <= rows + seqlen_k - seqlen_q)
+    if key_padding_mask is not None:
+        visible = visible & key_padding_mask[:, None, None, :].to(device)
+    return visible
+
+
+def attention(q, k, v, *, causal=False, key_padding_mask=None, scale=None, keep_mask=None,
+              dropout_p=0.0, upcast=True):
+    """softmax(q k^T * scale, masked) (dropped out by keep_mask, scaled by 1/(1-p)) @ v.
+
+    q [B, H, Sq, D], k/v [B, Hkv, Sk, D], query head h reading KV head h // (H / Hkv). A query row
+    that sees no key gives zeros (and zero gradients), not NaN.
+    """
+    dtype = _compute_dtype(q, upcast)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = torch.matmul(q, k.transpose(-1, -2)) * scale
+    visible = attention_visible_keys(q.shape[2], k.shape[2], causal=causal,
+                                     key_padding_mask=key_padding_mask, device=q.device)
+    sees_a_key = visible.any(-1, keepdim=True)
+    # Rows that see nothing get finite scores, so softmax (and its gradient) stays NaN-free; their
+    # probabilities are zeroed just below.
+    scores = scores.masked_fill(~visible & sees_a_key, float("-inf")).masked_fill(~sees_a_key, 0.0)
+    probs = torch.softmax(scores, dim=-1).masked_fill(~visible, 0.0)
+    if keep_mask is not None:
+        probs = probs * keep_mask.to(dtype) * (0.0 if dropout_p >= 1.0 else 1.0 / (1.0 - dropout_p))
+    return torch.matmul(probs, v)
+
+
+def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, *, causal=False, scale=None,
+                     keep_mask=None, dropout_p=0.0, upcast=True):
+    """Packed sequences: q [Tq, H, D], k/v [Tk, Hkv, D]; sequence b holds tokens
+    cu_seqlens[b]:cu_seqlens[b+1]. keep_mask is [B, H, max_seqlen_q, max_seqlen_k] (positions within
+    each sequence), as attention_dropout_keep_mask draws it."""
+    outputs = []
+    bounds_q, bounds_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+    for b in range(len(bounds_q) - 1):
+        q_b = q[bounds_q[b]:bounds_q[b + 1]].transpose(0, 1)[None]
+        k_b = k[bounds_k[b]:bounds_k[b + 1]].transpose(0, 1)[None]
+        v_b = v[bounds_k[b]:bounds_k[b + 1]].transpose(0, 1)[None]
+        keep_b = None
+        if keep_mask is not None:
+            keep_b = keep_mask[b:b + 1, :, :q_b.shape[2], :k_b.shape[2]]
+        out_b = attention(q_b, k_b, v_b, causal=causal, scale=scale, keep_mask=keep_b,
+                          dropout_p=dropout_p, upcast=upcast)
+        outputs.append(out_b[0].transpose(0, 1))
+    return torch.cat(outputs, dim=0)
+
+
+def visible_keys(shape, key_padding_mask=None, causal=False, device="cpu"):
+    """Bool [B or 1, 1, Sq, Sk]: which keys each query of scores of `shape` [B, H, Sq, Sk] sees.
+    key_padding_mask [B, Sk] (True = a real token); causal is bottom-right aligned: query i sees
+    keys j <= i + Sk - Sq."""
+    _, _, queries, keys = shape
+    visible = torch.ones(1, 1, queries, keys, dtype=torch.bool, device=device)
+    if causal:
+        query = torch.arange(queries, device=device)[:, None]
+        key = torch.arange(keys, device=device)[None, :]
+        visible = visible & (key <= query + keys - queries)
+    if key_padding_mask is not None:
+        visible = visible & key_padding_mask[:, None, None, :].to(device=device, dtype=torch.bool)
+    return visible
+
+
+def masked_softmax(scores, key_padding_mask=None, causal=False, scale=1.0, upcast=True):
+    """softmax(scale * scores) over the keys each query sees; zero at hidden keys, and an all-zero
+    row (with zero gradient) where a query sees no key."""
+    dtype = _compute_dtype(scores, upcast)
+    visible = visible_keys(scores.shape, key_padding_mask, causal, scores.device)
+    any_visible = visible.any(dim=-1, keepdim=True)
+    logits = (scores.to(dtype) * scale).masked_fill(~visible, float("-inf"))
+    # Rows with nothing visible get finite logits, so neither they nor their gradient turn NaN.
+    logits = torch.where(any_visible, logits, torch.zeros_like(logits))
+    return torch.softmax(logits, dim=-1) * any_visible.to(dtype)
+
+
+def bias_gelu(x, bias, approximate="none", upcast=True):
+    """gelu(x + bias) with torch's GELU ("none": erf, "tanh": GPT2's gelu_new)."""
+    dtype = _compute_dtype(x, upcast)
+    return F.gelu(x.to(dtype) + bias.to(dtype), approximate=approximate)

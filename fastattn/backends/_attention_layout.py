@@ -1,0 +1,67 @@
+"""Host-side facts about an attention call that every kernel backend needs: the problem's sizes,
+per-tensor strides in one (batch, head, sequence) convention, and the saved log-sum-exp layout.
+
+Dense tensors are [B, H, S, D]; varlen tensors are [T, H, D] with sequences found through
+cu_seqlens, so their batch stride is 0 and a sequence starts at token cu_seqlens[b].
+The log-sum-exp is float32 [B, H, Sq] (dense) or [Tq, H] (varlen): in both cases its rows are in
+the order of the contiguous output's rows, which lets row-wise kernels treat them as flat.
+"""
+
+from typing import NamedTuple
+
+import torch
+
+
+class AttentionProblem(NamedTuple):
+    batch: int
+    heads: int
+    kv_heads: int
+    seqlen_q: int  # dense Sq, or max_seqlen_q for varlen
+    seqlen_k: int
+    head_dim: int
+    varlen: bool
+
+
+def describe(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
+    if cu_seqlens_q is not None:
+        return AttentionProblem(cu_seqlens_q.shape[0] - 1, q.shape[1], k.shape[1], max_seqlen_q,
+                                max_seqlen_k, q.shape[2], True)
+    return AttentionProblem(q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2],
+                            q.shape[3], False)
+
+
+def seq_strides(x, varlen):
+    """(stride_batch, stride_head, stride_seq) of a q/k/v/out-like tensor."""
+    if varlen:
+        return 0, x.stride(1), x.stride(0)
+    return x.stride(0), x.stride(1), x.stride(2)
+
+
+def lse_shape(q, varlen):
+    return (q.shape[0], q.shape[1]) if varlen else tuple(q.shape[:3])
+
+
+def lse_strides(lse, varlen):
+    """(stride_batch, stride_head, stride_seq) of a log-sum-exp (or delta) tensor."""
+    if varlen:
+        return 0, lse.stride(1), lse.stride(0)
+    return lse.stride(0), lse.stride(1), lse.stride(2)
+
+
+def key_bounds(key_padding_mask):
+    """int32 [B, 2]: (first real key, one past the last real key) per batch row, (0, 0) when the row
+    has none. Kernels skip the key blocks outside this range without reading the mask there."""
+    seqlen_k = key_padding_mask.shape[1]
+    as_int = key_padding_mask.to(torch.int32)
+    first = as_int.argmax(dim=1)
+    end = seqlen_k - as_int.flip(1).argmax(dim=1)
+    has_key = key_padding_mask.any(dim=1)
+    bounds = torch.stack([torch.where(has_key, first, 0), torch.where(has_key, end, 0)], dim=1)
+    return bounds.to(torch.int32).contiguous()
+
+
+def dot_precision(dtype):
+    """float32 is computed in full float32 unless the user allowed TF32 in torch (DESIGN §2)."""
+    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+        return "ieee"
+    return "tf32"

@@ -1,0 +1,177 @@
+"""Host side of the Triton attention kernels: tile choice, grids, output buffers, the decode split.
+
+Saved for the backward (SAVED_SOFTMAX = "lse"): the float32 log-sum-exp per query row, laid out as
+fastattn.backends._attention_layout describes.
+"""
+
+import torch
+import triton
+
+from .. import _alloc
+from .._rng import dropout_scale
+from ..kernels import attention_settings as settings
+from ..kernels.attention_bwd import (
+    attention_bwd_delta_kernel,
+    attention_bwd_dkdv_kernel,
+    attention_bwd_dq_kernel,
+)
+from ..kernels.attention_fwd import attention_fwd_kernel
+from ..kernels.attention_split_combine import attention_split_combine_kernel
+from . import _attention_layout as layout
+from ._device import multiprocessor_count
+
+SAVED_SOFTMAX = "lse"
+
+# Programs one SM keeps resident in the forward (for the decode split); the interpreter on CPU
+# pretends to a small GPU so that the split path runs in the interpret tier.
+PROGRAMS_PER_SM = 2
+INTERPRETER_SMS = 4
+
+
+def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
+    return q.new_empty(layout.lse_shape(q, cu_seqlens_q is not None), dtype=torch.float32)
+
+
+def _arch(device):
+    if device.type != "cuda":
+        return 80
+    major, minor = torch.cuda.get_device_capability(device)
+    return major * 10 + minor
+
+
+def _program_slots(device):
+    if device.type != "cuda":
+        return INTERPRETER_SMS * PROGRAMS_PER_SM
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return multiprocessor_count(index) * PROGRAMS_PER_SM
+
+
+def _common_arguments(q, key_padding_mask, cu_seqlens_q, cu_seqlens_k):
+    """(KEY_MASK, KEY_BOUNDS, CU_SEQLENS_Q, CU_SEQLENS_K, stride_mask_b); absent ones point at q
+    (never read: the kernel's constexpr flags switch those loads off)."""
+    if key_padding_mask is None:
+        mask, bounds, stride_mask = q, q, 0
+    else:
+        mask = key_padding_mask.contiguous().view(torch.uint8)
+        bounds, stride_mask = layout.key_bounds(key_padding_mask), mask.stride(0)
+    cu_q = cu_seqlens_q if cu_seqlens_q is not None else q
+    cu_k = cu_seqlens_k if cu_seqlens_k is not None else q
+    return mask, bounds, cu_q, cu_k, stride_mask
+
+
+def _dropout_arguments(dropout_p, seed):
+    return float(dropout_p), dropout_scale(dropout_p), 0 if seed is None else int(seed)
+
+
+def _flags(problem, causal, key_padding_mask, seed, dtype):
+    return dict(CAUSAL=bool(causal), HAS_KEY_MASK=key_padding_mask is not None,
+                VARLEN=problem.varlen, HAS_DROPOUT=seed is not None,
+                DOT_PRECISION=layout.dot_precision(dtype))
+
+
+def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                  max_seqlen_k, causal, scale, dropout_p, seed):
+    problem = layout.describe(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k)
+    out = _alloc.empty(q.shape, q)
+    lse = _alloc.empty(layout.lse_shape(q, problem.varlen), q, torch.float32)
+    if q.numel() == 0 or problem.seqlen_q == 0:
+        return out, lse
+    is_fp32 = q.dtype == torch.float32
+    decode = settings.uses_decode_tiles(problem.seqlen_q)
+    tiles = (settings.decode_tiles(problem.head_dim, is_fp32) if decode
+             else settings.forward_tiles(problem.head_dim, _arch(q.device), is_fp32))
+    query_blocks = triton.cdiv(problem.seqlen_q, tiles.block_m)
+    key_span = triton.cdiv(max(problem.seqlen_k, 1), tiles.block_n) * tiles.block_n
+    splits, keys_per_split = 1, key_span
+    if decode:
+        splits, keys_per_split = settings.key_splits(
+            query_blocks * problem.batch * problem.heads, problem.seqlen_k, tiles.block_n,
+            _program_slots(q.device))
+    if splits > 1:
+        out_target = _alloc.empty((splits,) + tuple(q.shape), q, torch.float32)
+        lse_target = _alloc.empty((splits,) + tuple(lse.shape), q, torch.float32)
+        split_strides = (out_target.stride(0), lse_target.stride(0))
+        out_view, lse_view = out_target[0], lse_target[0]
+    else:
+        out_target, lse_target, split_strides, out_view, lse_view = out, lse, (0, 0), out, lse
+    mask, bounds, cu_q, cu_k, stride_mask = _common_arguments(q, key_padding_mask, cu_seqlens_q,
+                                                              cu_seqlens_k)
+    grid = (query_blocks, problem.batch * problem.heads, splits)
+    attention_fwd_kernel[grid](
+        q, k, v, out_target, lse_target, mask, bounds, cu_q, cu_k,
+        *layout.seq_strides(q, problem.varlen), *layout.seq_strides(k, problem.varlen),
+        *layout.seq_strides(v, problem.varlen),
+        split_strides[0], *layout.seq_strides(out_view, problem.varlen),
+        split_strides[1], *layout.lse_strides(lse_view, problem.varlen), stride_mask,
+        problem.heads, problem.heads // problem.kv_heads, problem.seqlen_q, problem.seqlen_k,
+        problem.head_dim, keys_per_split, scale * 1.4426950408889634,
+        *_dropout_arguments(dropout_p, seed),
+        **_flags(problem, causal, key_padding_mask, seed, q.dtype),
+        BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=settings.head_block(problem.head_dim),
+        num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+    )
+    if splits > 1:
+        rows = lse.numel()
+        attention_split_combine_kernel[(triton.cdiv(rows, settings.COMBINE_BLOCK_ROWS),)](
+            out_target, lse_target, out, lse, rows, splits, problem.head_dim,
+            BLOCK_ROWS=settings.COMBINE_BLOCK_ROWS, BLOCK_D=settings.head_block(problem.head_dim),
+            num_warps=settings.COMBINE_WARPS,
+        )
+    return out, lse
+
+
+def _row_deltas(out, dout, lse):
+    """delta = rowsum(dO * O), float32, shaped like the log-sum-exp (same flat row order)."""
+    delta = _alloc.empty(lse.shape, out, torch.float32)
+    rows, head_dim = lse.numel(), out.shape[-1]
+    attention_bwd_delta_kernel[(triton.cdiv(rows, settings.DELTA_BLOCK_ROWS),)](
+        out, dout, delta, rows, head_dim,
+        BLOCK_ROWS=settings.DELTA_BLOCK_ROWS, BLOCK_D=settings.head_block(head_dim),
+        num_warps=settings.DELTA_WARPS,
+    )
+    return delta
+
+
+def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
+                  max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed):
+    problem = layout.describe(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k)
+    dq, dk, dv = _alloc.empty(q.shape, q), _alloc.empty(k.shape, k), _alloc.empty(v.shape, v)
+    if k.numel() == 0 or problem.seqlen_k == 0:
+        dk.zero_(), dv.zero_()
+    if q.numel() == 0 or problem.seqlen_q == 0:
+        return dq, dk.zero_(), dv.zero_()
+    dout = dout.contiguous()
+    delta = _row_deltas(out, dout, lse)
+    is_fp32 = q.dtype == torch.float32
+    mask, bounds, cu_q, cu_k, stride_mask = _common_arguments(q, key_padding_mask, cu_seqlens_q,
+                                                              cu_seqlens_k)
+    tensor_strides = (*layout.seq_strides(q, problem.varlen), *layout.seq_strides(k, problem.varlen),
+                      *layout.seq_strides(v, problem.varlen),
+                      *layout.seq_strides(dout, problem.varlen))
+    tail = (*layout.lse_strides(lse, problem.varlen), stride_mask)
+    sizes = (problem.seqlen_q, problem.seqlen_k, problem.head_dim, scale, scale * 1.4426950408889634,
+             *_dropout_arguments(dropout_p, seed))
+    flags = _flags(problem, causal, key_padding_mask, seed, q.dtype)
+    block_d = settings.head_block(problem.head_dim)
+    group = problem.heads // problem.kv_heads
+
+    if problem.seqlen_k > 0:
+        tiles = settings.backward_dkdv_tiles(problem.head_dim, is_fp32)
+        grid = (triton.cdiv(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
+        attention_bwd_dkdv_kernel[grid](
+            q, k, v, dout, lse, delta, dk, dv, mask, bounds, cu_q, cu_k, *tensor_strides,
+            *layout.seq_strides(dk, problem.varlen), *layout.seq_strides(dv, problem.varlen), *tail,
+            problem.heads, problem.kv_heads, group, *sizes, **flags,
+            BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
+            num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+        )
+    tiles = settings.backward_dq_tiles(problem.head_dim, is_fp32)
+    grid = (triton.cdiv(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
+    attention_bwd_dq_kernel[grid](
+        q, k, v, dout, lse, delta, dq, mask, bounds, cu_q, cu_k, *tensor_strides,
+        *layout.seq_strides(dq, problem.varlen), *tail,
+        problem.heads, group, *sizes, **flags,
+        BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
+        num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+    )
+    return dq, dk, dv

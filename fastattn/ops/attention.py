@@ -1,0 +1,233 @@
+"""fastattn.attention and fastattn.attention_varlen: fused scaled-dot-product attention with autograd.
+
+Two custom ops carry the work so that torch.compile traces through them, one pair for both the
+dense and the packed (varlen) layout (varlen when cu_seqlens_q is given):
+
+    fastattn::attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                            max_seqlen_k, causal, scale, dropout_p, seed, backend)
+        -> (out, saved_softmax)
+    fastattn::attention_bwd(dout, q, k, v, out, saved_softmax, <the same mask/size/dropout
+                            arguments>, backend) -> (dq, dk, dv)
+
+Backend interface. `fastattn.backends.<name>_attention` provides:
+- `attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+  causal, scale, dropout_p, seed) -> (out, saved_softmax)`: out contiguous, shaped like q;
+- `attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
+  max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed) -> (dq, dk, dv)`, shaped like q, k, v;
+- `saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k) -> Tensor`: an empty tensor
+  of the saved_softmax's shape and dtype (the fake function uses it, so it must work on fake tensors);
+- `SAVED_SOFTMAX`: what saved_softmax holds, for readers: "lse" (triton: float32 log-sum-exp per
+  query row, see backends/_attention_layout.py), "none" (torch: the backward recomputes), or
+  "probs" (a Megatron-style cuda path keeping the [B, H, Sq, Sk] probabilities).
+The op hands saved_softmax back to the same backend's backward untouched.
+
+Arguments the front has already normalised: q, k, v have a contiguous last dim (other strides
+free); key_padding_mask is bool [B, Sk] or None; cu_seqlens_* are int32 [B + 1] whose values were
+checked (eager mode); scale is a float; seed is None (no dropout) or a one-element int64 CPU tensor
+from fastattn._rng.draw_dropout_seed, and the keep mask must be
+fastattn.reference.attention_dropout_keep_mask(seed, B, H, Sq, Sk, p) (Sq, Sk = max_seqlen for varlen).
+"""
+
+import importlib
+import importlib.util
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import _checks
+from .._dispatch import BACKENDS, resolve_backend
+from .._rng import draw_dropout_seed
+
+OP = "attention"
+OP_VARLEN = "attention_varlen"
+HEAD_DIMS = (16, 32, 64, 80, 96, 128, 256)  # = kernels.attention_settings.HEAD_DIMS
+
+
+def _backend_module(name):
+    return importlib.import_module(f"fastattn.backends.{name}_attention")
+
+
+def missing_backends():
+    """name -> why that backend has no attention implementation in this installation."""
+    return {name: f"this installation has no {name} attention kernels "
+                  f"(fastattn/backends/{name}_attention.py)"
+            for name in BACKENDS
+            if importlib.util.find_spec(f"fastattn.backends.{name}_attention") is None}
+
+
+def _seed_int(seed):
+    return None if seed is None else int(seed.item())
+
+
+@torch.library.custom_op("fastattn::attention_fwd", mutates_args=())
+def attention_fwd(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor],
+                  cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
+                  max_seqlen_q: int, max_seqlen_k: int, causal: bool, scale: float,
+                  dropout_p: float, seed: Optional[Tensor], backend: str) -> tuple[Tensor, Tensor]:
+    return _backend_module(backend).attention_fwd(
+        q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+        scale, dropout_p, _seed_int(seed))
+
+
+@attention_fwd.register_fake
+def _(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+      scale, dropout_p, seed, backend):
+    saved = _backend_module(backend).saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k)
+    return torch.empty_like(q, memory_format=torch.contiguous_format), saved
+
+
+@torch.library.custom_op("fastattn::attention_bwd", mutates_args=())
+def attention_bwd(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, saved_softmax: Tensor,
+                  key_padding_mask: Optional[Tensor], cu_seqlens_q: Optional[Tensor],
+                  cu_seqlens_k: Optional[Tensor], max_seqlen_q: int, max_seqlen_k: int,
+                  causal: bool, scale: float, dropout_p: float, seed: Optional[Tensor],
+                  backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    return _backend_module(backend).attention_bwd(
+        dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
+        max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, _seed_int(seed))
+
+
+@attention_bwd.register_fake
+def _(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
+      max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed, backend):
+    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format) for t in (q, k, v))
+
+
+def _setup_context(ctx, inputs, output):
+    (q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
+     scale, dropout_p, seed, backend) = inputs
+    out, saved_softmax = output
+    ctx.save_for_backward(q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q,
+                          cu_seqlens_k, seed)
+    ctx.sizes = (max_seqlen_q, max_seqlen_k)
+    ctx.options = (causal, scale, dropout_p)
+    ctx.backend = backend
+
+
+def _backward(ctx, dout, _dsaved):
+    q, k, v, out, saved, key_padding_mask, cu_q, cu_k, seed = ctx.saved_tensors
+    causal, scale, dropout_p = ctx.options
+    dq, dk, dv = attention_bwd(dout, q, k, v, out, saved, key_padding_mask, cu_q, cu_k, *ctx.sizes,
+                               causal, scale, dropout_p, seed, ctx.backend)
+    return dq, dk, dv, None, None, None, None, None, None, None, None, None, None
+
+
+attention_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check_qkv(op, q, k, v, ndim, layout):
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _checks.check_float_tensor(op, name, t)
+        _checks.check_dim(op, name, t, ndim, layout)
+    _checks.check_same_dtype(op, "k", k, "q", q)
+    _checks.check_same_dtype(op, "v", v, "q", q)
+    _checks.check_shape(op, "v", v, k.shape)
+    head_dim, heads, kv_heads = q.shape[-1], q.shape[-3], k.shape[-3]
+    if k.shape[-1] != head_dim:
+        raise ValueError(f"fastattn.{op}: k must have q's head dim {head_dim} (last dim), "
+                         f"got shape {list(k.shape)}")
+    if head_dim not in HEAD_DIMS:
+        raise ValueError(f"fastattn.{op}: q's head dim (last dim) must be one of {HEAD_DIMS}, "
+                         f"got {head_dim}")
+    if kv_heads == 0 or heads % kv_heads != 0:
+        raise ValueError(f"fastattn.{op}: k's head count ({kv_heads}) must divide q's ({heads}) "
+                         "(MQA/GQA)")
+
+
+def _check_options(op, causal, scale, dropout_p):
+    _checks.check_bool(op, "causal", causal)
+    _checks.check_optional_real(op, "scale", scale, low=0.0)
+    _checks.check_real(op, "dropout_p", dropout_p, low=0.0, high=1.0)
+
+
+def _check_attention_arguments(q, k, v, causal, key_padding_mask, scale, dropout_p):
+    _check_qkv(OP, q, k, v, 4, "[batch, heads, seq, head_dim]")
+    if k.shape[0] != q.shape[0]:
+        raise ValueError(f"fastattn.{OP}: k must have q's batch size {q.shape[0]}, "
+                         f"got shape {list(k.shape)}")
+    if key_padding_mask is not None:
+        _checks.check_bool_mask(OP, "key_padding_mask", key_padding_mask)
+        _checks.check_shape(OP, "key_padding_mask", key_padding_mask, (k.shape[0], k.shape[2]))
+    _checks.check_same_device(OP, [("q", q), ("k", k), ("v", v),
+                                   ("key_padding_mask", key_padding_mask)])
+    _check_options(OP, causal, scale, dropout_p)
+
+
+def _check_cu_seqlens_values(name, cu_seqlens, total, max_seqlen, max_name):
+    """Value checks: a host copy of B + 1 ints. Skipped while torch.compile traces (the values are
+    not known then)."""
+    if torch.compiler.is_compiling():
+        return
+    values = cu_seqlens.tolist()
+    if values[0] != 0 or values[-1] != total:
+        raise ValueError(f"fastattn.{OP_VARLEN}: {name} must start at 0 and end at the token count "
+                         f"{total}, got {values[0]} ... {values[-1]}")
+    lengths = [b - a for a, b in zip(values, values[1:])]
+    if min(lengths, default=0) < 0:
+        raise ValueError(f"fastattn.{OP_VARLEN}: {name} must be non-decreasing, got {values}")
+    if max(lengths, default=0) > max_seqlen:
+        raise ValueError(f"fastattn.{OP_VARLEN}: {max_name} ({max_seqlen}) is smaller than the "
+                         f"longest sequence in {name} ({max(lengths)})")
+
+
+def _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                            causal, scale, dropout_p):
+    _check_qkv(OP_VARLEN, q, k, v, 3, "[tokens, heads, head_dim]")
+    for name, cu in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        if not isinstance(cu, torch.Tensor):
+            raise TypeError(f"fastattn.{OP_VARLEN}: {name} must be a torch.Tensor, got {type(cu).__name__}")
+        if cu.dtype != torch.int32:
+            raise TypeError(f"fastattn.{OP_VARLEN}: {name} must be int32, got "
+                            f"{str(cu.dtype).replace('torch.', '')}")
+        if cu.dim() != 1 or cu.shape[0] < 2:
+            raise ValueError(f"fastattn.{OP_VARLEN}: {name} must be 1D [batch + 1] with batch >= 1, "
+                             f"got shape {list(cu.shape)}")
+    if cu_seqlens_k.shape != cu_seqlens_q.shape:
+        raise ValueError(f"fastattn.{OP_VARLEN}: cu_seqlens_k must have cu_seqlens_q's shape "
+                         f"{list(cu_seqlens_q.shape)}, got {list(cu_seqlens_k.shape)}")
+    _checks.check_int(OP_VARLEN, "max_seqlen_q", max_seqlen_q, low=0)
+    _checks.check_int(OP_VARLEN, "max_seqlen_k", max_seqlen_k, low=0)
+    _checks.check_same_device(OP_VARLEN, [("q", q), ("k", k), ("v", v), ("cu_seqlens_q", cu_seqlens_q),
+                                          ("cu_seqlens_k", cu_seqlens_k)])
+    _check_options(OP_VARLEN, causal, scale, dropout_p)
+    _check_cu_seqlens_values("cu_seqlens_q", cu_seqlens_q, q.shape[0], max_seqlen_q, "max_seqlen_q")
+    _check_cu_seqlens_values("cu_seqlens_k", cu_seqlens_k, k.shape[0], max_seqlen_k, "max_seqlen_k")
+
+
+def _run(op, q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+         causal, scale, dropout_p, backend):
+    name = resolve_backend(op, q.device, backend, missing_backends())
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    dropout_p = float(dropout_p)
+    q, k, v = (_checks.last_dim_contiguous(t) for t in (q, k, v))
+    out, _saved = attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
+                                max_seqlen_q, max_seqlen_k, causal, scale, dropout_p,
+                                draw_dropout_seed(dropout_p), name)
+    return out
+
+
+def attention(q, k, v, *, causal=False, key_padding_mask=None, scale=None, dropout_p=0.0,
+              backend=None):
+    """softmax(q k^T * scale + mask) @ v, with dropout on the probabilities.
+
+    q [B, H, Sq, D], k/v [B, Hkv, Sk, D] (Hkv divides H: query head h reads KV head h // (H / Hkv)).
+    causal: query i sees keys j <= i + Sk - Sq (bottom-right aligned). key_padding_mask: bool [B, Sk],
+    True = a real token, any pattern. A query that sees no key returns zeros. scale=None: 1/sqrt(D).
+    """
+    _check_attention_arguments(q, k, v, causal, key_padding_mask, scale, dropout_p)
+    return _run(OP, q, k, v, key_padding_mask, None, None, q.shape[2], k.shape[2], causal, scale,
+                dropout_p, backend)
+
+
+def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, *,
+                     causal=False, scale=None, dropout_p=0.0, backend=None):
+    """Attention over packed sequences: q [Tq, H, D], k/v [Tk, Hkv, D]; sequence b holds query tokens
+    cu_seqlens_q[b]:cu_seqlens_q[b+1] and key tokens cu_seqlens_k[b]:cu_seqlens_k[b+1] (int32
+    [B + 1]); max_seqlen_q/k bound the lengths. Causal is bottom-right aligned per sequence.
+    """
+    _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                            causal, scale, dropout_p)
+    return _run(OP_VARLEN, q, k, v, None, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                causal, scale, dropout_p, backend)

@@ -1,0 +1,219 @@
+"""Fused attention backward: recomputes the probabilities from the saved log-sum-exp, tile by tile.
+
+Three kernels, none with atomics (so the gradients are deterministic):
+- attention_bwd_delta_kernel: delta_i = sum_d dO_id * O_id, per query row.
+- attention_bwd_dkdv_kernel: each program owns BLOCK_N keys of one KV head and walks the query
+  blocks of every query head sharing that KV head (MQA/GQA), accumulating dK and dV in registers.
+- attention_bwd_dq_kernel: each program owns BLOCK_M queries and walks their visible key blocks.
+
+With P = softmax(S), Z the dropout keep mask and c = 1/(1-p): O = (P*Z*c) V, so
+dV = (P*Z*c)^T dO, dP = (dO V^T)*Z*c, dS = P * (dP - delta), dQ = scale dS K, dK = scale dS^T Q.
+Block skipping and masks as in the forward (kernels.attention_tiles).
+"""
+
+import triton
+import triton.language as tl
+
+from .attention_tiles import (
+    LOG2E,
+    dropout_keep,
+    dropout_row_base,
+    key_block_range,
+    load_rows,
+    masked_scores,
+    query_block_range,
+    sequence_bounds,
+)
+
+
+@triton.jit
+def attention_bwd_delta_kernel(OUT, DOUT, DELTA, n_rows, head_dim,
+                               BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Rows are flat: OUT and DOUT contiguous [rows, head_dim], DELTA [rows] float32."""
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask = (rows[:, None] < n_rows) & (offs_d[None, :] < head_dim)
+    tile = rows[:, None] * head_dim + offs_d[None, :]
+    o = tl.load(OUT + tile, mask=mask, other=0.0).to(tl.float32)
+    do = tl.load(DOUT + tile, mask=mask, other=0.0).to(tl.float32)
+    tl.store(DELTA + rows, tl.sum(o * do, 1), mask=rows < n_rows)
+
+
+@triton.jit
+def _load_row_stats(LSE_SEQ, DELTA_SEQ, offs_m, stride_s, q_len):
+    """(lse in log2 units, delta) of query rows; a row that sees no key (lse -inf) and a row past
+    the sequence get lse +inf, so every probability recomputed for them is exactly 0."""
+    in_seq = offs_m < q_len
+    lse = tl.load(LSE_SEQ + offs_m * stride_s, mask=in_seq, other=float("-inf"))
+    lse_log2 = tl.where(lse == float("-inf"), float("inf"), lse * LOG2E)
+    delta = tl.load(DELTA_SEQ + offs_m * stride_s, mask=in_seq, other=0.0)
+    return lse_log2, delta
+
+
+@triton.jit
+def _probs_and_score_grads(q, k, v, do, lse_log2, delta, offs_m, offs_n, key_end, causal_shift,
+                           KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
+                           APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr,
+                           HAS_KEY_MASK: tl.constexpr, HAS_DROPOUT: tl.constexpr,
+                           DOT_PRECISION: tl.constexpr):
+    """(P*Z*c, dS) of one [BLOCK_M, BLOCK_N] tile."""
+    s = masked_scores(q, k, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
+                      APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, DOT_PRECISION)
+    p = tl.math.exp2(s - lse_log2[:, None])
+    dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
+    p_dropped = p
+    if HAS_DROPOUT:
+        keep = dropout_keep(seed, drop_rows, offs_n, dropout_p)
+        p_dropped = tl.where(keep, p * dropout_scale, 0.0)
+        dp = tl.where(keep, dp * dropout_scale, 0.0)
+    return p_dropped, p * (dp - delta[:, None])
+
+
+@triton.jit
+def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m,
+                      offs_n, offs_d, stride_qs, stride_dos, stride_lse_s, q_len, key_end,
+                      causal_shift, head_dim, qk_scale_log2, seed, batch, head, n_heads,
+                      dropout_seqlen_q, dropout_seqlen_k, dropout_p, dropout_scale,
+                      APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
+                      HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                      BLOCK_M: tl.constexpr):
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    q = load_rows(Q_SEQ, offs_m, stride_qs, offs_d, q_len, head_dim)
+    do = load_rows(DO_SEQ, offs_m, stride_dos, offs_d, q_len, head_dim)
+    lse_log2, delta = _load_row_stats(LSE_SEQ, DELTA_SEQ, offs_m, stride_lse_s, q_len)
+    drop_rows = offs_m.to(tl.int64)
+    if HAS_DROPOUT:
+        drop_rows = dropout_row_base(batch, head, n_heads, offs_m, dropout_seqlen_q, dropout_seqlen_k)
+    p_dropped, ds = _probs_and_score_grads(
+        q, k, v, do, lse_log2, delta, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW,
+        qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
+        APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION)
+    dv = tl.dot(tl.trans(p_dropped.to(do.dtype)), do, dv, input_precision=DOT_PRECISION)
+    dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=DOT_PRECISION)
+    return dk, dv
+
+
+@triton.jit
+def attention_bwd_dkdv_kernel(
+    Q, K, V, DOUT, LSE, DELTA, DK, DV, KEY_MASK, KEY_BOUNDS, CU_SEQLENS_Q, CU_SEQLENS_K,
+    stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
+    stride_dob, stride_doh, stride_dos, stride_dkb, stride_dkh, stride_dks,
+    stride_dvb, stride_dvh, stride_dvs, stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
+    n_heads, n_kv_heads, kv_group, seqlen_q, seqlen_k, head_dim, scale, qk_scale_log2,
+    dropout_p, dropout_scale, seed,
+    CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    start_n = tl.program_id(0) * BLOCK_N
+    batch = tl.program_id(1) // n_kv_heads
+    kv_head = tl.program_id(1) % n_kv_heads
+    q_start, q_len, k_start, k_len, key_lo, key_hi = sequence_bounds(
+        batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k, VARLEN, HAS_KEY_MASK)
+    if start_n >= k_len:
+        return
+    batch64 = batch.to(tl.int64)
+    kv_head64 = kv_head.to(tl.int64)
+    k_start64 = k_start.to(tl.int64)
+    q_start64 = q_start.to(tl.int64)
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    k = load_rows(K + batch64 * stride_kb + kv_head64 * stride_kh + k_start64 * stride_ks,
+                  offs_n, stride_ks, offs_d, k_len, head_dim)
+    v = load_rows(V + batch64 * stride_vb + kv_head64 * stride_vh + k_start64 * stride_vs,
+                  offs_n, stride_vs, offs_d, k_len, head_dim)
+    KEY_MASK_ROW = KEY_MASK + batch64 * stride_mask_b
+    causal_shift = k_len - q_len
+    key_end = tl.minimum(k_len, key_hi)
+    lo, mid, hi = query_block_range(start_n, q_len, key_lo, key_end, causal_shift,
+                                    CAUSAL, BLOCK_M, BLOCK_N)
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    for member in range(0, kv_group):
+        head = kv_head * kv_group + member
+        head64 = kv_head64 * kv_group + member
+        Q_SEQ = Q + batch64 * stride_qb + head64 * stride_qh + q_start64 * stride_qs
+        DO_SEQ = DOUT + batch64 * stride_dob + head64 * stride_doh + q_start64 * stride_dos
+        LSE_SEQ = LSE + batch64 * stride_lse_b + head64 * stride_lse_h + q_start64 * stride_lse_s
+        DELTA_SEQ = DELTA + batch64 * stride_lse_b + head64 * stride_lse_h + q_start64 * stride_lse_s
+        for start_m in range(lo, mid, BLOCK_M):
+            dk, dv = _dkdv_query_block(
+                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, offs_n,
+                offs_d, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
+                head_dim, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
+                dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
+                BLOCK_M)
+        for start_m in range(mid, hi, BLOCK_M):
+            dk, dv = _dkdv_query_block(
+                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, offs_n,
+                offs_d, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
+                head_dim, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
+                dropout_p, dropout_scale, False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
+                BLOCK_M)
+    tile_mask = (offs_n[:, None] < k_len) & (offs_d[None, :] < head_dim)
+    rows = offs_n[:, None].to(tl.int64)
+    DK_SEQ = DK + batch64 * stride_dkb + kv_head64 * stride_dkh + k_start64 * stride_dks
+    tl.store(DK_SEQ + rows * stride_dks + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
+             mask=tile_mask)
+    DV_SEQ = DV + batch64 * stride_dvb + kv_head64 * stride_dvh + k_start64 * stride_dvs
+    tl.store(DV_SEQ + rows * stride_dvs + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=tile_mask)
+
+
+@triton.jit
+def attention_bwd_dq_kernel(
+    Q, K, V, DOUT, LSE, DELTA, DQ, KEY_MASK, KEY_BOUNDS, CU_SEQLENS_Q, CU_SEQLENS_K,
+    stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
+    stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs,
+    stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
+    n_heads, kv_group, seqlen_q, seqlen_k, head_dim, scale, qk_scale_log2,
+    dropout_p, dropout_scale, seed,
+    CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    start_m = tl.program_id(0) * BLOCK_M
+    batch = tl.program_id(1) // n_heads
+    head = tl.program_id(1) % n_heads
+    q_start, q_len, k_start, k_len, key_lo, key_hi = sequence_bounds(
+        batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k, VARLEN, HAS_KEY_MASK)
+    if start_m >= q_len:
+        return
+    batch64 = batch.to(tl.int64)
+    head64 = head.to(tl.int64)
+    kv_head64 = (head // kv_group).to(tl.int64)
+    q_start64 = q_start.to(tl.int64)
+    k_start64 = k_start.to(tl.int64)
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    q = load_rows(Q + batch64 * stride_qb + head64 * stride_qh + q_start64 * stride_qs,
+                  offs_m, stride_qs, offs_d, q_len, head_dim)
+    do = load_rows(DOUT + batch64 * stride_dob + head64 * stride_doh + q_start64 * stride_dos,
+                   offs_m, stride_dos, offs_d, q_len, head_dim)
+    stats_base = batch64 * stride_lse_b + head64 * stride_lse_h + q_start64 * stride_lse_s
+    lse_log2, delta = _load_row_stats(LSE + stats_base, DELTA + stats_base, offs_m, stride_lse_s, q_len)
+    K_SEQ = K + batch64 * stride_kb + kv_head64 * stride_kh + k_start64 * stride_ks
+    V_SEQ = V + batch64 * stride_vb + kv_head64 * stride_vh + k_start64 * stride_vs
+    KEY_MASK_ROW = KEY_MASK + batch64 * stride_mask_b
+    causal_shift = k_len - q_len
+    key_end = tl.minimum(k_len, key_hi)
+    lo, mid, hi = key_block_range(start_m, q_len, key_lo, key_end, causal_shift, 0, key_end,
+                                  CAUSAL, BLOCK_M, BLOCK_N)
+    drop_rows = offs_m.to(tl.int64)
+    if HAS_DROPOUT:
+        drop_rows = dropout_row_base(batch, head, n_heads, offs_m, seqlen_q, seqlen_k)
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = load_rows(K_SEQ, offs_n, stride_ks, offs_d, key_end, head_dim)
+        v = load_rows(V_SEQ, offs_n, stride_vs, offs_d, key_end, head_dim)
+        # One loop with the bounds mask on every block: the dQ pass is the cheaper half of the
+        # backward, and splitting it in two would double its code size.
+        _, ds = _probs_and_score_grads(
+            q, k, v, do, lse_log2, delta, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW,
+            qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
+            True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION)
+        dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PRECISION)
+    tile_mask = (offs_m[:, None] < q_len) & (offs_d[None, :] < head_dim)
+    DQ_SEQ = DQ + batch64 * stride_dqb + head64 * stride_dqh + q_start64 * stride_dqs
+    tl.store(DQ_SEQ + offs_m[:, None].to(tl.int64) * stride_dqs + offs_d[None, :],
+             (dq * scale).to(DQ.dtype.element_ty), mask=tile_mask)

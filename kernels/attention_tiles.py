@@ -1,0 +1,123 @@
+"""Pieces shared by the attention kernels: where a sequence lies, which key (or query) blocks a
+program must visit, the masked score tile, and the dropout keep mask.
+
+Conventions: scores are kept in log2 units (qk_scale_log2 = scale * log2(e)) so exp2 replaces exp;
+the saved log-sum-exp is in natural-log units (-inf for a row that sees no key).
+
+Which keys query i of a sequence sees: keys j < k_len (the sequence), j in [key_lo, key_hi) with
+key_mask[j] true (key_padding_mask; key_lo/key_hi are the first and one past the last real key),
+and, when causal, j <= i + k_len - q_len (bottom-right alignment). Blocks outside
+[key_lo, key_hi) or wholly above the diagonal are never visited; only blocks that straddle an edge
+(APPLY_BOUNDS) pay for the element-wise bounds mask.
+
+Dropout: score (b, h, i, j) is kept iff tl.rand(seed, ((b * H + h) * Sq + i) * Sk + j) >= p, with
+Sq, Sk the padded sequence dims (max_seqlen_q/k for varlen) and i, j positions within the
+sequence: fastattn.reference.attention_dropout_keep_mask draws the same stream.
+"""
+
+import triton
+import triton.language as tl
+
+LOG2E: tl.constexpr = 1.4426950408889634
+
+
+@triton.jit
+def sequence_bounds(batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,
+                    VARLEN: tl.constexpr, HAS_KEY_MASK: tl.constexpr):
+    """(q_start, q_len, k_start, k_len, key_lo, key_hi) of sequence `batch`: the token offsets of its
+    first query and key (0 unless varlen), its lengths, and its range of real keys."""
+    if VARLEN:
+        q_start = tl.load(CU_SEQLENS_Q + batch)
+        q_len = tl.load(CU_SEQLENS_Q + batch + 1) - q_start
+        k_start = tl.load(CU_SEQLENS_K + batch)
+        k_len = tl.load(CU_SEQLENS_K + batch + 1) - k_start
+    else:
+        q_start = batch * 0
+        q_len = q_start + seqlen_q
+        k_start = q_start
+        k_len = q_start + seqlen_k
+    if HAS_KEY_MASK:
+        key_lo = tl.load(KEY_BOUNDS + 2 * batch)
+        key_hi = tl.load(KEY_BOUNDS + 2 * batch + 1)
+    else:
+        key_lo = k_len * 0
+        key_hi = k_len
+    return q_start, q_len, k_start, k_len, key_lo, key_hi
+
+
+@triton.jit
+def key_block_range(start_m, q_len, key_lo, key_hi, causal_shift, split_lo, split_hi,
+                    CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """(lo, mid, hi) for the query block at start_m: blocks [lo, mid) are visible to every row (no
+    bounds mask), blocks [mid, hi) straddle the causal diagonal or the last key. split_lo/split_hi
+    (multiples of BLOCK_N) restrict the keys to one split of the decode path."""
+    lo = tl.maximum(split_lo, key_lo // BLOCK_N * BLOCK_N)
+    hi = tl.minimum(split_hi, key_hi)
+    full_end = key_hi
+    if CAUSAL:
+        last_row = tl.minimum(start_m + BLOCK_M, q_len) - 1
+        hi = tl.minimum(hi, last_row + causal_shift + 1)
+        full_end = tl.minimum(full_end, start_m + causal_shift + 1)
+    mid = lo + tl.maximum(full_end - lo, 0) // BLOCK_N * BLOCK_N
+    mid = tl.minimum(mid, hi)
+    return lo, mid, hi
+
+
+@triton.jit
+def query_block_range(start_n, q_len, key_lo, key_hi, causal_shift,
+                      CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """(lo, mid, hi) of the query blocks that see the key block at start_n (the backward's dK/dV
+    walk): blocks [lo, mid) straddle the causal diagonal, [mid, hi) see every key of the block.
+    Empty when the key block holds no real key."""
+    lo = q_len * 0
+    hi = q_len
+    mid = lo
+    if CAUSAL:
+        first_row = tl.maximum(start_n - causal_shift, 0)
+        lo = first_row // BLOCK_M * BLOCK_M
+        # The first row that sees the block's last key: from there on no causal mask is needed.
+        full_row = tl.maximum(start_n + BLOCK_N - 1 - causal_shift, lo)
+        mid = tl.minimum(lo + (full_row - lo + BLOCK_M - 1) // BLOCK_M * BLOCK_M, hi)
+        mid = tl.maximum(mid, lo)
+    no_real_key = (start_n >= key_hi) | (start_n + BLOCK_N <= key_lo)
+    hi = tl.where(no_real_key, lo, hi)
+    mid = tl.minimum(mid, hi)
+    return lo, mid, hi
+
+
+@triton.jit
+def load_rows(BASE, rows, stride_row, offs_d, n_rows, head_dim):
+    """A [len(rows), BLOCK_D] tile of a [sequence, head_dim] matrix; rows past n_rows and columns past
+    head_dim read as zero."""
+    mask = (rows[:, None] < n_rows) & (offs_d[None, :] < head_dim)
+    return tl.load(BASE + rows[:, None] * stride_row + offs_d[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def masked_scores(q, k, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
+                  APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
+                  DOT_PRECISION: tl.constexpr):
+    """Scores q k^T in log2 units, -inf where the key is not visible to the query."""
+    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale_log2
+    visible = None
+    if APPLY_BOUNDS:
+        visible = (offs_n < key_end)[None, :]
+        if CAUSAL:
+            visible = visible & (offs_n[None, :] <= offs_m[:, None] + causal_shift)
+    if HAS_KEY_MASK:
+        real_key = tl.load(KEY_MASK_ROW + offs_n, mask=offs_n < key_end, other=0) != 0
+        visible = real_key[None, :] if visible is None else visible & real_key[None, :]
+    if visible is not None:
+        s = tl.where(visible, s, float("-inf"))
+    return s
+
+
+@triton.jit
+def dropout_keep(seed, dropout_row_base, offs_n, dropout_p):
+    """Keep mask of a score tile: dropout_row_base[i] = ((b * H + h) * Sq + i) * Sk (int64)."""
+    return tl.rand(seed, dropout_row_base[:, None] + offs_n[None, :]) >= dropout_p
+
+
+@triton.jit
+def dropout_row_base(batch, head, n_heads, offs_m, dropout_seqlen_q, dropout_seqlen_k):
+    return ((batch * n_heads + head).to(tl.int64) * dropout_seqlen_q + offs_m) * dropout_seqlen_k
