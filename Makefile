@@ -2,7 +2,8 @@
 #
 #   make test    set up .venv (torch 2.14.1, triton, transformers, test tools, fastattn built with
 #                its CUDA extension when nvcc is present), then run every test tier
-#   make bench   the same set-up, then the benchmark suite on the device that is here
+#   make bench   the same set-up, then `python -m fastattn bench`: every benchmark suite on the
+#                device that is here (CPU: small sizes), results merged into benchmarks/results/
 #   make gpu     on a GPU machine: build in place with that machine's own torch (installs nothing),
 #                run the gpu tier and a quick benchmark pass; logs and results go to $OUT if set,
 #                else to benchmarks/results/
@@ -74,8 +75,9 @@ endif
 test-gpu: setup
 	$(PYTEST) -m gpu tests/gpu
 
+# BENCH_ARGS passes options on, e.g. BENCH_ARGS="--suite attention --full" (python -m fastattn bench -h).
 bench: setup
-	$(RUN) $(PY) -m pytest benchmarks --benchmark-only -q -ra --results-dir $(RESULTS_DIR)
+	$(RUN) $(PY) -m fastattn bench --results-dir $(RESULTS_DIR) $(BENCH_ARGS)
 
 # Keeps going after a failing step so one run brings back all the evidence; fails at the end if
 # any step failed.
@@ -87,7 +89,7 @@ gpu:
 	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest $(PYTEST_FLAGS) -m gpu tests/gpu \
 	  --junitxml=$(RESULTS_DIR)/gpu-tests.xml 2>&1 | tee $(RESULTS_DIR)/gpu-tests.log; \
 	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest benchmarks --benchmark-only -q -ra --quick \
+	PYTHONPATH=$(CURDIR) $(PYTHON) -m fastattn bench --quick \
 	  --results-dir $(RESULTS_DIR) 2>&1 | tee $(RESULTS_DIR)/gpu-bench.log; \
 	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
 	echo "make gpu: logs and results in $(RESULTS_DIR) (status $$status)"; exit $$status

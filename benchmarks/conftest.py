@@ -1,17 +1,19 @@
 """Benchmark session plumbing: options, device facts, collecting each case's record, writing results.
 
 Suites call `bench_results.add(benchmark, record)` once per timed case; at session end the records
-get their speedups (from baselines measured in this same run) and are written by report.py to
-<results-dir>/<device-slug>.{json,md,png}.
+get their speedups (from baselines measured in this same run), when and from which commit they were
+measured, and are merged by report.py into <results-dir>/<device-slug>.json (then .md and plots).
 """
 
+import datetime
 import os
 
 import pytest
 
 from benchmarks import device_info as device_info_module
 from benchmarks import records as records_module
-from benchmarks import report
+from benchmarks import report, table
+from benchmarks.progress import Progress
 
 DEFAULT_RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -23,6 +25,14 @@ def pytest_addoption(parser):
     group.addoption("--results-dir", default=None,
                     help="where <device>.json/.md/.png go (default: $FASTATTN_RESULTS_DIR, "
                          "else benchmarks/results)")
+    group.addoption("--progress", action="store_true", default=False,
+                    help="a line per finished case (time, throughput, skip reason) instead of dots")
+
+
+def pytest_configure(config):
+    state = _state(config)
+    if config.getoption("--progress"):
+        config.pluginmanager.register(Progress(state["results"].by_node), "fastattn-progress")
 
 
 class BenchResults:
@@ -30,17 +40,22 @@ class BenchResults:
 
     def __init__(self):
         self.records = []
+        self.by_node = {}  # pytest node id -> record, for the progress lines
 
     def add(self, benchmark, record):
         # Same dict object in both places, so numbers filled in at session end (speedups) reach
         # pytest-benchmark's own JSON too: our session-finish hook runs before it saves.
         benchmark.extra_info.update(record)
+        benchmark.extra_info.setdefault("suite", benchmark.fullname.split("::")[0])
         self.records.append(benchmark.extra_info)
+        self.by_node[benchmark.fullname] = benchmark.extra_info
 
 
 def _state(config):
     if not hasattr(config, "_fastattn_bench"):
-        config._fastattn_bench = {"results": BenchResults(), "device_info": None}
+        started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        config._fastattn_bench = {"results": BenchResults(), "device_info": None,
+                                  "started": started}
     return config._fastattn_bench
 
 
@@ -80,27 +95,31 @@ def pytest_sessionfinish(session, exitstatus):
     state = _state(session.config)
     records = state["results"].records
     if records and state["device_info"] is not None:
-        records_module.finalize(records)
         mode = "quick" if session.config.getoption("--quick") else "full"
-        paths = report.write_all(_results_dir(session.config), state["device_info"], records, mode)
-        state["written"] = paths
+        records_module.finalize(records, {"measured_at": state["started"], "mode": mode,
+                                          "commit": state["device_info"]["commit"]})
+        state["written"] = report.write_all(_results_dir(session.config), state["device_info"],
+                                            records, state["started"])
     yield
 
 
+# Last, after pytest-benchmark's own table (when not --benchmark-quiet): ours is what to read.
+@pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter, config):
     state = getattr(config, "_fastattn_bench", None)
     if not state or not state.get("written"):
         return
-    terminalreporter.write_sep("-", "fastattn benchmark results")
-    if state["device_info"]["type"] == "cpu":
+    info, records = state["device_info"], state["results"].records
+    terminalreporter.write_sep("=", f"fastattn benchmark results: {info['name']}")
+    if info["type"] == "cpu":
         terminalreporter.write_line(f"CPU run: {device_info_module.CPU_NOTE}")
+    terminalreporter.write_line(report.peaks_line(info))
+    terminalreporter.write_line(table.text(records))
     # Targets in the log too: `make gpu` logs are often all a reader of a GPU run gets.
-    for r in state["results"].records:
+    for r in table.sort_records(records):
         if r["target_met"] is not None:
-            speedup = r["speedup_vs_eager"]
             terminalreporter.write_line(
-                f"target {'met    ' if r['target_met'] else 'NOT met'} {r['op']} {r['direction']} "
-                f"{r['impl']} {r['dtype']} {'x'.join(map(str, r['shape']))}: {r['gb_s']:.0f} GB/s, "
-                f"{'-' if speedup is None else f'{speedup:.2f}x'} eager (wants {r['targets']})")
+                f"target {'met    ' if r['target_met'] else 'NOT met'}: {' '.join(table.row(r)[:4])}: "
+                f"{table.fmt_target(r, bold='')}")
     for path in state["written"]:
         terminalreporter.write_line(f"wrote {path}")

@@ -1,4 +1,5 @@
-"""The one timer every benchmark suite uses, and the device's measured copy bandwidth.
+"""The one timer every benchmark suite uses, and the device's two measured peaks: copy bandwidth
+(the ceiling of memory-bound cases) and dense GEMM throughput (the ceiling of compute-bound ones).
 
 CUDA: triton.testing.do_bench-style. Warm up, then time each run on its own with CUDA events, with
 L2 flushed before every run (a 256 MB write, untimed) so that no run reads its inputs from the
@@ -120,3 +121,29 @@ def measure_copy_bandwidth(device):
     timing = time_fn(lambda: dst.copy_(src), device, budget_ms=300.0, max_runs=30)
     del src, dst
     return 2 * size / (timing.p50 * 1e-3) / 1e9
+
+
+# bf16 is what the compute-bound suites (attention, FFN, models) run on a GPU; CPUs have no fast
+# bf16 GEMM path everywhere, and the CPU suites run float32.
+GEMM_DTYPES = {"cuda": torch.bfloat16, "cpu": torch.float32}
+GEMM_SIZES = {"cuda": 8192, "cpu": 1024}
+
+
+@functools.lru_cache(maxsize=None)
+def measure_gemm_tflops(device):
+    """Achievable dense matmul throughput in TFLOP/s (1e12 FLOPs), measured now on `device`.
+
+    A square GEMM (8192^3 in bfloat16 on GPU, large enough to saturate tensor cores; 1024^3 in
+    float32 on CPU, a fraction of a second on a small machine), 2*M*N*K FLOPs per run. Like the
+    copy bandwidth, it is the machine's own ceiling at its current clocks, not a datasheet number.
+    Returns (tflops, dtype name, size).
+    """
+    device = torch.device(device)
+    dtype, n = GEMM_DTYPES.get(device.type, torch.float32), GEMM_SIZES.get(device.type, 1024)
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, generator=generator, device=device).to(dtype)
+    b = torch.randn(n, n, generator=generator, device=device).to(dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    timing = time_fn(lambda: torch.mm(a, b, out=out), device, budget_ms=300.0, max_runs=30)
+    del a, b, out
+    return 2 * n**3 / (timing.p50 * 1e-3) / 1e12, str(dtype).replace("torch.", ""), n
