@@ -57,60 +57,52 @@ def layer_norm_residual_fwd_kernel(
 
 
 @triton.jit
-def _input_grad_row(DY, DH_OUT, H, MEAN, RSTD, w, row, cols, in_row, c1, c2,
-                    stride_dy_row, stride_dh_out_row, stride_h_row, n_cols, HAS_DH_OUT: tl.constexpr):
-    """(dh, dy, xhat) of one row (or one column chunk of it), given the row sums
-    c1 = mean(xhat * w * dy) and c2 = mean(w * dy); None for c1 computes them from this block."""
-    h = tl.load(H + row * stride_h_row + cols, mask=in_row, other=0.0).to(tl.float32)
-    dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
-    rstd = tl.load(RSTD + row)
-    xhat = tl.where(in_row, (h - tl.load(MEAN + row)) * rstd, 0.0)
-    wdy = w * dy
-    if c1 is None:
-        c1 = tl.sum(xhat * wdy, axis=0) / n_cols
-        c2 = tl.sum(wdy, axis=0) / n_cols
-    dh = (wdy - (xhat * c1 + c2)) * rstd
-    if HAS_DH_OUT:
-        dh += tl.load(DH_OUT + row * stride_dh_out_row + cols, mask=in_row, other=0.0).to(tl.float32)
-    return dh, dy, xhat
-
-
-@triton.jit
-def _store_input_grads(DH, DX, dh, row, cols, in_row, n_cols, stride_dh_row, stride_dx_row,
-                       dropout_p, dropout_scale, seed, HAS_DROPOUT: tl.constexpr):
-    tl.store(DH + row * stride_dh_row + cols, dh.to(DH.dtype.element_ty), mask=in_row)
-    if HAS_DROPOUT:
-        dx = _dropout(dh, seed, row * n_cols + cols, dropout_p, dropout_scale)
-        tl.store(DX + row * stride_dx_row + cols, dx.to(DX.dtype.element_ty), mask=in_row)
-
-
-@triton.jit
 def layer_norm_residual_bwd_kernel(
-    DY, DH_OUT, H, WEIGHT, MEAN, RSTD, DH, DX, DW_PARTIAL, DB_PARTIAL,
+    DY, DH_OUT, H, WEIGHT, MEAN, RSTD, ROW_SUMS, DH, DX, DW_PARTIAL, DB_PARTIAL,
     stride_dy_row, stride_dh_out_row, stride_h_row, stride_dh_row, stride_dx_row,
     n_rows, n_cols, rows_per_program, dropout_p, dropout_scale, seed,
-    HAS_DH_OUT: tl.constexpr, HAS_DROPOUT: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_DH_OUT: tl.constexpr, HAS_DROPOUT: tl.constexpr, ROW_SUMS_GIVEN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
 ):
-    """Rows that fit in registers: each program walks its rows once (reads h and dy, writes dh)."""
-    pid = tl.program_id(0)
-    cols = tl.arange(0, BLOCK_N)
+    """Program (i, j) walks row group i within column block j, writing dh (and dx under dropout)
+    and float32 partial sums of dweight and dbias for its columns.
+
+    Rows that fit in one block (grid (groups, 1), ROW_SUMS_GIVEN False) take the row sums
+    mean(xhat * w * dy) and mean(w * dy) in place: h and dy are read once. Wider rows get them from
+    layer_norm_residual_bwd_row_sums_kernel (ROW_SUMS_GIVEN True), at the cost of a second read.
+    """
+    pid_rows = tl.program_id(0)
+    cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     in_row = cols < n_cols
     w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
     dw_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
     db_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
     # int64 bounds make the loop variable int64, so row offsets cannot overflow.
-    row_start = pid.to(tl.int64) * rows_per_program
+    row_start = pid_rows.to(tl.int64) * rows_per_program
     row_end = tl.minimum(row_start + rows_per_program, n_rows)
     for row in range(row_start, row_end):
-        dh, dy, xhat = _input_grad_row(DY, DH_OUT, H, MEAN, RSTD, w, row, cols, in_row, None, None,
-                                       stride_dy_row, stride_dh_out_row, stride_h_row, n_cols,
-                                       HAS_DH_OUT)
-        _store_input_grads(DH, DX, dh, row, cols, in_row, n_cols, stride_dh_row, stride_dx_row,
-                           dropout_p, dropout_scale, seed, HAS_DROPOUT)
+        h = tl.load(H + row * stride_h_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        rstd = tl.load(RSTD + row)
+        xhat = tl.where(in_row, (h - tl.load(MEAN + row)) * rstd, 0.0)
+        wdy = w * dy
+        if ROW_SUMS_GIVEN:
+            c1 = tl.load(ROW_SUMS + 2 * row)
+            c2 = tl.load(ROW_SUMS + 2 * row + 1)
+        else:
+            c1 = tl.sum(xhat * wdy, axis=0) / n_cols
+            c2 = tl.sum(wdy, axis=0) / n_cols
+        dh = (wdy - (xhat * c1 + c2)) * rstd
+        if HAS_DH_OUT:
+            dh += tl.load(DH_OUT + row * stride_dh_out_row + cols, mask=in_row, other=0.0).to(tl.float32)
+        tl.store(DH + row * stride_dh_row + cols, dh.to(DH.dtype.element_ty), mask=in_row)
+        if HAS_DROPOUT:
+            dx = _dropout(dh, seed, row * n_cols + cols, dropout_p, dropout_scale)
+            tl.store(DX + row * stride_dx_row + cols, dx.to(DX.dtype.element_ty), mask=in_row)
         dw_acc += dy * xhat
         db_acc += dy
-    tl.store(DW_PARTIAL + pid * n_cols + cols, dw_acc, mask=in_row)
-    tl.store(DB_PARTIAL + pid * n_cols + cols, db_acc, mask=in_row)
+    tl.store(DW_PARTIAL + pid_rows * n_cols + cols, dw_acc, mask=in_row)
+    tl.store(DB_PARTIAL + pid_rows * n_cols + cols, db_acc, mask=in_row)
 
 
 @triton.jit
@@ -135,34 +127,3 @@ def layer_norm_residual_bwd_row_sums_kernel(
         sum_wdy += wdy
     tl.store(ROW_SUMS + 2 * row, tl.sum(sum_xhat_wdy, axis=0) / n_cols)
     tl.store(ROW_SUMS + 2 * row + 1, tl.sum(sum_wdy, axis=0) / n_cols)
-
-
-@triton.jit
-def layer_norm_residual_bwd_tiled_kernel(
-    DY, DH_OUT, H, WEIGHT, MEAN, RSTD, ROW_SUMS, DH, DX, DW_PARTIAL, DB_PARTIAL,
-    stride_dy_row, stride_dh_out_row, stride_h_row, stride_dh_row, stride_dx_row,
-    n_rows, n_cols, rows_per_program, dropout_p, dropout_scale, seed,
-    HAS_DH_OUT: tl.constexpr, HAS_DROPOUT: tl.constexpr, BLOCK_C: tl.constexpr,
-):
-    """Rows too wide for registers, step 2: program (i, j) walks row group i in column chunk j.
-    Costs a second read of h and dy, but keeps only one chunk of each row in registers."""
-    pid_rows = tl.program_id(0)
-    cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    in_row = cols < n_cols
-    w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
-    dw_acc = tl.zeros([BLOCK_C], dtype=tl.float32)
-    db_acc = tl.zeros([BLOCK_C], dtype=tl.float32)
-    row_start = pid_rows.to(tl.int64) * rows_per_program
-    row_end = tl.minimum(row_start + rows_per_program, n_rows)
-    for row in range(row_start, row_end):
-        c1 = tl.load(ROW_SUMS + 2 * row)
-        c2 = tl.load(ROW_SUMS + 2 * row + 1)
-        dh, dy, xhat = _input_grad_row(DY, DH_OUT, H, MEAN, RSTD, w, row, cols, in_row, c1, c2,
-                                       stride_dy_row, stride_dh_out_row, stride_h_row, n_cols,
-                                       HAS_DH_OUT)
-        _store_input_grads(DH, DX, dh, row, cols, in_row, n_cols, stride_dh_row, stride_dx_row,
-                           dropout_p, dropout_scale, seed, HAS_DROPOUT)
-        dw_acc += dy * xhat
-        db_acc += dy
-    tl.store(DW_PARTIAL + pid_rows * n_cols + cols, dw_acc, mask=in_row)
-    tl.store(DB_PARTIAL + pid_rows * n_cols + cols, db_acc, mask=in_row)

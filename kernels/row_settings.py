@@ -29,7 +29,7 @@ def row_block_settings(n_cols):
 # The backward keeps two more row-long float32 accumulators (dweight, dbias) live across its row
 # loop: at 8192 it spilled on sm_80/sm_90 at every warp count tried (8, 16, 32), and at 4096 with
 # 16 warps under triton 3.6 (fp32: 128 registers + 8 B stack; 8 warps: 184-212, no stack). Wider rows go
-# to the tiled backward, which holds one WIDE_ROW_CHUNK-wide chunk of a row at a time.
+# to the column-blocked backward, which holds one WIDE_ROW_CHUNK-wide block of a row at a time.
 MAX_BACKWARD_ROW_BLOCK = 4096
 WIDE_ROW_CHUNK = 1024
 WIDE_ROW_CHUNK_WARPS = 4

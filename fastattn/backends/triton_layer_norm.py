@@ -7,7 +7,6 @@ from .._rng import dropout_scale
 from ..kernels.layer_norm_residual import (
     layer_norm_residual_bwd_kernel,
     layer_norm_residual_bwd_row_sums_kernel,
-    layer_norm_residual_bwd_tiled_kernel,
     layer_norm_residual_fwd_kernel,
 )
 from ..kernels.row_settings import (
@@ -48,39 +47,31 @@ def layer_norm_residual_bwd(dy, dh_out, h, weight, mean, rstd, dropout_p, seed):
         return dh, dx, torch.zeros_like(weight), torch.zeros_like(weight)
     dh_out_arg = dh_out if dh_out is not None else dy
     dx_arg = dx if seed is not None else dh
-    # Arguments shared by both backward variants, in kernel order.
-    tensors = (dy, dh_out_arg, h, weight, mean, rstd)
-    outputs = (dh, dx_arg)
-    strides = (dy.stride(0), dh_out_arg.stride(0), h.stride(0), dh.stride(0), dx_arg.stride(0))
-    dropout = (dropout_p, dropout_scale(dropout_p), seed if seed is not None else 0)
-    flags = dict(HAS_DH_OUT=dh_out is not None, HAS_DROPOUT=seed is not None)
-
     settings = backward_row_block_settings(n_cols)
     if settings is not None:
         block, num_warps = settings
-        programs = backward_program_count(h.device, n_rows, num_warps)
-        dw_partial = _alloc.empty((programs, n_cols), h, torch.float32)
-        db_partial = _alloc.empty_like(dw_partial)
-        layer_norm_residual_bwd_kernel[(programs,)](
-            *tensors, *outputs, dw_partial, db_partial, *strides,
-            n_rows, n_cols, -(-n_rows // programs), *dropout,
-            **flags, BLOCK_N=block, num_warps=num_warps,
-        )
+        row_sums = None
     else:
+        # Too wide for one block: the row sums first, then column blocks of WIDE_ROW_CHUNK.
+        block, num_warps = WIDE_ROW_CHUNK, WIDE_ROW_CHUNK_WARPS
         row_sums = _alloc.empty((n_rows, 2), h, torch.float32)
         layer_norm_residual_bwd_row_sums_kernel[(n_rows,)](
             dy, h, weight, mean, rstd, row_sums, dy.stride(0), h.stride(0), n_cols,
-            BLOCK_C=WIDE_ROW_CHUNK, num_warps=WIDE_ROW_CHUNK_WARPS,
+            BLOCK_C=block, num_warps=num_warps,
         )
-        chunks = -(-n_cols // WIDE_ROW_CHUNK)
-        row_groups = max(1, backward_program_count(h.device, n_rows, WIDE_ROW_CHUNK_WARPS) // chunks)
-        dw_partial = _alloc.empty((row_groups, n_cols), h, torch.float32)
-        db_partial = _alloc.empty_like(dw_partial)
-        layer_norm_residual_bwd_tiled_kernel[(row_groups, chunks)](
-            *tensors, row_sums, *outputs, dw_partial, db_partial, *strides,
-            n_rows, n_cols, -(-n_rows // row_groups), *dropout,
-            **flags, BLOCK_C=WIDE_ROW_CHUNK, num_warps=WIDE_ROW_CHUNK_WARPS,
-        )
+    column_blocks = -(-n_cols // block)
+    row_groups = max(1, backward_program_count(h.device, n_rows, num_warps) // column_blocks)
+    dw_partial = _alloc.empty((row_groups, n_cols), h, torch.float32)
+    db_partial = _alloc.empty_like(dw_partial)
+    layer_norm_residual_bwd_kernel[(row_groups, column_blocks)](
+        dy, dh_out_arg, h, weight, mean, rstd, row_sums if row_sums is not None else mean,
+        dh, dx_arg, dw_partial, db_partial,
+        dy.stride(0), dh_out_arg.stride(0), h.stride(0), dh.stride(0), dx_arg.stride(0),
+        n_rows, n_cols, -(-n_rows // row_groups),
+        dropout_p, dropout_scale(dropout_p), seed if seed is not None else 0,
+        HAS_DH_OUT=dh_out is not None, HAS_DROPOUT=seed is not None,
+        ROW_SUMS_GIVEN=row_sums is not None, BLOCK_N=block, num_warps=num_warps,
+    )
     dweight = dw_partial.sum(0).to(weight.dtype)
     dbias = db_partial.sum(0).to(weight.dtype)
     return dh, dx, dweight, dbias

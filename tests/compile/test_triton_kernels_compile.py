@@ -29,13 +29,12 @@ def lnr_types(elem):
     types.update({name: "i32" for name in ("n_rows", "n_cols", "rows_per_program")})
     types["seed"] = "i64"
     types["ROW_SUMS"] = "*fp32"
-    for fn in (lnr.layer_norm_residual_fwd_kernel, lnr.layer_norm_residual_bwd_kernel,
-               lnr.layer_norm_residual_bwd_tiled_kernel):
+    for fn in (lnr.layer_norm_residual_fwd_kernel, lnr.layer_norm_residual_bwd_kernel):
         types.update({name: "i32" for name in fn.arg_names if name.startswith("stride_")})
     return types
 
 
-FULL_FLAGS = {"HAS_DH_OUT": True, "HAS_DROPOUT": True}
+FULL_FLAGS = {"HAS_DH_OUT": True, "HAS_DROPOUT": True, "ROW_SUMS_GIVEN": False}
 
 
 def lnr_variants():
@@ -48,10 +47,10 @@ def lnr_variants():
         if settings is not None:
             yield (f"bwd-block{settings[0]}", lnr.layer_norm_residual_bwd_kernel,
                    dict(FULL_FLAGS, BLOCK_N=settings[0]), settings[1])
-    wide = {"BLOCK_C": WIDE_ROW_CHUNK}
-    yield "bwd-wide-row-sums", lnr.layer_norm_residual_bwd_row_sums_kernel, wide, WIDE_ROW_CHUNK_WARPS
-    yield ("bwd-wide-tiled", lnr.layer_norm_residual_bwd_tiled_kernel, dict(FULL_FLAGS, **wide),
-           WIDE_ROW_CHUNK_WARPS)
+    yield ("bwd-wide-row-sums", lnr.layer_norm_residual_bwd_row_sums_kernel,
+           {"BLOCK_C": WIDE_ROW_CHUNK}, WIDE_ROW_CHUNK_WARPS)
+    yield ("bwd-wide-column-blocks", lnr.layer_norm_residual_bwd_kernel,
+           dict(FULL_FLAGS, ROW_SUMS_GIVEN=True, BLOCK_N=WIDE_ROW_CHUNK), WIDE_ROW_CHUNK_WARPS)
 
 
 LNR_VARIANTS = {label: rest for label, *rest in lnr_variants()}
