@@ -1,0 +1,34 @@
+"""Patched tiny BERT and GPT2 against the unpatched models: outputs on padded batches (right and
+left padding, holes, odd lengths), gradients, greedy generation with the KV cache."""
+
+import pytest
+import torch
+
+import hf_cases
+import hf_models
+
+SEQLENS = (1, 7, 33)
+
+
+@pytest.mark.parametrize("seqlen", SEQLENS)
+@pytest.mark.parametrize("pattern", hf_models.MASK_PATTERNS)
+def test_bert_outputs(device, backend, pattern, seqlen):
+    hf_cases.check_bert_outputs(device, torch.float32, backend, pattern, seqlen)
+
+
+@pytest.mark.parametrize("seqlen", SEQLENS)
+@pytest.mark.parametrize("pattern", hf_models.MASK_PATTERNS)
+def test_gpt2_logits(device, backend, pattern, seqlen):
+    hf_cases.check_gpt2_logits(device, torch.float32, backend, pattern, seqlen)
+
+
+def test_bert_grads(device, backend):
+    hf_cases.check_bert_grads(device, torch.float32, backend)
+
+
+def test_gpt2_grads(device, backend):
+    hf_cases.check_gpt2_grads(device, torch.float32, backend)
+
+
+def test_greedy_generation(device, backend):
+    hf_cases.check_greedy_generation(device, torch.float32, backend)

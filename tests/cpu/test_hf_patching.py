@@ -1,0 +1,231 @@
+"""What fastattn.patch changes and what it keeps: classes, state_dict, saving and loading,
+unpatch, errors, hidden states, the mask hook (unpad once, varlen per layer), the decode path,
+and the dense fallback for masks the fast path does not describe."""
+
+import copy
+import json
+import os
+
+import pytest
+import torch
+import transformers
+from transformers import (BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification,
+                          BertModel, GPT2ForSequenceClassification, GPT2LMHeadModel, GPT2Model)
+
+import fastattn
+import hf_models
+from hf_spy import spy
+from numerics import assert_numerics
+
+HF_BERT_LAYER = transformers.models.bert.modeling_bert.BertLayer
+HF_GPT2_BLOCK = transformers.models.gpt2.modeling_gpt2.GPT2Block
+
+
+def bert():
+    return hf_models.make_model(BertForMaskedLM, hf_models.bert_config())
+
+
+def gpt2():
+    return hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
+
+
+def batch(pattern="holes", size=3, seqlen=9):
+    return hf_models.input_ids(size, seqlen), hf_models.attention_mask(size, seqlen, pattern)
+
+
+def close_on_real_tokens(name, got, expected, mask):
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+def test_blocks_swapped_in_place_keeping_parameters(make):
+    model = make()
+    before = {name: p for name, p in model.named_parameters()}
+    keys = list(model.state_dict())
+    assert fastattn.patch(model) is model
+    blocks = [m for m in model.modules() if isinstance(m, (HF_BERT_LAYER, HF_GPT2_BLOCK))]
+    assert blocks and all(type(m) in (fastattn.nn.BertLayer, fastattn.nn.GPT2Block) for m in blocks)
+    assert model.config._attn_implementation == "fastattn"
+    assert list(model.state_dict()) == keys
+    assert all(p is before[name] for name, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+def test_unpatch_restores_original_behaviour(make):
+    model, pristine = make(), make()
+    attn_implementation = model.config._attn_implementation
+    ids, mask = batch()
+    fastattn.unpatch(fastattn.patch(model))
+    assert model.config._attn_implementation == attn_implementation
+    for module in model.modules():
+        assert type(module).__module__.startswith(("transformers", "torch")), type(module)
+        assert not [k for k in vars(module) if k.startswith("_fastattn")], type(module)
+    with torch.no_grad():
+        assert torch.equal(model(ids, attention_mask=mask).logits,
+                           pristine(ids, attention_mask=mask).logits)
+    assert fastattn.unpatch(model) is model  # unpatching an unpatched model does nothing
+
+
+@pytest.mark.parametrize("make,plain_class", [(bert, BertForMaskedLM), (gpt2, GPT2LMHeadModel)],
+                         ids=["bert", "gpt2"])
+def test_saved_after_patching_loads_in_plain_transformers(make, plain_class, tmp_path):
+    model = fastattn.patch(make())
+    model.save_pretrained(tmp_path)
+    with open(os.path.join(tmp_path, "config.json")) as f:
+        assert "fastattn" not in f.read()
+    loaded = plain_class.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
+    assert type(loaded.base_model.get_submodule(_first_block(loaded))).__module__.startswith("transformers")
+    expected = model.state_dict()
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(value, expected[name]), name
+    # And the reverse: a plain checkpoint loads into a model that is then patched.
+    repatched = fastattn.patch(plain_class.from_pretrained(tmp_path).eval())
+    ids, mask = batch()
+    with torch.no_grad():
+        close_on_real_tokens("logits", repatched(ids, attention_mask=mask).logits,
+                             loaded(ids, attention_mask=mask).logits, mask)
+
+
+def _first_block(model):
+    return "encoder.layer.0" if hasattr(model.base_model, "encoder") else "h.0"
+
+
+def test_patch_again_only_changes_backend():
+    model = fastattn.patch(bert())
+    fastattn.patch(model, backend="torch")
+    layer = model.bert.encoder.layer[0]
+    assert type(layer) is fastattn.nn.BertLayer and layer._fastattn_backend == "torch"
+    fastattn.unpatch(model)
+    assert type(layer) is HF_BERT_LAYER
+
+
+def test_unsupported_models_raise():
+    roberta = transformers.RobertaModel(transformers.RobertaConfig(
+        vocab_size=99, hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37))
+    for model in (roberta, torch.nn.Linear(4, 4)):
+        with pytest.raises(TypeError, match="supports Hugging Face BertModel"):
+            fastattn.patch(model)
+
+
+def test_unsupported_head_dim_raises():
+    # transformers' own tester size: hidden 32 over 4 heads is head dim 8.
+    model = hf_models.make_model(BertModel, hf_models.bert_config(hidden_size=32))
+    with pytest.raises(ValueError, match="head dim 8"):
+        fastattn.patch(model)
+    assert model.config._attn_implementation != "fastattn"
+
+
+def test_unknown_backend_raises():
+    with pytest.raises(ValueError, match="unknown backend 'cudnn'"):
+        fastattn.patch(bert(), backend="cudnn")
+
+
+@pytest.mark.parametrize("model_class,config,pattern", [
+    (BertModel, hf_models.bert_config(), "right"),
+    (BertForSequenceClassification, hf_models.bert_config(), "right"),
+    (BertForQuestionAnswering, hf_models.bert_config(), "holes"),
+    (GPT2Model, hf_models.gpt2_config(), "holes"),
+    # It reads the last real token: left padding keeps that at the end.
+    (GPT2ForSequenceClassification, hf_models.gpt2_config(), "left"),
+], ids=lambda v: getattr(v, "__name__", v) if not isinstance(v, transformers.PretrainedConfig) else "")
+def test_task_heads(model_class, config, pattern):
+    model = hf_models.make_model(model_class, config)
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = batch(pattern)
+    with torch.no_grad():
+        got, expected = patched(ids, attention_mask=mask), model(ids, attention_mask=mask)
+    for key, value in expected.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        if value.dim() >= 2 and value.shape[:2] == ids.shape:  # per token: real tokens only
+            close_on_real_tokens(key, got[key], value, mask)
+        else:
+            torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+def test_output_hidden_states(make):
+    model = make()
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = batch()
+    with torch.no_grad():
+        got = patched(ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        expected = model(ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert len(got) == len(expected)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert g.shape == e.shape
+        close_on_real_tokens(f"hidden_states[{i}]", g, e, mask)
+
+
+def test_bert_unpads_once_and_runs_varlen_on_real_tokens():
+    model = fastattn.patch(bert())
+    ids, mask = batch("holes")
+    with spy("unpad", "pad", "attention_varlen", "attention") as calls, torch.no_grad():
+        model(ids, attention_mask=mask)
+    assert len(calls["unpad"]) == 1 and len(calls["pad"]) == 1 and not calls["attention"]
+    assert len(calls["attention_varlen"]) == model.config.num_hidden_layers
+    (q, _k, _v, cu_seqlens, *_rest), _kwargs = calls["attention_varlen"][0]
+    assert q.shape[0] == int(mask.sum())
+    assert cu_seqlens.tolist() == [0] + mask.sum(1).cumsum(0).tolist()
+
+
+def test_gpt2_generation_uses_decode_path_with_padding_mask():
+    model = fastattn.patch(gpt2())
+    ids, mask = batch("left", seqlen=7)
+    with spy("attention") as calls, torch.no_grad():
+        model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    shapes = [(args[0].shape[2], args[1].shape[2]) for args, _ in calls["attention"]]
+    decode = [(sq, sk) for sq, sk in shapes if sq == 1 and sk > 1]
+    assert len(decode) == 3 * model.config.n_layer, shapes  # tokens 2..4 decode from the cache
+    assert all(kwargs["causal"] and kwargs["key_padding_mask"] is not None for _, kwargs in calls["attention"])
+
+
+def _additive_mask(mask, q_len):
+    """A user-made 4D float mask: 0 where attended, a large negative number elsewhere, causal."""
+    allowed = mask.bool()[:, None, None, :] & torch.ones(q_len, mask.shape[1]).tril().bool()
+    return torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
+
+
+def test_user_4d_mask_falls_back_to_dense_path():
+    model = gpt2()
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = batch("left")
+    mask4d = _additive_mask(mask, ids.shape[1])
+    with torch.no_grad():
+        got = patched(ids, attention_mask=mask4d).logits
+        expected = model(ids, attention_mask=mask4d).logits
+    close_on_real_tokens("logits", got, expected, mask)
+
+
+def test_bert_user_4d_mask_falls_back_to_dense_path():
+    model = bert()
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = batch("holes")
+    mask4d = mask.bool()[:, None, None, :].expand(-1, 1, ids.shape[1], -1)
+    with spy("unpad") as calls, torch.no_grad():
+        got = patched(ids, attention_mask=mask4d).logits
+    expected = model(ids, attention_mask=mask4d).logits
+    assert not calls["unpad"]
+    close_on_real_tokens("logits", got, expected.detach(), mask)
+
+
+def test_packed_sequences_in_position_ids_fall_back_to_dense_path():
+    model = gpt2()
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids = hf_models.input_ids(2, 10)
+    # Two sequences (4 + 6 tokens) packed into each row: transformers' packed-sequence mask.
+    position_ids = torch.tensor([[0, 1, 2, 3, 0, 1, 2, 3, 4, 5]] * 2)
+    with torch.no_grad():
+        got = patched(ids, position_ids=position_ids).logits
+        expected = model(ids, position_ids=position_ids).logits
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_patched_outputs_follow_numerics_rule_against_float64():
+    model = bert()
+    ref, eager, patched = hf_models.variants(model, torch.device("cpu"), torch.float32)
+    ids, mask = batch("left", seqlen=17)
+    with torch.no_grad():
+        outs = [m(ids, attention_mask=mask).logits for m in (patched, ref, eager)]
+    assert_numerics("logits", *(o[mask.bool()] for o in outs))

@@ -1,0 +1,74 @@
+"""Tiny Hugging Face BERT/GPT2 models and padded batches for the patching tests (cpu and gpu tiers).
+
+Sizes follow transformers' own model testers (hidden 32, 4 heads, odd intermediate size) except
+the hidden size: 64, so the head dim is 16, the smallest fastattn's attention takes (the testers'
+head dim 8 is refused by fastattn.patch, which a test checks).
+"""
+
+import copy
+
+import torch
+from transformers import BertConfig, GPT2Config
+
+import fastattn
+
+VOCAB = 99
+MASK_PATTERNS = ("none", "right", "left", "holes")
+
+
+def bert_config(**overrides):
+    values = dict(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                  intermediate_size=37, max_position_embeddings=512, type_vocab_size=2,
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=0)
+    values.update(overrides)
+    return BertConfig(**values)
+
+
+def gpt2_config(**overrides):
+    values = dict(vocab_size=VOCAB, n_embd=64, n_layer=3, n_head=4, n_positions=512,
+                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=0,
+                  bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1)
+    values.update(overrides)
+    return GPT2Config(**values)
+
+
+def make_model(model_class, config, seed=0):
+    """A randomly initialised model, the same for a given seed, in eval mode."""
+    torch.manual_seed(seed)
+    return model_class(config).eval()
+
+
+def attention_mask(batch, seqlen, pattern, seed=0):
+    """long [B, S] HF attention mask (1 = real token). Lengths differ per row; "holes" leaves
+    padding inside the sequence. Every row keeps at least one real token."""
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.ones(batch, seqlen, dtype=torch.long)
+    if pattern == "none":
+        return mask
+    lengths = torch.randint(1, seqlen + 1, (batch,), generator=generator)
+    lengths[0] = seqlen  # one full row, as in a real batch
+    for b, length in enumerate(lengths.tolist()):
+        if pattern == "right":
+            mask[b, length:] = 0
+        elif pattern == "left":
+            mask[b, :seqlen - length] = 0
+        elif pattern == "holes":
+            mask[b] = (torch.rand(seqlen, generator=generator) < 0.7).long()
+            mask[b, 0] = 1
+        else:
+            raise ValueError(pattern)
+    return mask
+
+
+def input_ids(batch, seqlen, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(1, VOCAB, (batch, seqlen), generator=generator)
+
+
+def variants(model, device, dtype, backend=None):
+    """(ref, eager, patched) copies of `model`: the unpatched model in float64 (the oracle), the
+    unpatched model in the test dtype, and the patched model in the test dtype."""
+    ref = copy.deepcopy(model).to(device, torch.float64)
+    eager = copy.deepcopy(model).to(device, dtype)
+    patched = fastattn.patch(copy.deepcopy(model).to(device, dtype), backend=backend)
+    return ref, eager, patched
