@@ -50,8 +50,8 @@ def _cells(row):
 
 
 def _key_text(key):
-    op, direction, shape, dtype, impl = key
-    return f"{op} {direction} {impl} {dtype} {'x'.join(map(str, shape))}"
+    op, direction, variant, shape, dtype, impl = key
+    return " ".join(str(p) for p in (op, direction, variant, impl, dtype, "x".join(map(str, shape))) if p)
 
 
 def format_comparison(result, old_data, new_data, old_name, new_name):

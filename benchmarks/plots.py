@@ -8,7 +8,7 @@ size, a line per backend and baseline, with the device's measured peak drawn acr
 import re
 
 from benchmarks.records import throughput
-from benchmarks.table import DIRECTION_ORDER, IMPL_ORDER, sort_records
+from benchmarks.table import IMPL_ORDER, sort_records
 
 BASELINE_STYLE, BACKEND_STYLE = "--", "-"
 
@@ -41,16 +41,20 @@ def _peak_line(ax, device_info, unit):
                    label="measured GEMM peak" if unit == "TFLOP/s" else "measured copy bandwidth")
 
 
+def _column(record):
+    return " ".join(p for p in (record["direction"], record.get("variant")) if p)
+
+
 def _line_figure(plt, device_info, op, records):
-    """Rows: dtype; columns: direction; a line per implementation."""
+    """Rows: dtype; columns: direction and variant; a line per implementation."""
+    records = sort_records(records)
     dtypes = list(dict.fromkeys(r["dtype"] for r in records))
-    directions = sorted({r["direction"] for r in records},
-                        key=lambda d: DIRECTION_ORDER.index(d) if d in DIRECTION_ORDER else 9)
-    fig, axes = plt.subplots(len(dtypes), len(directions), squeeze=False,
-                             figsize=(5.5 * len(directions), 3.6 * len(dtypes)))
+    columns = list(dict.fromkeys(_column(r) for r in records))
+    fig, axes = plt.subplots(len(dtypes), len(columns), squeeze=False,
+                             figsize=(5.5 * len(columns), 3.6 * len(dtypes)))
     for dtype, row_axes in zip(dtypes, axes):
-        for direction, ax in zip(directions, row_axes):
-            cell = [r for r in records if (r["dtype"], r["direction"]) == (dtype, direction)]
+        for column, ax in zip(columns, row_axes):
+            cell = [r for r in records if r["dtype"] == dtype and _column(r) == column]
             unit = throughput(cell[0])[1] if cell else "GB/s"
             for impl in dict.fromkeys(r["impl"] for r in cell):
                 points = sorted((r["plot_x"], throughput(r)[0]) for r in cell
@@ -68,29 +72,33 @@ def _line_figure(plt, device_info, op, records):
             ax.set_xlabel((cell[0]["plot_x_name"] or "size") if cell else "")
             ax.set_ylabel(unit)
             ax.set_ylim(bottom=0)
-            ax.set_title(f"{direction}, {dtype}", fontsize=10)
+            ax.set_title(f"{column}, {dtype}", fontsize=10)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)
     return fig
 
 
+def _bar_case(record):
+    return (_column(record), record["dtype"], tuple(record["shape"]))
+
+
 def _bar_figure(plt, device_info, op, records):
     """A group of bars per case (direction, dtype, shape), a bar per non-eager implementation."""
     records = sort_records(r for r in records if r["impl"] != "eager")
-    cases = list(dict.fromkeys((r["direction"], r["dtype"], tuple(r["shape"])) for r in records))
+    cases = list(dict.fromkeys(_bar_case(r) for r in records))
     impls = sorted({r["impl"] for r in records},
                    key=lambda i: IMPL_ORDER.index(i) if i in IMPL_ORDER else len(IMPL_ORDER))
     width = 0.8 / max(len(impls), 1)
     fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * len(cases) * max(len(impls), 1)), 4))
     for i, impl in enumerate(impls):
-        speedups = {(r["direction"], r["dtype"], tuple(r["shape"])): r["speedup_vs_eager"]
-                    for r in records if r["impl"] == impl}
+        speedups = {_bar_case(r): r["speedup_vs_eager"] for r in records if r["impl"] == impl}
         xs = [j + i * width for j, case in enumerate(cases) if speedups.get(case) is not None]
         ys = [speedups[case] for case in cases if speedups.get(case) is not None]
-        ax.bar(xs, ys, width, label=impl)
+        ax.bar_label(ax.bar(xs, ys, width, label=impl), fmt="%.2fx", fontsize=7)
     ax.axhline(1.0, color="gray", linestyle=":", label="eager")
     ax.set_xticks([j + width * (len(impls) - 1) / 2 for j in range(len(cases))],
-                  [f"{d} {t}\n{'x'.join(map(str, s))}" for d, t, s in cases], fontsize=8)
+                  [f"{column} {dtype}\n{'x'.join(map(str, shape))}" for column, dtype, shape in cases],
+                  fontsize=8)
     ax.set_ylabel("speedup vs eager")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)

@@ -25,7 +25,7 @@ def _ratio_pct(value, peak):
 
 def make_record(*, op, direction, impl, shape, dtype, timing, device_info, bytes_moved=None,
                 flops=None, plot_x=None, plot_x_name=None, targets=None, target_note=None,
-                bound=None, baseline=None, extra=None):
+                variant=None, bound=None, baseline=None, extra=None):
     """Derived numbers for one timed case: GB/s and/or TFLOP/s, % of the measured peak, floor time.
 
     bytes_moved is the minimal traffic (each input read once, each output written once), so GB/s
@@ -36,7 +36,9 @@ def make_record(*, op, direction, impl, shape, dtype, timing, device_info, bytes
     (whole models): they are drawn as speedup bars.
     `targets` maps "min_gb_s" / "min_tflop_s" / "min_speedup_vs_eager" to the numbers this case
     should reach; `target_note` says where they come from (the report prints it once per op).
-    `baseline` overrides whether `impl` is a baseline (default: impl in BASELINES); `extra` adds
+    `variant` tells apart cases that share op, direction, shape and dtype but differ otherwise
+    (e.g. "causal", "padded 50%"): it is part of the case's key, and the plots draw each variant in
+    a panel of its own. `baseline` overrides whether `impl` is a baseline (default: impl in BASELINES); `extra` adds
     suite-specific fields (e.g. real-token figures of padded batches).
     """
     if bytes_moved is None and flops is None:
@@ -55,6 +57,7 @@ def make_record(*, op, direction, impl, shape, dtype, timing, device_info, bytes
     return {
         "op": op,
         "direction": direction,
+        "variant": variant,
         "impl": impl,
         "kind": "baseline" if is_baseline else "backend",
         "shape": list(shape),
@@ -90,7 +93,8 @@ def make_record(*, op, direction, impl, shape, dtype, timing, device_info, bytes
 def case_key(record):
     """What a case is, whichever implementation ran it: speedups compare within a case, and a
     re-run replaces a case's records as a whole."""
-    return (record["op"], record["direction"], tuple(record["shape"]), record["dtype"])
+    return (record["op"], record["direction"], record.get("variant"), tuple(record["shape"]),
+            record["dtype"])
 
 
 def record_key(record):

@@ -29,6 +29,7 @@ def normalize(record):
                   "plot_x", "plot_x_name", "gb_s", "floor_ms"):
         record.setdefault(field, None)
     record.setdefault("targets", {})
+    record.setdefault("variant", None)
     return record
 
 

@@ -18,8 +18,12 @@ def _order(value, order):
 
 
 def sort_key(record):
-    return (record["op"], _order(record["direction"], DIRECTION_ORDER), record["dtype"],
-            record["shape"], _order(record["impl"], IMPL_ORDER), record["impl"])
+    return (record["op"], _order(record["direction"], DIRECTION_ORDER), record.get("variant") or "",
+            record["dtype"], record["shape"], _order(record["impl"], IMPL_ORDER), record["impl"])
+
+
+def case_label(record):
+    return " ".join(str(p) for p in (record["op"], record["direction"], record.get("variant")) if p)
 
 
 def sort_records(records):
@@ -64,7 +68,7 @@ def fmt_target(record, bold="**"):
 def row(record, bold="**"):
     best = record.get("best_baseline")
     vs_best = fmt_speedup(record.get("speedup_vs_best_baseline"))
-    return (f"{record['op']} {record['direction']}", record["impl"], record["dtype"],
+    return (case_label(record), record["impl"], record["dtype"],
             "x".join(str(s) for s in record["shape"]),
             f"{fmt_ms(record['ms_p50'])} ({fmt_ms(record.get('ms_p20'))}-{fmt_ms(record.get('ms_p80'))})",
             fmt_throughput(record), fmt_pct_peak(record), fmt_speedup(record.get("speedup_vs_eager")),

@@ -80,8 +80,11 @@ def _device_line():
 
 
 def _pytest_command(files, args, quick, results_dir):
+    # One suite that fails to import must not stop the others: a broken suite shows as an error.
+    # Classic console style: our progress lines already count cases, pytest's [NN%] would not.
     command = [sys.executable, "-m", "pytest", *files, "--benchmark-only", "--benchmark-quiet",
-               "--progress", "-q", "-ra", "--results-dir", results_dir]
+               "--progress", "-q", "-ra", "--continue-on-collection-errors",
+               "-o", "console_output_style=classic", "--results-dir", results_dir]
     if quick:
         command.append("--quick")
     if args.k:

@@ -28,11 +28,11 @@ def timing(ms, spread=0.02):
 
 
 def record(info, impl, ms, *, op="layer_norm_residual", direction="fwd", size=1024,
-           dtype="bfloat16", spread=0.02, flops=None):
+           dtype="bfloat16", spread=0.02, flops=None, variant=None):
     kwargs = {"flops": flops} if flops is not None else {"bytes_moved": 4e9 * ms / 1e3}
     return make_record(op=op, direction=direction, impl=impl, shape=(4096, size), dtype=dtype,
                        timing=timing(ms, spread), device_info=info, plot_x=size,
-                       plot_x_name="hidden size", **kwargs)
+                       plot_x_name="hidden size", variant=variant, **kwargs)
 
 
 def run(info, cases, measured_at="2026-11-24T10:00:00+00:00"):

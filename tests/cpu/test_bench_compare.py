@@ -35,7 +35,7 @@ def test_verdicts_per_case(tmp_path):
     changes = {r["new"]["shape"][1]: r["change"] for r in result["rows"]}
     assert abs(changes[1024] - 0.20) < 1e-9
     assert [k[-1] for k in result["only_old"]] == ["cuda"]
-    assert [k[2][1] for k in result["only_new"]] == [16384]
+    assert [k[3][1] for k in result["only_new"]] == [16384]
     assert len(compare.regressions(result)) == 1
 
 

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from bench_fakes import device, record, run, timing
-from benchmarks import report, results_file
-from benchmarks.records import make_record
+from benchmarks import report, results_file, table
+from benchmarks.records import finalize, make_record
 
 
 def test_memory_bound_record_keeps_its_fields():
@@ -46,6 +46,15 @@ def test_speedups_against_eager_and_the_best_other_baseline():
     assert records["triton"]["measured_at"] and records["triton"]["commit"] == "abc1234"
 
 
+def test_variants_are_cases_of_their_own():
+    info = device()
+    records = run(info, [("eager", 4.0, {}), ("triton", 1.0, {}),
+                         ("eager", 2.0, {"variant": "causal"}), ("triton", 1.0, {"variant": "causal"})])
+    assert [r["speedup_vs_eager"] for r in records if r["impl"] == "triton"] == [4.0, 2.0]
+    assert table.row(records[2])[0] == "layer_norm_residual fwd causal"
+    assert len(results_file.merge(records[:2], records[2:])) == 4
+
+
 def test_a_run_replaces_its_cases_and_keeps_the_others(tmp_path):
     info = device()
     first = run(info, [("eager", 2.0, {}), ("triton", 1.0, {}),
@@ -79,3 +88,20 @@ def test_files_written_before_per_case_provenance_still_load(tmp_path):
     loaded = results_file.load(str(path))["records"][0]
     assert loaded["measured_at"] == "2026-10-01T00:00:00+00:00" and loaded["mode"] == "full"
     assert loaded["pct_of_peak"] == pytest.approx(loaded["pct_copy_bw"])
+
+
+def test_plots_throughput_lines_and_model_speedup_bars(tmp_path):
+    info = device()
+    attention = run(info, [("sdpa", 2.0, {"op": "attention", "flops": 1e12}),
+                           ("triton", 1.0, {"op": "attention", "flops": 1e12}),
+                           ("triton", 1.0, {"op": "attention", "flops": 2e12, "size": 2048})])
+    models = finalize([make_record(op="bert-base", direction="fwd", impl=impl, shape=(8, 512),
+                                   dtype="bfloat16", flops=1e12, timing=timing(ms), device_info=info)
+                       for impl, ms in (("eager", 3.0), ("torch.compile", 2.0), ("triton", 1.0))])
+    report.write_all(str(tmp_path), info, attention + models, "2026-11-24T00:00:00")
+    assert (tmp_path / f"{info['slug']}.attention.png").stat().st_size > 0
+    assert (tmp_path / f"{info['slug']}.bert-base.png").stat().st_size > 0
+    markdown = (tmp_path / f"{info['slug']}.md").read_text()
+    assert "| attention fwd | triton | bfloat16 | 4096x1024 |" in markdown
+    assert "1000 TFLOP/s | 200% GEMM | - | 2.00x (sdpa) |" in markdown
+    assert "| bert-base fwd | triton | bfloat16 | 8x512 |" in markdown and "3.00x" in markdown
