@@ -16,7 +16,9 @@
 #include <string>
 #include <tuple>
 
+#include "bias_gelu.h"
 #include "layer_norm_residual.h"
+#include "masked_softmax.h"
 
 // setup.py passes the SM targets it builds for; a build without it says so.
 #ifndef FASTATTN_CUDA_ARCHS
@@ -194,6 +196,145 @@ std::tuple<at::Tensor, at::Tensor> layer_norm_residual_bwd(
           dbias_partial.sum(0).to(weight.scalar_type())};
 }
 
+// ---------------------------------------------------------------------------------------------
+// masked_softmax and bias_gelu: row-wise ops on [rows, n_cols] matrices with a contiguous last dim
+
+void check_row_input(const char* op, const char* name, const at::Tensor& t) {
+  TORCH_CHECK_VALUE(t.is_cuda(), "fastattn._C.", op, ": expects CUDA tensors, got ", t.device());
+  element_type(op, name, t);
+  TORCH_CHECK_VALUE(t.dim() == 2 && t.stride(1) == 1, "fastattn._C.", op, ": ", name,
+                    " must be 2D [rows, n_cols] with a contiguous last dimension, got shape ",
+                    t.sizes(), " and strides ", t.strides());
+}
+
+// scores: [B * H * Sq, Sk] rows; key_padding_mask: bool [B, Sk] with a contiguous last dim.
+void masked_softmax_fwd(const at::Tensor& scores, const std::optional<at::Tensor>& key_padding_mask,
+                        const at::Tensor& out, int64_t rows_per_batch, int64_t queries, bool causal,
+                        double scale) {
+  const char* op = "masked_softmax_fwd";
+  check_row_input(op, "scores", scores);
+  check_rows(op, "out", out, scores);
+  const int64_t rows = scores.size(0), n_cols = scores.size(1);
+  TORCH_CHECK_VALUE(queries >= 1 && rows_per_batch >= queries && rows_per_batch % queries == 0 &&
+                    rows % rows_per_batch == 0, "fastattn._C.", op, ": rows (", rows,
+                    ") must be batches of rows_per_batch (", rows_per_batch,
+                    ") rows, a multiple of queries (", queries, ")");
+  if (key_padding_mask.has_value()) {
+    const at::Tensor& mask = *key_padding_mask;
+    check_on_device(op, "key_padding_mask", mask, scores.device());
+    TORCH_CHECK_TYPE(mask.scalar_type() == at::kBool, "fastattn._C.", op,
+                     ": key_padding_mask must be bool, got ", mask.scalar_type());
+    TORCH_CHECK_VALUE(mask.dim() == 2 && mask.size(0) == rows / rows_per_batch &&
+                      mask.size(1) == n_cols && mask.stride(1) == 1, "fastattn._C.", op,
+                      ": key_padding_mask must be [", rows / rows_per_batch, ", ", n_cols,
+                      "] with a contiguous last dimension, got shape ", mask.sizes(),
+                      " and strides ", mask.strides());
+  }
+
+  const c10::cuda::CUDAGuard guard(scores.device());
+  fastattn::MaskedSoftmaxFwdParams p{};
+  p.scores = scores.data_ptr();
+  p.key_padding_mask = key_padding_mask.has_value()
+      ? reinterpret_cast<const uint8_t*>(key_padding_mask->data_ptr<bool>()) : nullptr;
+  p.out = out.data_ptr();
+  p.rows = rows;
+  p.n_cols = n_cols;
+  p.stride_scores = scores.stride(0);
+  p.stride_mask = key_padding_mask.has_value() ? key_padding_mask->stride(0) : 0;
+  p.stride_out = out.stride(0);
+  p.rows_per_batch = rows_per_batch;
+  p.queries = queries;
+  p.causal = causal;
+  p.scale = static_cast<float>(scale);
+  check_launch(fastattn::launch_masked_softmax_fwd(p, element_type(op, "scores", scores),
+                                                   c10::cuda::getCurrentCUDAStream().stream()),
+               "masked_softmax_fwd");
+}
+
+void masked_softmax_bwd(const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& grad_in,
+                        double scale) {
+  const char* op = "masked_softmax_bwd";
+  check_row_input(op, "out", out);
+  check_rows(op, "grad_out", grad_out, out);
+  check_rows(op, "grad_in", grad_in, out);
+
+  const c10::cuda::CUDAGuard guard(out.device());
+  fastattn::MaskedSoftmaxBwdParams p{};
+  p.grad_out = grad_out.data_ptr();
+  p.out = out.data_ptr();
+  p.grad_in = grad_in.data_ptr();
+  p.rows = out.size(0);
+  p.n_cols = out.size(1);
+  p.stride_grad_out = grad_out.stride(0);
+  p.stride_out = out.stride(0);
+  p.stride_grad_in = grad_in.stride(0);
+  p.scale = static_cast<float>(scale);
+  check_launch(fastattn::launch_masked_softmax_bwd(p, element_type(op, "out", out),
+                                                   c10::cuda::getCurrentCUDAStream().stream()),
+               "masked_softmax_bwd");
+}
+
+void bias_gelu_fwd(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& out,
+                   bool tanh_approximation) {
+  const char* op = "bias_gelu_fwd";
+  check_row_input(op, "x", x);
+  check_vector(op, "bias", bias, x.device(), x.scalar_type(), x.size(1));
+  check_rows(op, "out", out, x);
+
+  const c10::cuda::CUDAGuard guard(x.device());
+  fastattn::BiasGeluFwdParams p{};
+  p.x = x.data_ptr();
+  p.bias = bias.data_ptr();
+  p.out = out.data_ptr();
+  p.rows = x.size(0);
+  p.n_cols = x.size(1);
+  p.stride_x = x.stride(0);
+  p.stride_out = out.stride(0);
+  p.tanh_approximation = tanh_approximation;
+  check_launch(fastattn::launch_bias_gelu_fwd(p, element_type(op, "x", x),
+                                              c10::cuda::getCurrentCUDAStream().stream()),
+               "bias_gelu_fwd");
+}
+
+// Writes grad_in and one float32 row of bias-gradient partial sums per chunk of rows (the caller
+// chose the chunk count as bias_grad_partial's first dimension, and sums over it).
+void bias_gelu_bwd(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& bias,
+                   const at::Tensor& grad_in, const at::Tensor& bias_grad_partial,
+                   bool tanh_approximation) {
+  const char* op = "bias_gelu_bwd";
+  check_row_input(op, "x", x);
+  check_rows(op, "grad_out", grad_out, x);
+  check_vector(op, "bias", bias, x.device(), x.scalar_type(), x.size(1));
+  check_rows(op, "grad_in", grad_in, x);
+  check_on_device(op, "bias_grad_partial", bias_grad_partial, x.device());
+  TORCH_CHECK_TYPE(bias_grad_partial.scalar_type() == at::kFloat, "fastattn._C.", op,
+                   ": bias_grad_partial must be float32, got ", bias_grad_partial.scalar_type());
+  TORCH_CHECK_VALUE(bias_grad_partial.dim() == 2 && bias_grad_partial.size(1) == x.size(1) &&
+                    bias_grad_partial.size(0) >= 1 &&
+                    bias_grad_partial.size(0) <= fastattn::kBiasGeluMaxChunks &&
+                    bias_grad_partial.is_contiguous(), "fastattn._C.", op,
+                    ": bias_grad_partial must be a contiguous [chunks, ", x.size(1), "] with 1 <= chunks <= ",
+                    fastattn::kBiasGeluMaxChunks, ", got shape ", bias_grad_partial.sizes());
+
+  const c10::cuda::CUDAGuard guard(x.device());
+  fastattn::BiasGeluBwdParams p{};
+  p.grad_out = grad_out.data_ptr();
+  p.x = x.data_ptr();
+  p.bias = bias.data_ptr();
+  p.grad_in = grad_in.data_ptr();
+  p.bias_grad_partial = bias_grad_partial.data_ptr<float>();
+  p.chunks = static_cast<int>(bias_grad_partial.size(0));
+  p.rows = x.size(0);
+  p.n_cols = x.size(1);
+  p.stride_grad_out = grad_out.stride(0);
+  p.stride_x = x.stride(0);
+  p.stride_grad_in = grad_in.stride(0);
+  p.tanh_approximation = tanh_approximation;
+  check_launch(fastattn::launch_bias_gelu_bwd(p, element_type(op, "x", x),
+                                              c10::cuda::getCurrentCUDAStream().stream()),
+               "bias_gelu_bwd");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -212,4 +353,21 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("dy"), py::arg("dh_out"), py::arg("h"), py::arg("weight"), py::arg("mean"),
         py::arg("rstd"), py::arg("dh"), py::arg("dx"), py::arg("dropout_p"),
         py::arg("dropout_scale"), py::arg("seed"));
+
+  // masked_softmax
+  m.def("masked_softmax_fwd", &masked_softmax_fwd,
+        "writes out = softmax(scale * scores) over the keys each row sees (zeros where none)",
+        py::arg("scores"), py::arg("key_padding_mask"), py::arg("out"), py::arg("rows_per_batch"),
+        py::arg("queries"), py::arg("causal"), py::arg("scale"));
+  m.def("masked_softmax_bwd", &masked_softmax_bwd,
+        "writes grad_in = scale * out * (grad_out - sum(grad_out * out))",
+        py::arg("grad_out"), py::arg("out"), py::arg("grad_in"), py::arg("scale"));
+
+  // bias_gelu
+  m.def("bias_gelu_fwd", &bias_gelu_fwd, "writes out = gelu(x + bias)", py::arg("x"),
+        py::arg("bias"), py::arg("out"), py::arg("tanh_approximation"));
+  m.def("bias_gelu_bwd", &bias_gelu_bwd,
+        "writes grad_in and the float32 per-chunk partial sums of the bias gradient",
+        py::arg("grad_out"), py::arg("x"), py::arg("bias"), py::arg("grad_in"),
+        py::arg("bias_grad_partial"), py::arg("tanh_approximation"));
 }

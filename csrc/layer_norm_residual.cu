@@ -20,61 +20,18 @@
 
 #include <algorithm>
 
+#include "common.cuh"
 #include "philox.cuh"
 
 namespace fastattn {
 namespace {
 
 constexpr int kMaxThreads = 1024;
-constexpr int kWarpSize = 32;
 // The column-sum kernel: a warp spans kColTile adjacent columns, kRowLanes warps walk the rows.
 constexpr int kColTile = 32;
 constexpr int kRowLanes = 16;
 constexpr int64_t kMaxGridX = 2147483647;
 constexpr int kMaxGridY = 65535;
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-
-// VEC adjacent elements moved as one load or store (16 bytes on the vector path).
-template <typename T, int VEC>
-struct alignas(sizeof(T) * VEC) Pack {
-  T v[VEC];
-};
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v += __shfl_xor_sync(0xffffffffu, v, offset);
-  }
-  return v;
-}
-
-// Sum over the block, returned to every thread. Every thread adds the warp totals in the same
-// order, so all agree bit for bit; the trailing barrier lets the next call reuse `scratch`.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int n_warps = (blockDim.x + kWarpSize - 1) / kWarpSize;
-  v = warp_sum(v);
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float total = 0.0f;
-  for (int i = 0; i < n_warps; ++i) total += scratch[i];
-  __syncthreads();
-  return total;
-}
 
 // Kept elements are scaled, dropped ones zeroed. __fmul_rn keeps the product from being fused into
 // a following add, so h rounds exactly as in the Triton kernel.
@@ -252,8 +209,6 @@ int row_threads(int n_packs) {
 }
 
 unsigned int row_grid(int64_t rows) { return static_cast<unsigned int>(std::min(rows, kMaxGridX)); }
-
-bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
 bool fwd_can_vectorize(const LayerNormResidualFwdParams& p, int vec) {
   return p.n_cols % vec == 0 && p.stride_x % vec == 0 && p.stride_residual % vec == 0 &&

@@ -9,9 +9,9 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-namespace fastattn {
+#include "element_type.h"
 
-enum class ElementType { kFloat32, kFloat16, kBFloat16 };
+namespace fastattn {
 
 // Widest row the kernels take (the front's MAX_HIDDEN["cuda"]).
 constexpr int kLayerNormMaxCols = 32768;
