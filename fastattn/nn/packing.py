@@ -33,6 +33,10 @@ class PackedBatch:
             cu_seqlens = torch.arange(0, (batch + 1) * seqlen, seqlen, dtype=torch.int32, device=x.device)
             return x.reshape(batch * seqlen, *x.shape[2:]), cls(None, cu_seqlens, seqlen, batch, seqlen)
         x_packed, indices, cu_seqlens, max_seqlen = fastattn.unpad(x, key_padding_mask)
+        if torch.compiler.is_compiling():
+            # The true longest length is data (read back from the device); the padded length is
+            # a static bound on it, which keeps the traced graph free of data-dependent sizes.
+            max_seqlen = seqlen
         return x_packed, cls(indices, cu_seqlens, max_seqlen, batch, seqlen)
 
     def unpack(self, x_packed):
