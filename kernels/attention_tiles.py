@@ -18,7 +18,7 @@ sequence: fastattn.reference.attention_dropout_keep_mask draws the same stream.
 import triton
 import triton.language as tl
 
-LOG2E: tl.constexpr = 1.4426950408889634
+LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit

@@ -124,7 +124,7 @@ def _check_qkv(op, q, k, v, ndim, layout):
     _checks.check_same_dtype(op, "k", k, "q", q)
     _checks.check_same_dtype(op, "v", v, "q", q)
     _checks.check_shape(op, "v", v, k.shape)
-    head_dim, heads, kv_heads = q.shape[-1], q.shape[-3], k.shape[-3]
+    head_dim, heads, kv_heads = q.shape[-1], q.shape[1], k.shape[1]  # dim 1 in both layouts
     if k.shape[-1] != head_dim:
         raise ValueError(f"fastattn.{op}: k must have q's head dim {head_dim} (last dim), "
                          f"got shape {list(k.shape)}")

@@ -27,13 +27,17 @@ def signature(fn, types, constexprs):
     return sig
 
 
-def compile_kernel(fn, types, constexprs, arch, num_warps):
-    """Compile as a real launch would: 16-byte aligned pointers (Triton specialises on that)."""
+def compile_kernel(fn, types, constexprs, arch, num_warps, num_stages=None):
+    """Compile as a real launch would: 16-byte aligned pointers (Triton specialises on that).
+    num_stages=None keeps Triton's default pipeline depth."""
     sig = signature(fn, types, constexprs)
     aligned = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
                if sig[name].startswith("*")}
     source = ASTSource(fn, sig, constexprs, aligned)
-    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
+    options = {"num_warps": num_warps}
+    if num_stages is not None:
+        options["num_stages"] = num_stages
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
 
 
 def _cuobjdump():

@@ -1,0 +1,111 @@
+"""The attention test suite. Each tier's test module imports these tests; the tier's conftest.py
+supplies `backend`, `dtype` and `device`. Sizes are small (the interpret tier runs them through the
+Triton interpreter); the gpu tier adds real sizes in its own module."""
+
+import pytest
+
+import attn_cases
+from fastattn.ops.attention import missing_backends
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the GPU machines have pytest but not hypothesis
+    given = None
+
+
+@pytest.fixture(autouse=True)
+def _skip_backends_without_attention(request):
+    backend = request.node.callspec.params.get("backend") if hasattr(request.node, "callspec") else None
+    reason = missing_backends().get(backend)
+    if reason:
+        pytest.skip(f"backend {backend!r}: {reason}")
+
+
+# (B, H, Hkv, Sq, Sk, D): odd sizes, Sq != Sk both ways, MQA/GQA, every head-dim tile class.
+SHAPES = [
+    (1, 2, 2, 1, 1, 16),
+    (2, 2, 2, 7, 7, 32),
+    (1, 2, 1, 113, 257, 16),
+    (2, 2, 2, 257, 113, 16),
+    (1, 4, 2, 113, 113, 64),
+    (1, 1, 1, 7, 33, 80),
+    (1, 1, 1, 33, 7, 96),
+    (1, 1, 1, 17, 17, 128),
+]
+
+
+def _shape_id(shape):
+    return "B{}H{}kv{}-q{}k{}-d{}".format(*shape)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)
+def test_matches_reference(backend, device, dtype, shape, causal):
+    q, k, v = attn_cases.make_qkv(*shape, dtype, device)
+    attn_cases.check_dense(backend, q, k, v, causal=causal)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("pattern", ["mixed", "empty_row"])
+def test_key_padding_mask(backend, device, dtype, pattern, causal):
+    """Right padding, left padding and holes; "empty_row": a batch row without any real key, so
+    its queries see nothing (zeros out, zero gradients)."""
+    q, k, v = attn_cases.make_qkv(3, 2, 2, 65, 130, 32, dtype, device, seed=2)
+    mask = attn_cases.key_padding_mask(pattern, 3, 130, device)
+    attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask)
+
+
+def test_non_contiguous_inputs_and_explicit_scale(backend, device, dtype):
+    q, k, v = attn_cases.make_qkv(2, 4, 2, 37, 50, 32, dtype, device, seed=3, layout="bshd")
+    assert not q.is_contiguous()
+    attn_cases.check_dense(backend, q, k, v, causal=True, scale=0.3)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_varlen(backend, device, dtype, causal):
+    """Packed sequences of odd lengths, an empty one, more queries than keys in one (causal rows
+    that see nothing), GQA."""
+    attn_cases.check_varlen(backend, [7, 0, 113, 30, 1], [7, 0, 90, 57, 1], 4, 2, 32, dtype, device,
+                            causal)
+
+
+@pytest.mark.parametrize("case", ["one_query", "few_queries_masked"])
+def test_decode_split_keys(backend, device, dtype, case):
+    """KV-cache decoding: one (or a few) queries against many keys and few heads, so the triton
+    backend splits the keys over programs and combines them."""
+    if case == "one_query":
+        q, k, v = attn_cases.make_qkv(1, 2, 1, 1, 1000, 64, dtype, device, seed=4)
+        attn_cases.check_dense(backend, q, k, v, causal=True)
+    else:
+        q, k, v = attn_cases.make_qkv(2, 2, 2, 3, 700, 32, dtype, device, seed=5)
+        mask = attn_cases.key_padding_mask("mixed", 2, 700, device)
+        attn_cases.check_dense(backend, q, k, v, causal=True, mask=mask)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked_causal"])
+def test_dropout_matches_reference(backend, device, dtype, masked):
+    q, k, v = attn_cases.make_qkv(2, 2, 1, 70, 90, 32, dtype, device, seed=6)
+    mask = attn_cases.key_padding_mask("mixed", 2, 90, device) if masked else None
+    attn_cases.check_dropout_against_reference(backend, q, k, v, causal=masked, mask=mask)
+
+
+def test_dropout_statistics_and_repeatability(backend, device):
+    attn_cases.check_dropout_statistics(backend, device)
+
+
+if given is None:
+    def test_property_random_shapes():
+        pytest.skip("hypothesis is not installed: the property-based test needs it")
+else:
+    @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(batch=st.integers(1, 2), kv_heads=st.integers(1, 2), group=st.integers(1, 2),
+           seqlen_q=st.integers(1, 80), seqlen_k=st.integers(1, 80),
+           head_dim=st.sampled_from([16, 32, 80]), causal=st.booleans(),
+           masked=st.booleans(), seed=st.integers(0, 2**16))
+    def test_property_random_shapes(backend, device, dtype, batch, kv_heads, group, seqlen_q,
+                                    seqlen_k, head_dim, causal, masked, seed):
+        q, k, v = attn_cases.make_qkv(batch, kv_heads * group, kv_heads, seqlen_q, seqlen_k,
+                                      head_dim, dtype, device, seed=seed)
+        mask = attn_cases.key_padding_mask("mixed", batch, seqlen_k, device, seed) if masked else None
+        attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask)
