@@ -1,0 +1,53 @@
+"""Patched tiny BERT and GPT2 on the GPU, every backend and dtype (bfloat16 too), against the
+unpatched models under the numerics rule; greedy generation; inductor fullgraph compile."""
+
+import copy
+
+import pytest
+import torch
+from transformers import BertModel, GPT2LMHeadModel
+
+import fastattn
+import hf_cases
+import hf_models
+
+SEQLENS = (7, 113, 257)
+
+
+@pytest.mark.parametrize("seqlen", SEQLENS)
+@pytest.mark.parametrize("pattern", hf_models.MASK_PATTERNS)
+def test_bert_outputs(device, dtype, backend, pattern, seqlen):
+    hf_cases.check_bert_outputs(device, dtype, backend, pattern, seqlen, batch=4)
+
+
+@pytest.mark.parametrize("seqlen", SEQLENS)
+@pytest.mark.parametrize("pattern", hf_models.MASK_PATTERNS)
+def test_gpt2_logits(device, dtype, backend, pattern, seqlen):
+    hf_cases.check_gpt2_logits(device, dtype, backend, pattern, seqlen, batch=4)
+
+
+def test_bert_grads(device, dtype, backend):
+    hf_cases.check_bert_grads(device, dtype, backend, seqlen=113)
+
+
+def test_gpt2_grads(device, dtype, backend):
+    hf_cases.check_gpt2_grads(device, dtype, backend, seqlen=113)
+
+
+def test_greedy_generation(device, backend):
+    # float32 only: in 16-bit types a near-tie between two logits may legitimately round either way.
+    hf_cases.check_greedy_generation(device, torch.float32, backend, batch=4, new_tokens=32)
+
+
+@pytest.mark.parametrize("model_class,config", [(GPT2LMHeadModel, hf_models.gpt2_config),
+                                                (BertModel, hf_models.bert_config)], ids=["gpt2", "bert"])
+def test_inductor_fullgraph_compile(device, backend, model_class, config):
+    torch._dynamo.reset()
+    model = hf_models.make_model(model_class, config()).to(device)
+    compiled = torch.compile(fastattn.patch(copy.deepcopy(model), backend=backend), fullgraph=True)
+    ids = hf_models.input_ids(4, 65).to(device)
+    mask = hf_models.attention_mask(4, 65, "left").to(device)
+    with torch.no_grad():
+        got, expected = compiled(ids, attention_mask=mask)[0], model(ids, attention_mask=mask)[0]
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-4, atol=1e-4)
