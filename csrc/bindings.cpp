@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "bias_gelu.h"
+#include "ffn_dropout.h"
 #include "layer_norm_residual.h"
 #include "masked_softmax.h"
 
@@ -335,6 +336,68 @@ void bias_gelu_bwd(const at::Tensor& grad_out, const at::Tensor& x, const at::Te
                "bias_gelu_bwd");
 }
 
+// ---------------------------------------------------------------------------------------------
+// ffn: the GEMMs of the feed-forward network go to cuBLAS(Lt) through ATen (no direct cuBLAS
+// linking: the toolkit here ships no cuBLAS headers); only the output dropout is our kernel.
+
+// out = a @ weight^T (+ bias), optionally with GELU (tanh form) fused. at::addmm and
+// at::_addmm_activation run cuBLASLt with its BIAS / GELU_BIAS epilogue where ATen can (1-D bias,
+// 16-bit or float32, contiguous out), else a GEMM followed by the same math. a and weight may be
+// transposed views (the gradients' operands): cuBLAS reads them in place. out is the caller's
+// (fastattn._alloc) buffer.
+void ffn_linear(const at::Tensor& a, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                const at::Tensor& out, bool gelu_tanh) {
+  const char* op = "ffn_linear";
+  TORCH_CHECK_VALUE(a.is_cuda(), "fastattn._C.", op, ": expects CUDA tensors, got ", a.device());
+  element_type(op, "a", a);
+  TORCH_CHECK_VALUE(a.dim() == 2 && weight.dim() == 2 && weight.size(1) == a.size(1), "fastattn._C.",
+                    op, ": a [M, K] and weight [N, K] expected, got ", a.sizes(), " and ", weight.sizes());
+  check_on_device(op, "weight", weight, a.device());
+  TORCH_CHECK_TYPE(weight.scalar_type() == a.scalar_type(), "fastattn._C.", op,
+                   ": weight must have a's dtype ", a.scalar_type(), ", got ", weight.scalar_type());
+  check_on_device(op, "out", out, a.device());
+  TORCH_CHECK_TYPE(out.scalar_type() == a.scalar_type(), "fastattn._C.", op,
+                   ": out must have a's dtype ", a.scalar_type(), ", got ", out.scalar_type());
+  TORCH_CHECK_VALUE(out.dim() == 2 && out.size(0) == a.size(0) && out.size(1) == weight.size(0) &&
+                    out.is_contiguous(), "fastattn._C.", op, ": out must be a contiguous [",
+                    a.size(0), ", ", weight.size(0), "], got ", out.sizes());
+  TORCH_CHECK_VALUE(!gelu_tanh || bias.has_value(), "fastattn._C.", op, ": the GELU epilogue needs a bias");
+  if (bias.has_value()) {
+    check_vector(op, "bias", *bias, a.device(), a.scalar_type(), weight.size(0));
+  }
+  const c10::cuda::CUDAGuard guard(a.device());
+  at::Tensor out_view = out;  // the at::*_out functions take a non-const reference
+  if (gelu_tanh) {
+    at::_addmm_activation_out(out_view, *bias, a, weight.t(), 1, 1, /*use_gelu=*/true);
+  } else if (bias.has_value()) {
+    at::addmm_out(out_view, *bias, a, weight.t());
+  } else {
+    at::mm_out(out_view, a, weight.t());
+  }
+}
+
+// out = in * keep * dropout_scale with the Philox keep mask of the output element (row, col).
+void ffn_dropout(const at::Tensor& in, const at::Tensor& out, double dropout_p, double dropout_scale,
+                 int64_t seed) {
+  const char* op = "ffn_dropout";
+  check_row_input(op, "in", in);
+  check_rows(op, "out", out, in);
+  const c10::cuda::CUDAGuard guard(in.device());
+  fastattn::FfnDropoutParams p{};
+  p.in = in.data_ptr();
+  p.out = out.data_ptr();
+  p.rows = in.size(0);
+  p.n_cols = in.size(1);
+  p.stride_in = in.stride(0);
+  p.stride_out = out.stride(0);
+  p.dropout_p = static_cast<float>(dropout_p);
+  p.dropout_scale = static_cast<float>(dropout_scale);
+  p.seed = static_cast<uint64_t>(seed);
+  check_launch(fastattn::launch_ffn_dropout(p, element_type(op, "in", in),
+                                            c10::cuda::getCurrentCUDAStream().stream()),
+               "ffn_dropout");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -370,4 +433,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "writes grad_in and the float32 per-chunk partial sums of the bias gradient",
         py::arg("grad_out"), py::arg("x"), py::arg("bias"), py::arg("grad_in"),
         py::arg("bias_grad_partial"), py::arg("tanh_approximation"));
+
+  // ffn
+  m.def("ffn_linear", &ffn_linear,
+        "writes out = a @ weight^T (+ bias) through ATen's cuBLAS(Lt) GEMMs, GELU (tanh) fused if asked",
+        py::arg("a"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("gelu_tanh"));
+  m.def("ffn_dropout", &ffn_dropout, "writes out = in * keep * dropout_scale (Philox keep mask)",
+        py::arg("in"), py::arg("out"), py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"));
 }

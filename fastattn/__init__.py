@@ -33,6 +33,7 @@ from . import reference  # noqa: E402
 from ._dispatch import BackendUnavailableError, available_backends, use_backend  # noqa: E402
 from .ops.attention import attention, attention_varlen  # noqa: E402
 from .ops.bias_gelu import bias_gelu  # noqa: E402
+from .ops.ffn import ffn  # noqa: E402
 from .ops.layer_norm_residual import layer_norm_residual  # noqa: E402
 from .ops.masked_softmax import masked_softmax  # noqa: E402
 from .hf import patch, unpatch  # noqa: E402
@@ -44,6 +45,7 @@ __all__ = [
     "attention_varlen",
     "available_backends",
     "bias_gelu",
+    "ffn",
     "layer_norm_residual",
     "masked_softmax",
     "patch",

@@ -21,6 +21,8 @@ AUTO_ORDER = {
     # Not yet measured on a GPU: the warp-per-row CUDA softmax first, as in apex.
     "masked_softmax": ("cuda", "triton", "torch"),
     "bias_gelu": ("cuda", "triton", "torch"),
+    # Not yet measured: cuBLAS(Lt) GEMMs first; the Triton GEMMs are judged against them on a GPU.
+    "ffn": ("cuda", "triton", "torch"),
     "attention": ("triton", "cuda", "torch"),
     "attention_varlen": ("triton", "cuda", "torch"),
 }

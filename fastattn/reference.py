@@ -168,3 +168,14 @@ def bias_gelu(x, bias, approximate="none", upcast=True):
     """gelu(x + bias) with torch's GELU ("none": erf, "tanh": GPT2's gelu_new)."""
     dtype = _compute_dtype(x, upcast)
     return F.gelu(x.to(dtype) + bias.to(dtype), approximate=approximate)
+
+
+def ffn(x, w1, b1, w2, b2, approximate="none", *, keep_mask=None, dropout_p=0.0, upcast=True):
+    """linear(gelu(linear(x, w1, b1)), w2, b2), weights [out, in]; dropout applies `keep_mask`
+    (shaped like the output) scaled by 1/(1-p)."""
+    dtype = _compute_dtype(x, upcast)
+    hidden = F.gelu(F.linear(x.to(dtype), w1.to(dtype), b1.to(dtype)), approximate=approximate)
+    out = F.linear(hidden, w2.to(dtype), b2.to(dtype))
+    if keep_mask is not None:
+        out = out * keep_mask.to(dtype) * (0.0 if dropout_p >= 1.0 else 1.0 / (1.0 - dropout_p))
+    return out

@@ -1,0 +1,82 @@
+"""Host side of the Triton FFN: the six launches of kernels/ffn_matmul.py (up and down projection;
+dA, dW2, dW1, dX) and the dropout backward, with their tiles and output buffers.
+
+Every operand is passed as a strided view ([M, K] A and [K, N] B): W^T and the transposed
+activations of the weight gradients are never copied.
+"""
+
+import torch
+import triton
+
+from .. import _alloc
+from .._rng import dropout_scale
+from ..kernels import ffn_dropout
+from ..kernels import ffn_settings as settings
+from ..kernels.ffn_dropout import ffn_dropout_bwd_kernel
+from ..kernels.ffn_matmul import ffn_matmul_kernel
+from ._attention_layout import dot_precision
+from .triton_attention import _arch
+
+
+def _matmul(a, b, out, *, bias=None, pre=None, dbias_partial=None, apply_gelu=False,
+            gelu_grad=False, approximate="none", dropout_p=0.0, seed=None):
+    """out = epilogue(a @ b), a [M, K], b [K, N], out [M, N] contiguous (see kernels/ffn_matmul.py)."""
+    (m, k), n = a.shape, b.shape[1]
+    if m == 0 or n == 0:
+        return out
+    tiles = settings.matmul_tiles(_arch(a.device), a.dtype == torch.float32, gelu_grad)
+    grid = (triton.cdiv(m, tiles.block_m) * triton.cdiv(n, tiles.block_n),)
+    pre_arg = pre if pre is not None else out
+    ffn_matmul_kernel[grid](
+        a, b, bias if bias is not None else out, pre_arg, out,
+        dbias_partial if dbias_partial is not None else out,
+        m, n, k, a.stride(0), a.stride(1), b.stride(0), b.stride(1), pre_arg.stride(0), out.stride(0),
+        dropout_p, dropout_scale(dropout_p), 0 if seed is None else seed,
+        HAS_BIAS=bias is not None, APPLY_GELU=apply_gelu, STORE_PRE=apply_gelu and pre is not None,
+        GELU_GRAD=gelu_grad, TANH=approximate == "tanh", HAS_DROPOUT=seed is not None,
+        DOT_PRECISION=dot_precision(a.dtype), EVEN_M=m % tiles.block_m == 0,
+        EVEN_N=n % tiles.block_n == 0, EVEN_K=k % tiles.block_k == 0,
+        BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m,
+        num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+    )
+    return out
+
+
+def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
+    rows, hidden = x.shape[0], w1.shape[0]
+    h = _alloc.empty((rows, hidden), x)
+    pre = _alloc.empty((rows, hidden), x) if store_pre else None
+    _matmul(x, w1.t(), h, bias=b1, pre=pre, apply_gelu=True, approximate=approximate)
+    out = _matmul(h, w2.t(), _alloc.empty((rows, w2.shape[0]), x), bias=b2, dropout_p=dropout_p,
+                  seed=seed)
+    return out, h, (pre if store_pre else x.new_empty(0))
+
+
+def _dropout_bwd(dy, dropout_p, seed):
+    rows, cols = dy.shape
+    dropped = _alloc.empty_like(dy)
+    if dy.numel():
+        grid = (triton.cdiv(rows, ffn_dropout.BLOCK_M), triton.cdiv(cols, ffn_dropout.BLOCK_N))
+        ffn_dropout_bwd_kernel[grid](
+            dy, dropped, rows, cols, dy.stride(0), dropped.stride(0), dropout_p,
+            dropout_scale(dropout_p), seed, BLOCK_M=ffn_dropout.BLOCK_M, BLOCK_N=ffn_dropout.BLOCK_N,
+            num_warps=ffn_dropout.NUM_WARPS)
+    return dropped
+
+
+def ffn_bwd(dy, x, w1, b1, w2, h, pre, approximate, dropout_p, seed):
+    (rows, width), hidden = x.shape, w1.shape[0]
+    if seed is not None:
+        dy = _dropout_bwd(dy, dropout_p, seed)
+    tiles = settings.matmul_tiles(_arch(x.device), x.dtype == torch.float32, gelu_grad=True)
+    # One float32 row of b1-gradient column sums per row block of dA, added up here in order.
+    partial = _alloc.empty((triton.cdiv(rows, tiles.block_m), hidden), x, torch.float32)
+    da = _matmul(dy, w2, _alloc.empty((rows, hidden), x), bias=b1, pre=pre, dbias_partial=partial,
+                 gelu_grad=True, approximate=approximate)
+    db1 = partial.sum(0).to(x.dtype)
+    db2 = dy.sum(0, dtype=torch.float32).to(x.dtype)
+    # K = rows may be 0 here: the kernels then write zero weight gradients.
+    dw2 = _matmul(dy.t(), h, _alloc.empty(tuple(w2.shape), x))
+    dw1 = _matmul(da.t(), x, _alloc.empty(tuple(w1.shape), x))
+    dx = _matmul(da, w1, _alloc.empty((rows, width), x))
+    return dx, dw1, db1, dw2, db2
