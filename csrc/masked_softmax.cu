@@ -317,56 +317,59 @@ unsigned int warp_path_grid(int64_t rows) {
 
 unsigned int block_path_grid(int64_t rows) { return static_cast<unsigned int>(std::min(rows, kMaxGrid)); }
 
-template <typename T>
-cudaError_t dispatch_fwd(const MaskedSoftmaxFwdParams& p, cudaStream_t stream) {
+// Picks the path for rows of n_cols elements and calls
+// launch(std::integral_constant<int, kCols>, std::integral_constant<int, VEC>, grid, block),
+// with kCols = kBlockPath for the block path, else the warp path's row-length bucket.
+constexpr int kBlockPath = 0;
+
+template <typename T, typename Launch>
+cudaError_t launch_row_kernel(int64_t n_cols, int64_t rows, bool vectorize, Launch&& launch) {
   constexpr int kVec = kVec16<T>;
-  const bool vectorize = rows_vectorize(p.n_cols, kVec, p.scores, p.stride_scores, p.out, p.stride_out);
-  if (p.n_cols > kWarpRowMaxCols) {
-    if (vectorize) {
-      masked_softmax_fwd_block_kernel<T, kVec><<<block_path_grid(p.rows), kBlockRowThreads, 0, stream>>>(p);
-    } else {
-      masked_softmax_fwd_block_kernel<T, 1><<<block_path_grid(p.rows), kBlockRowThreads, 0, stream>>>(p);
-    }
-    return cudaGetLastError();
+  if (n_cols > kWarpRowMaxCols) {
+    const std::integral_constant<int, kBlockPath> block_path;
+    const dim3 grid(block_path_grid(rows)), block(kBlockRowThreads);
+    return vectorize ? launch(block_path, std::integral_constant<int, kVec>{}, grid, block)
+                     : launch(block_path, std::integral_constant<int, 1>{}, grid, block);
   }
-  return with_warp_row_bucket(p.n_cols, [&](auto cols) {
-    constexpr int kCols = decltype(cols)::value;
-    constexpr int kWarpVec = std::min(kVec, kCols / kWarpSize);
-    const dim3 grid(warp_path_grid(p.rows)), block(kWarpsPerBlock * kWarpSize);
-    if (vectorize) {
-      masked_softmax_fwd_warp_kernel<T, kCols, kWarpVec><<<grid, block, 0, stream>>>(p);
-    } else {
-      masked_softmax_fwd_warp_kernel<T, kCols, 1><<<grid, block, 0, stream>>>(p);
-    }
-    return cudaGetLastError();
+  return with_warp_row_bucket(n_cols, [&](auto cols) {
+    constexpr int kWarpVec = std::min(kVec, decltype(cols)::value / kWarpSize);
+    const dim3 grid(warp_path_grid(rows)), block(kWarpsPerBlock * kWarpSize);
+    return vectorize ? launch(cols, std::integral_constant<int, kWarpVec>{}, grid, block)
+                     : launch(cols, std::integral_constant<int, 1>{}, grid, block);
   });
 }
 
 template <typename T>
+cudaError_t dispatch_fwd(const MaskedSoftmaxFwdParams& p, cudaStream_t stream) {
+  const bool vectorize = rows_vectorize(p.n_cols, kVec16<T>, p.scores, p.stride_scores, p.out,
+                                        p.stride_out);
+  const auto launch = [&](auto cols, auto vec, dim3 grid, dim3 block) {
+    constexpr int kCols = decltype(cols)::value, kVec = decltype(vec)::value;
+    if constexpr (kCols == kBlockPath) {
+      masked_softmax_fwd_block_kernel<T, kVec><<<grid, block, 0, stream>>>(p);
+    } else {
+      masked_softmax_fwd_warp_kernel<T, kCols, kVec><<<grid, block, 0, stream>>>(p);
+    }
+    return cudaGetLastError();
+  };
+  return launch_row_kernel<T>(p.n_cols, p.rows, vectorize, launch);
+}
+
+template <typename T>
 cudaError_t dispatch_bwd(const MaskedSoftmaxBwdParams& p, cudaStream_t stream) {
-  constexpr int kVec = kVec16<T>;
-  const bool vectorize = rows_vectorize(p.n_cols, kVec, p.out, p.stride_out, p.grad_out,
-                                        p.stride_grad_out) &&
-                         rows_vectorize(p.n_cols, kVec, p.grad_in, p.stride_grad_in, nullptr, 0);
-  if (p.n_cols > kWarpRowMaxCols) {
-    if (vectorize) {
-      masked_softmax_bwd_block_kernel<T, kVec><<<block_path_grid(p.rows), kBlockRowThreads, 0, stream>>>(p);
+  const bool vectorize =
+      rows_vectorize(p.n_cols, kVec16<T>, p.out, p.stride_out, p.grad_out, p.stride_grad_out) &&
+      rows_vectorize(p.n_cols, kVec16<T>, p.grad_in, p.stride_grad_in, nullptr, 0);
+  const auto launch = [&](auto cols, auto vec, dim3 grid, dim3 block) {
+    constexpr int kCols = decltype(cols)::value, kVec = decltype(vec)::value;
+    if constexpr (kCols == kBlockPath) {
+      masked_softmax_bwd_block_kernel<T, kVec><<<grid, block, 0, stream>>>(p);
     } else {
-      masked_softmax_bwd_block_kernel<T, 1><<<block_path_grid(p.rows), kBlockRowThreads, 0, stream>>>(p);
+      masked_softmax_bwd_warp_kernel<T, kCols, kVec><<<grid, block, 0, stream>>>(p);
     }
     return cudaGetLastError();
-  }
-  return with_warp_row_bucket(p.n_cols, [&](auto cols) {
-    constexpr int kCols = decltype(cols)::value;
-    constexpr int kWarpVec = std::min(kVec, kCols / kWarpSize);
-    const dim3 grid(warp_path_grid(p.rows)), block(kWarpsPerBlock * kWarpSize);
-    if (vectorize) {
-      masked_softmax_bwd_warp_kernel<T, kCols, kWarpVec><<<grid, block, 0, stream>>>(p);
-    } else {
-      masked_softmax_bwd_warp_kernel<T, kCols, 1><<<grid, block, 0, stream>>>(p);
-    }
-    return cudaGetLastError();
-  });
+  };
+  return launch_row_kernel<T>(p.n_cols, p.rows, vectorize, launch);
 }
 
 }  // namespace

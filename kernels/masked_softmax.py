@@ -135,7 +135,8 @@ def masked_softmax_bwd_long_row_kernel(
     lane_dot = tl.zeros([BLOCK_N], dtype=tl.float32)
     for start in range(0, n_cols, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)
-        lane_dot += _load_row(Y, row, stride_y_row, cols, n_cols) * _load_row(DY, row, stride_dy_row, cols, n_cols)
+        y = _load_row(Y, row, stride_y_row, cols, n_cols)
+        lane_dot += y * _load_row(DY, row, stride_dy_row, cols, n_cols)
     dot = tl.sum(lane_dot, axis=0)
     for start in range(0, n_cols, BLOCK_N):
         cols = start + tl.arange(0, BLOCK_N)
