@@ -5,10 +5,10 @@ dW1, dX). A and B are read through their strides, so nn.Linear weights [out, in]
 operands of the weight gradients are used in place, never copied. Epilogues, chosen by constexpr
 flags, act on the float32 accumulator tile before its only write:
 
-- up projection   (APPLY_GELU): H = gelu(acc + b1); with STORE_PRE also PRE = acc (x @ W1^T, before
-  the bias, rounded to the output dtype), what the backward needs for gelu'.
+- up projection   (HAS_BIAS, APPLY_GELU): H = gelu(acc + b1) from the float32 sum; with STORE_PRE
+  also PRE = acc + b1 rounded to the output dtype (the GELU's input, what the backward needs).
 - down projection (HAS_BIAS, HAS_DROPOUT): Y = dropout(acc + b2).
-- dA              (GELU_GRAD): dA = acc * gelu'(PRE + b1), where acc = dY' @ W2, plus each program's
+- dA              (GELU_GRAD): dA = acc * gelu'(PRE), where acc = dY' @ W2, plus each program's
   float32 column sums of dA (the b1 gradient) into DBIAS_PARTIAL[pid_m, :] for the host to add up:
   deterministic, no atomics.
 
@@ -79,21 +79,19 @@ def ffn_matmul_kernel(
 
     in_cols = cols < N
     in_tile = (rows < M)[:, None] & in_cols[None, :]
-    if HAS_BIAS or APPLY_GELU or GELU_GRAD:
-        bias = tl.load(BIAS + cols, mask=in_cols, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        acc += tl.load(BIAS + cols, mask=in_cols, other=0.0).to(tl.float32)[None, :]
     pre_ptrs = PRE + rows[:, None] * stride_pre_m + cols[None, :]
     if APPLY_GELU:
         if STORE_PRE:
             tl.store(pre_ptrs, acc.to(PRE.dtype.element_ty), mask=in_tile)
-        out = _gelu(acc + bias[None, :], TANH)
+        out = _gelu(acc, TANH)
     elif GELU_GRAD:
         pre = tl.load(pre_ptrs, mask=in_tile, other=0.0).to(tl.float32)
-        out = acc * _gelu_grad(pre + bias[None, :], TANH)
-        # Rows past M (acc 0 times gelu'(b1)) and columns past N must not enter the sums.
+        out = acc * _gelu_grad(pre, TANH)
+        # Rows and columns past the edge (zero here) stay out of the sums all the same.
         column_sums = tl.sum(tl.where(in_tile, out, 0.0), axis=0)
         tl.store(DBIAS_PARTIAL + pid_m * N + cols, column_sums, mask=in_cols)
-    elif HAS_BIAS:
-        out = acc + bias[None, :]
     else:
         out = acc
     if HAS_DROPOUT:

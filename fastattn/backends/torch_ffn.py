@@ -1,7 +1,7 @@
 """The fused FFN with stock PyTorch ops (F.linear, F.gelu, F.linear): the fallback that runs anywhere.
 
-Saved for the backward, as by every backend: pre = x @ W1^T without b1, in x's dtype (see
-fastattn/ops/ffn.py). Dropout draws its mask from a torch.Generator seeded with the op's seed, as
+Saved for the backward, as by every backend: pre = x @ W1^T + b1, the GELU's input, in x's dtype
+(see fastattn/ops/ffn.py). Dropout draws its mask from a torch.Generator seeded with the op's seed, as
 fastattn/backends/torch_layer_norm.py does, so the backward regenerates it; the mask differs from
 the Philox stream of the triton and cuda backends.
 """
@@ -17,18 +17,23 @@ def _dropout(t, dropout_p, seed):
     return t * _keep_mask(seed, dropout_p, t.shape, t.device).to(t.dtype) * dropout_scale(dropout_p)
 
 
+def ffn_up(x, w1, b1, approximate, store_pre):
+    """(h, pre): h = gelu(x @ W1^T + b1), and pre = x @ W1^T + b1 when store_pre (else empty)."""
+    pre = F.linear(x, w1, b1)
+    return F.gelu(pre, approximate=approximate), (pre if store_pre else x.new_empty(0))
+
+
 def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
-    pre = F.linear(x, w1)
-    h = F.gelu(pre + b1, approximate=approximate)
+    h, pre = ffn_up(x, w1, b1, approximate, store_pre)
     out = F.linear(h, w2, b2)
     if seed is not None:
         out = _dropout(out, dropout_p, seed)
-    return out, h, (pre if store_pre else x.new_empty(0))
+    return out, h, pre
 
 
-def ffn_bwd(dy, x, w1, b1, w2, h, pre, approximate, dropout_p, seed):
+def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
     if seed is not None:
         dy = _dropout(dy, dropout_p, seed)
     dw2, db2 = dy.t() @ h, dy.sum(0)
-    da = torch.ops.aten.gelu_backward(dy @ w2, pre + b1, approximate=approximate)
+    da = torch.ops.aten.gelu_backward(dy @ w2, pre, approximate=approximate)
     return da @ w1, da.t() @ x, da.sum(0), dw2, db2

@@ -42,14 +42,20 @@ def _matmul(a, b, out, *, bias=None, pre=None, dbias_partial=None, apply_gelu=Fa
     return out
 
 
-def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
+def ffn_up(x, w1, b1, approximate, store_pre):
+    """(h, pre): h = gelu(x @ W1^T + b1), and pre = x @ W1^T + b1 when store_pre (else empty)."""
     rows, hidden = x.shape[0], w1.shape[0]
     h = _alloc.empty((rows, hidden), x)
     pre = _alloc.empty((rows, hidden), x) if store_pre else None
     _matmul(x, w1.t(), h, bias=b1, pre=pre, apply_gelu=True, approximate=approximate)
-    out = _matmul(h, w2.t(), _alloc.empty((rows, w2.shape[0]), x), bias=b2, dropout_p=dropout_p,
-                  seed=seed)
-    return out, h, (pre if store_pre else x.new_empty(0))
+    return h, (pre if store_pre else x.new_empty(0))
+
+
+def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
+    h, pre = ffn_up(x, w1, b1, approximate, store_pre)
+    out = _matmul(h, w2.t(), _alloc.empty((x.shape[0], w2.shape[0]), x), bias=b2,
+                  dropout_p=dropout_p, seed=seed)
+    return out, h, pre
 
 
 def _dropout_bwd(dy, dropout_p, seed):
@@ -64,14 +70,14 @@ def _dropout_bwd(dy, dropout_p, seed):
     return dropped
 
 
-def ffn_bwd(dy, x, w1, b1, w2, h, pre, approximate, dropout_p, seed):
+def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
     (rows, width), hidden = x.shape, w1.shape[0]
     if seed is not None:
         dy = _dropout_bwd(dy, dropout_p, seed)
     tiles = settings.matmul_tiles(_arch(x.device), x.dtype == torch.float32, gelu_grad=True)
     # One float32 row of b1-gradient column sums per row block of dA, added up here in order.
     partial = _alloc.empty((triton.cdiv(rows, tiles.block_m), hidden), x, torch.float32)
-    da = _matmul(dy, w2, _alloc.empty((rows, hidden), x), bias=b1, pre=pre, dbias_partial=partial,
+    da = _matmul(dy, w2, _alloc.empty((rows, hidden), x), pre=pre, dbias_partial=partial,
                  gelu_grad=True, approximate=approximate)
     db1 = partial.sum(0).to(x.dtype)
     db2 = dy.sum(0, dtype=torch.float32).to(x.dtype)

@@ -4,11 +4,13 @@ Two custom ops carry the work so that torch.compile traces through them: `fastat
 returns (out, h, pre) and `fastattn::ffn_bwd` returns (dx, dw1, db1, dw2, db2).
 
 Saved for the backward: h = gelu(x @ W1^T + b1) (the input of the down projection, needed for dW2)
-and pre = x @ W1^T without the bias, both in x's dtype; the backward forms gelu'(pre + b1) in
-float32 inside the epilogue of the GEMM that produces dA = (dY @ W2) * gelu'(pre + b1).
+and pre = x @ W1^T + b1 (the GELU's input, rounded once to x's dtype as eager's linear output is);
+the triton backend forms gelu'(pre) in float32 inside the epilogue of the GEMM that produces
+dA = (dY @ W2) * gelu'(pre).
 
-Keep pre or recompute it? Recomputing costs a GEMM of 2 * rows * in * hidden FLOPs; keeping it
-costs one write and one read of rows * hidden elements, 4 bytes each in 16-bit types. That is
+Keep pre or recompute it? (h cannot give it back: GELU is not invertible below z = -0.75.)
+Recomputing costs a GEMM of 2 * rows * in * hidden FLOPs; keeping it costs one write and one read
+of rows * hidden elements, 4 bytes per element in 16-bit types. That is
 in / 2 FLOPs per byte (384 for BERT-base's in = 768, 512 for GPT2-medium's 1024), above an H100's
 ridge point (~990 dense bf16 TFLOP/s / 3.35 TB/s, about 300 FLOP/byte) and an A100's (312 / 2.0,
 about 160): the write and read take less time than the GEMM would, by about 1.3x on an H100 for
@@ -62,38 +64,37 @@ def _(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre, backend):
 
 
 @torch.library.custom_op("fastattn::ffn_bwd", mutates_args=())
-def ffn_bwd(dy: Tensor, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, h: Tensor, pre: Tensor,
+def ffn_bwd(dy: Tensor, x: Tensor, w1: Tensor, w2: Tensor, h: Tensor, pre: Tensor,
             approximate: str, dropout_p: float, seed: Optional[Tensor],
             backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    return _backend_module(backend).ffn_bwd(_checks.rows_view(dy), _checks.rows_view(x), w1,
-                                            b1.contiguous(), w2, h, pre, approximate, dropout_p,
-                                            _seed_int(seed))
+    return _backend_module(backend).ffn_bwd(_checks.rows_view(dy), _checks.rows_view(x), w1, w2, h,
+                                            pre, approximate, dropout_p, _seed_int(seed))
 
 
 @ffn_bwd.register_fake
-def _(dy, x, w1, b1, w2, h, pre, approximate, dropout_p, seed, backend):
-    return (x.new_empty(x.shape), w1.new_empty(w1.shape), b1.new_empty(b1.shape),
+def _(dy, x, w1, w2, h, pre, approximate, dropout_p, seed, backend):
+    return (x.new_empty(x.shape), w1.new_empty(w1.shape), w1.new_empty(w1.shape[0]),
             w2.new_empty(w2.shape), w2.new_empty(w2.shape[0]))
 
 
 def _setup_context(ctx, inputs, output):
-    x, w1, b1, w2, _b2, approximate, dropout_p, seed, store_pre, backend = inputs
+    x, w1, _b1, w2, _b2, approximate, dropout_p, seed, store_pre, backend = inputs
     _out, h, pre = output
     if not store_pre:
         raise RuntimeError("fastattn::ffn_fwd: the backward needs the pre-activation, so call it "
                            "with store_pre=True when gradients are required")
-    ctx.save_for_backward(x, w1, b1, w2, h, pre, seed)
+    ctx.save_for_backward(x, w1, w2, h, pre, seed)
     ctx.approximate, ctx.dropout_p, ctx.backend = approximate, dropout_p, backend
     # h and pre are internal outputs: their gradients come as None, not as zero tensors to allocate.
     ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, dy, _dh, _dpre):
-    x, w1, b1, w2, h, pre, seed = ctx.saved_tensors
+    x, w1, w2, h, pre, seed = ctx.saved_tensors
     if dy is None:
         dy = x.new_zeros(x.shape[0], w2.shape[0])
-    dx, dw1, db1, dw2, db2 = ffn_bwd(dy, x, w1, b1, w2, h, pre, ctx.approximate, ctx.dropout_p,
-                                     seed, ctx.backend)
+    dx, dw1, db1, dw2, db2 = ffn_bwd(dy, x, w1, w2, h, pre, ctx.approximate, ctx.dropout_p, seed,
+                                     ctx.backend)
     return dx, dw1, db1, dw2, db2, None, None, None, None, None
 
 

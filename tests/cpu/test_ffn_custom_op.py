@@ -33,7 +33,7 @@ def test_opcheck_backward_op(dropout):
     x, w1, b1, w2, b2 = op_inputs(requires_grad=False)
     seed = torch.tensor([99], dtype=torch.int64) if dropout else None
     out, h, pre = torch.ops.fastattn.ffn_fwd(x, w1, b1, w2, b2, "tanh", 0.1, seed, True, "torch")
-    args = (torch.randn_like(out), x, w1, b1, w2, h, pre, "tanh", 0.1, seed, "torch")
+    args = (torch.randn_like(out), x, w1, w2, h, pre, "tanh", 0.1, seed, "torch")
     torch.library.opcheck(torch.ops.fastattn.ffn_bwd.default, args)
 
 
