@@ -26,3 +26,11 @@ def build_info():
     if module is None:
         return {"built": False, "detail": error}
     return {"built": True, "cuda_archs": module.cuda_archs, "cuda_version": module.cuda_version}
+
+
+def require():
+    """fastattn._C for the cuda backends; raises with the reason when it is missing."""
+    module, error = load()
+    if module is None:
+        raise RuntimeError(f"the cuda backend cannot run: {error}")
+    return module

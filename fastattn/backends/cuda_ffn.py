@@ -11,22 +11,21 @@ pre = x @ W1^T + b1 (what the backward needs, fastattn/ops/ffn.py), then our GEL
 
 import torch
 
-from .. import _alloc
+from .. import _alloc, _extension
 from .._rng import dropout_scale
 from .cuda_gelu import bias_gelu_bwd, bias_gelu_fwd
-from .cuda_softmax import extension_module
 
 
 def _linear(a, weight, bias, out, gelu_tanh=False):
     """out = a @ weight^T (+ bias) (GELU-tanh fused if asked); a and weight may be strided views."""
     if out.numel():
-        extension_module().ffn_linear(a, weight, bias, out, gelu_tanh)
+        _extension.require().ffn_linear(a, weight, bias, out, gelu_tanh)
     return out
 
 
 def _dropout(t, dropout_p, seed):
     out = _alloc.empty_like(t)
-    extension_module().ffn_dropout(t, out, dropout_p, dropout_scale(dropout_p), seed)
+    _extension.require().ffn_dropout(t, out, dropout_p, dropout_scale(dropout_p), seed)
     return out
 
 

@@ -6,9 +6,8 @@ kernel writes one partial row per chunk of rows and the chunks are summed here, 
 
 import torch
 
-from .. import _alloc
+from .. import _alloc, _extension
 from ._device import backward_program_count
-from .cuda_softmax import extension_module
 
 # Columns one CUDA block covers (32 lanes x 8 elements of 16-bit types): sets how many chunks of
 # rows fill the GPU in the backward.
@@ -19,7 +18,7 @@ BLOCK_WARPS = 8
 def bias_gelu_fwd(x, bias, approximate):
     out = _alloc.empty_like(x)
     if out.numel() > 0:
-        extension_module().bias_gelu_fwd(x, bias, out, approximate == "tanh")
+        _extension.require().bias_gelu_fwd(x, bias, out, approximate == "tanh")
     return out
 
 
@@ -31,5 +30,5 @@ def bias_gelu_bwd(grad_out, x, bias, approximate):
     col_tiles = -(-n_cols // BLOCK_COLUMNS)
     chunks = max(1, backward_program_count(x.device, n_rows, BLOCK_WARPS) // col_tiles)
     partial = _alloc.empty((chunks, n_cols), x, torch.float32)
-    extension_module().bias_gelu_bwd(grad_out, x, bias, grad_in, partial, approximate == "tanh")
+    _extension.require().bias_gelu_bwd(grad_out, x, bias, grad_in, partial, approximate == "tanh")
     return grad_in, partial.sum(dim=0).to(bias.dtype)

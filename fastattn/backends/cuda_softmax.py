@@ -8,12 +8,6 @@ from .. import _alloc, _extension
 from .._checks import rows_view
 
 
-def extension_module():
-    module, error = _extension.load()
-    if module is None:
-        raise RuntimeError(f"the cuda backend cannot run: {error}")
-    return module
-
 
 def masked_softmax_fwd(scores, key_padding_mask, causal, scale):
     _, heads, queries, n_cols = scores.shape
@@ -21,7 +15,7 @@ def masked_softmax_fwd(scores, key_padding_mask, causal, scale):
     if out.numel() == 0:
         return out
     mask = None if key_padding_mask is None else key_padding_mask.contiguous()
-    extension_module().masked_softmax_fwd(rows_view(scores), mask, out.view(-1, n_cols), heads * queries,
+    _extension.require().masked_softmax_fwd(rows_view(scores), mask, out.view(-1, n_cols), heads * queries,
                                  queries, causal, scale)
     return out
 
@@ -30,6 +24,6 @@ def masked_softmax_bwd(grad_out, out, scale):
     grad_in = _alloc.empty_like(out)
     if grad_in.numel() == 0:
         return grad_in
-    extension_module().masked_softmax_bwd(rows_view(grad_out), rows_view(out),
+    _extension.require().masked_softmax_bwd(rows_view(grad_out), rows_view(out),
                                  grad_in.view(-1, out.shape[-1]), scale)
     return grad_in
