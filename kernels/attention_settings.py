@@ -48,61 +48,86 @@ def head_block(head_dim):
 # 32-bit inputs run tl.dot as 3-pass TF32 (full float32 accuracy on tensor cores); their tiles
 # hold twice the bytes, hence half the rows.
 _FORWARD = {
-    (16, False): Tiles(64, 64, 4, 3), (32, False): Tiles(64, 64, 4, 3),
-    (64, False): Tiles(64, 64, 4, 3), (128, False): Tiles(128, 64, 8, 3),
-    (256, False): Tiles(64, 32, 8, 2),
-    (16, True): Tiles(32, 64, 4, 2), (32, True): Tiles(32, 64, 4, 2),
-    (64, True): Tiles(32, 64, 4, 2), (128, True): Tiles(64, 32, 8, 2),
-    (256, True): Tiles(32, 32, 8, 2),
+    (16, False, False): Tiles(64, 64, 4, 3), (32, False, False): Tiles(64, 64, 4, 3),
+    (64, False, False): Tiles(64, 64, 4, 3), (128, False, False): Tiles(128, 64, 8, 3),
+    (256, False, False): Tiles(64, 32, 8, 2),
+    (16, True, False): Tiles(32, 64, 4, 2), (32, True, False): Tiles(32, 64, 4, 2),
+    (64, True, False): Tiles(32, 64, 4, 2), (128, True, False): Tiles(64, 32, 8, 2),
+    (256, True, False): Tiles(32, 32, 8, 2),
+    (16, False, True): Tiles(64, 64, 4, 3), (32, False, True): Tiles(64, 64, 4, 3),
+    (64, False, True): Tiles(64, 64, 4, 3), (128, False, True): Tiles(128, 64, 8, 3),
+    (256, False, True): Tiles(64, 32, 8, 2),
+    (16, True, True): Tiles(32, 64, 4, 2), (32, True, True): Tiles(32, 64, 4, 2),
+    (64, True, True): Tiles(32, 64, 4, 2), (128, True, True): Tiles(64, 32, 8, 2),
+    (256, True, True): Tiles(32, 32, 8, 2),
 }
 
 # Decode: BLOCK_M is DECODE_BLOCK_M; wide key blocks stream the KV cache.
 _DECODE = {
-    (16, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (32, False): Tiles(DECODE_BLOCK_M, 64, 4, 3),
-    (64, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (128, False): Tiles(DECODE_BLOCK_M, 32, 4, 3),
-    (256, False): Tiles(DECODE_BLOCK_M, 32, 4, 2),
-    (16, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (32, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
-    (64, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
-    (256, True): Tiles(DECODE_BLOCK_M, 16, 4, 2),
+    (16, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (32, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3),
+    (64, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (128, False, False): Tiles(DECODE_BLOCK_M, 32, 4, 3),
+    (256, False, False): Tiles(DECODE_BLOCK_M, 32, 4, 2),
+    (16, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2), (32, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2),
+    (64, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2),
+    (256, True, False): Tiles(DECODE_BLOCK_M, 16, 4, 2),
+    (16, False, True): Tiles(DECODE_BLOCK_M, 64, 4, 3), (32, False, True): Tiles(DECODE_BLOCK_M, 64, 4, 3),
+    (64, False, True): Tiles(DECODE_BLOCK_M, 64, 4, 3), (128, False, True): Tiles(DECODE_BLOCK_M, 32, 4, 3),
+    (256, False, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
+    (16, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (32, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
+    (64, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
+    (256, True, True): Tiles(DECODE_BLOCK_M, 16, 4, 2),
 }
 
 # Backward, two kernels. dK/dV: each program owns BLOCK_N keys and walks query blocks of BLOCK_M;
 # dQ: each program owns BLOCK_M queries and walks key blocks of BLOCK_N. The owned side is the wide
 # one (it stays in registers with its fp32 gradient accumulator); the walked side is narrow.
 _BACKWARD_DKDV = {
-    (16, False): Tiles(32, 64, 8, 3), (32, False): Tiles(32, 64, 8, 3),
-    (64, False): Tiles(32, 64, 8, 3), (128, False): Tiles(16, 64, 8, 3),
-    (256, False): Tiles(16, 32, 8, 2),
-    (16, True): Tiles(16, 64, 8, 2), (32, True): Tiles(16, 64, 8, 2),
-    (64, True): Tiles(16, 64, 8, 2), (128, True): Tiles(16, 32, 8, 2),
-    (256, True): Tiles(16, 16, 8, 2),
+    (16, False, False): Tiles(32, 64, 8, 3), (32, False, False): Tiles(32, 64, 8, 3),
+    (64, False, False): Tiles(32, 64, 8, 3), (128, False, False): Tiles(16, 64, 8, 3),
+    (256, False, False): Tiles(16, 32, 8, 2),
+    (16, True, False): Tiles(16, 64, 8, 2), (32, True, False): Tiles(16, 64, 8, 2),
+    (64, True, False): Tiles(16, 64, 8, 2), (128, True, False): Tiles(16, 32, 8, 2),
+    (256, True, False): Tiles(16, 16, 8, 2),
+    (16, False, True): Tiles(32, 64, 8, 3), (32, False, True): Tiles(32, 64, 8, 3),
+    (64, False, True): Tiles(32, 64, 8, 3), (128, False, True): Tiles(16, 64, 8, 3),
+    (256, False, True): Tiles(16, 32, 8, 2),
+    (16, True, True): Tiles(16, 64, 8, 2), (32, True, True): Tiles(16, 64, 8, 2),
+    (64, True, True): Tiles(16, 64, 8, 2), (128, True, True): Tiles(16, 32, 8, 2),
+    (256, True, True): Tiles(16, 16, 8, 2),
 }
 _BACKWARD_DQ = {
-    (16, False): Tiles(64, 32, 4, 3), (32, False): Tiles(64, 32, 4, 3),
-    (64, False): Tiles(64, 32, 4, 3), (128, False): Tiles(32, 32, 4, 3),
-    (256, False): Tiles(32, 16, 4, 2),
-    (16, True): Tiles(32, 32, 4, 2), (32, True): Tiles(32, 32, 4, 2),
-    (64, True): Tiles(32, 32, 4, 2), (128, True): Tiles(16, 32, 4, 2),
-    (256, True): Tiles(16, 16, 4, 2),
+    (16, False, False): Tiles(64, 32, 4, 3), (32, False, False): Tiles(64, 32, 4, 3),
+    (64, False, False): Tiles(64, 32, 4, 3), (128, False, False): Tiles(32, 32, 4, 3),
+    (256, False, False): Tiles(32, 16, 4, 2),
+    (16, True, False): Tiles(32, 32, 4, 2), (32, True, False): Tiles(32, 32, 4, 2),
+    (64, True, False): Tiles(32, 32, 4, 2), (128, True, False): Tiles(16, 32, 4, 2),
+    (256, True, False): Tiles(16, 16, 4, 2),
+    (16, False, True): Tiles(64, 32, 4, 3), (32, False, True): Tiles(64, 32, 4, 3),
+    (64, False, True): Tiles(64, 32, 4, 3), (128, False, True): Tiles(32, 32, 4, 3),
+    (256, False, True): Tiles(32, 16, 4, 2),
+    (16, True, True): Tiles(32, 32, 4, 2), (32, True, True): Tiles(32, 32, 4, 2),
+    (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 8, 2),
+    (256, True, True): Tiles(16, 16, 4, 2),
 }
 
 
-def forward_tiles(head_dim, arch, is_fp32):
+def forward_tiles(head_dim, arch, is_fp32, dropout=False):
     """`arch` (e.g. 80, 90) is part of the interface so that Hopper-specific tiles can be added; the
-    table holds one set for both today (not yet tuned on a GPU)."""
-    return _FORWARD[(head_block(head_dim), bool(is_fp32))]
+    table holds one set for both today (not yet tuned on a GPU). `dropout`: the kernel draws the
+    Philox keep mask of every score tile (HAS_DROPOUT), which needs its own, smaller tiles."""
+    return _FORWARD[(head_block(head_dim), bool(is_fp32), bool(dropout))]
 
 
-def decode_tiles(head_dim, is_fp32):
-    return _DECODE[(head_block(head_dim), bool(is_fp32))]
+def decode_tiles(head_dim, is_fp32, dropout=False):
+    return _DECODE[(head_block(head_dim), bool(is_fp32), bool(dropout))]
 
 
-def backward_dkdv_tiles(head_dim, is_fp32):
-    return _BACKWARD_DKDV[(head_block(head_dim), bool(is_fp32))]
+def backward_dkdv_tiles(head_dim, is_fp32, dropout=False):
+    return _BACKWARD_DKDV[(head_block(head_dim), bool(is_fp32), bool(dropout))]
 
 
-def backward_dq_tiles(head_dim, is_fp32):
-    return _BACKWARD_DQ[(head_block(head_dim), bool(is_fp32))]
+def backward_dq_tiles(head_dim, is_fp32, dropout=False):
+    return _BACKWARD_DQ[(head_block(head_dim), bool(is_fp32), bool(dropout))]
 
 
 def uses_decode_tiles(max_seqlen_q):
@@ -129,12 +154,17 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 
 
 def all_configs():
-    """Every (kernel role, BLOCK_D, arch, is_fp32, Tiles) the launchers can pick: the compile tier's
-    list. Head dims sharing a BLOCK_D (80, 96, 128) share their configs."""
+    """Every (kernel role, BLOCK_D, arch, is_fp32, dropout, Tiles) the launchers can pick: the
+    compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share their configs."""
     for head_dim in sorted({head_block(d) for d in HEAD_DIMS}):
         for is_fp32 in (False, True):
-            for arch in ARCHS:
-                yield "forward", head_dim, arch, is_fp32, forward_tiles(head_dim, arch, is_fp32)
-                yield "decode", head_dim, arch, is_fp32, decode_tiles(head_dim, is_fp32)
-                yield "backward_dkdv", head_dim, arch, is_fp32, backward_dkdv_tiles(head_dim, is_fp32)
-                yield "backward_dq", head_dim, arch, is_fp32, backward_dq_tiles(head_dim, is_fp32)
+            for dropout in (False, True):
+                for arch in ARCHS:
+                    yield ("forward", head_dim, arch, is_fp32, dropout,
+                           forward_tiles(head_dim, arch, is_fp32, dropout))
+                    yield ("decode", head_dim, arch, is_fp32, dropout,
+                           decode_tiles(head_dim, is_fp32, dropout))
+                    yield ("backward_dkdv", head_dim, arch, is_fp32, dropout,
+                           backward_dkdv_tiles(head_dim, is_fp32, dropout))
+                    yield ("backward_dq", head_dim, arch, is_fp32, dropout,
+                           backward_dq_tiles(head_dim, is_fp32, dropout))

@@ -77,9 +77,10 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
     if q.numel() == 0 or problem.seqlen_q == 0:
         return out, lse
     is_fp32 = q.dtype == torch.float32
+    dropout = seed is not None  # = the kernel's HAS_DROPOUT
     decode = settings.uses_decode_tiles(problem.seqlen_q)
-    tiles = (settings.decode_tiles(problem.head_dim, is_fp32) if decode
-             else settings.forward_tiles(problem.head_dim, _arch(q.device), is_fp32))
+    tiles = (settings.decode_tiles(problem.head_dim, is_fp32, dropout) if decode
+             else settings.forward_tiles(problem.head_dim, _arch(q.device), is_fp32, dropout))
     query_blocks = triton.cdiv(problem.seqlen_q, tiles.block_m)
     key_span = triton.cdiv(max(problem.seqlen_k, 1), tiles.block_n) * tiles.block_n
     splits, keys_per_split = 1, key_span
@@ -143,6 +144,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     dout = dout.contiguous()
     delta = _row_deltas(out, dout, lse)
     is_fp32 = q.dtype == torch.float32
+    dropout = seed is not None  # = the kernels' HAS_DROPOUT
     mask, bounds, cu_q, cu_k, stride_mask = _common_arguments(q, key_padding_mask, cu_seqlens_q,
                                                               cu_seqlens_k)
     tensor_strides = (*layout.seq_strides(q, problem.varlen), *layout.seq_strides(k, problem.varlen),
@@ -156,7 +158,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     group = problem.heads // problem.kv_heads
 
     if problem.seqlen_k > 0:
-        tiles = settings.backward_dkdv_tiles(problem.head_dim, is_fp32)
+        tiles = settings.backward_dkdv_tiles(problem.head_dim, is_fp32, dropout)
         grid = (triton.cdiv(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
         attention_bwd_dkdv_kernel[grid](
             q, k, v, dout, lse, delta, dk, dv, mask, bounds, cu_q, cu_k, *tensor_strides,
@@ -165,7 +167,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
             BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
             num_warps=tiles.num_warps, num_stages=tiles.num_stages,
         )
-    tiles = settings.backward_dq_tiles(problem.head_dim, is_fp32)
+    tiles = settings.backward_dq_tiles(problem.head_dim, is_fp32, dropout)
     grid = (triton.cdiv(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
     attention_bwd_dq_kernel[grid](
         q, k, v, dout, lse, delta, dq, mask, bounds, cu_q, cu_k, *tensor_strides,

@@ -2,9 +2,10 @@
 
 A configuration is what kernels.attention_settings can hand the launcher: per BLOCK_D (head dims
 80 and 96 run in the 128 tile), 16-bit or 32-bit inputs and architecture, the forward, decode,
-backward dK/dV and dQ tiles, plus the row kernels (split combine, backward delta). Each is built
-with every mask and dropout feature on, the most register-hungry variant: causal, key padding mask
-and dropout together (varlen only changes where sequence bounds come from).
+backward dK/dV and dQ tiles, each with dropout off and on (separate tiles: the Philox keep mask of
+a score tile costs many registers), plus the row kernels (split combine, backward delta). Each is
+built with every mask feature on, the most register-hungry variant: causal and key padding mask
+together (varlen only changes where sequence bounds come from).
 """
 
 import pytest
@@ -51,10 +52,19 @@ def attention_types(fn, elem):
 
 
 def tile_variants():
-    for role, block_d, arch, is_fp32, tiles in settings.all_configs():
+    """One test per distinct compile: forward and decode share a kernel, so a decode entry equal to
+    a forward entry (same BLOCK_D, dtype, dropout, arch and tiles) is compiled once."""
+    seen = set()
+    for role, block_d, arch, is_fp32, dropout, tiles in settings.all_configs():
         dtype = "fp32" if is_fp32 else "bf16"
-        label = f"{role}-d{block_d}-{dtype}-sm_{arch}-{tiles.block_m}x{tiles.block_n}w{tiles.num_warps}s{tiles.num_stages}"
-        yield label, (role, block_d, arch, dtype, tiles)
+        key = (KERNELS[role], block_d, arch, dtype, dropout, tiles)
+        if key in seen:
+            continue
+        seen.add(key)
+        drop = "dropout" if dropout else "nodropout"
+        label = (f"{role}-d{block_d}-{dtype}-{drop}-sm_{arch}-"
+                 f"{tiles.block_m}x{tiles.block_n}w{tiles.num_warps}s{tiles.num_stages}")
+        yield label, (role, block_d, arch, dtype, dropout, tiles)
 
 
 TILE_VARIANTS = dict(tile_variants())
@@ -62,9 +72,9 @@ TILE_VARIANTS = dict(tile_variants())
 
 @pytest.mark.parametrize("variant", list(TILE_VARIANTS))
 def test_attention_tiles_compile_without_spills(variant):
-    role, block_d, arch, dtype, tiles = TILE_VARIANTS[variant]
+    role, block_d, arch, dtype, dropout, tiles = TILE_VARIANTS[variant]
     fn = KERNELS[role]
-    constexprs = {"CAUSAL": True, "HAS_KEY_MASK": True, "VARLEN": False, "HAS_DROPOUT": True,
+    constexprs = {"CAUSAL": True, "HAS_KEY_MASK": True, "VARLEN": False, "HAS_DROPOUT": dropout,
                   "DOT_PRECISION": "tf32x3" if dtype == "fp32" else "tf32",
                   "BLOCK_M": tiles.block_m, "BLOCK_N": tiles.block_n, "BLOCK_D": block_d}
     compiled = compile_kernel(fn, attention_types(fn, dtype), constexprs, arch, tiles.num_warps,
