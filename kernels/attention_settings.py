@@ -153,18 +153,82 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
     return splits, blocks_per_split * block_n
 
 
+# (role, BLOCK_D, is_fp32, dropout) whose tiles still spill registers on sm_80 or sm_90 (compile
+# tier, triton 3.8, 2026-11-24; retuning them is open work). On GPUs the triton backend is switched
+# off for calls that would launch one (dispatch picks another backend; asking for triton by name
+# raises and says why); the interpreter, which has no registers, still runs them in the tests.
+SPILLING = frozenset({
+    ("backward_dkdv", 16, False, True),
+    ("backward_dkdv", 16, True, False),
+    ("backward_dkdv", 16, True, True),
+    ("backward_dkdv", 32, False, True),
+    ("backward_dkdv", 32, True, False),
+    ("backward_dkdv", 32, True, True),
+    ("backward_dkdv", 64, False, False),
+    ("backward_dkdv", 64, False, True),
+    ("backward_dkdv", 64, True, False),
+    ("backward_dkdv", 64, True, True),
+    ("backward_dkdv", 128, True, False),
+    ("backward_dkdv", 128, True, True),
+    ("backward_dkdv", 256, True, False),
+    ("backward_dkdv", 256, True, True),
+    ("backward_dq", 16, False, True),
+    ("backward_dq", 32, True, False),
+    ("backward_dq", 32, True, True),
+    ("backward_dq", 64, True, False),
+    ("backward_dq", 64, True, True),
+    ("backward_dq", 128, True, False),
+    ("backward_dq", 256, True, False),
+    ("backward_dq", 256, True, True),
+    ("decode", 16, False, True),
+    ("decode", 16, True, True),
+    ("decode", 64, True, True),
+    ("decode", 128, True, False),
+    ("decode", 128, True, True),
+    ("decode", 256, False, False),
+    ("decode", 256, True, False),
+    ("decode", 256, True, True),
+    ("forward", 16, False, False),
+    ("forward", 32, True, False),
+    ("forward", 64, True, False),
+    ("forward", 64, True, True),
+    ("forward", 128, False, True),
+    ("forward", 128, True, False),
+    ("forward", 128, True, True),
+    ("forward", 256, False, False),
+    ("forward", 256, False, True),
+    ("forward", 256, True, False),
+    ("forward", 256, True, True),
+})
+
+_ROLES_FORWARD = ("forward", "decode")
+_ROLES_BACKWARD = ("backward_dkdv", "backward_dq")
+
+
+def spilling_reason(head_dim, is_fp32, dropout, needs_backward):
+    """Why the triton kernels cannot take this call on a GPU, or None."""
+    roles = _ROLES_FORWARD + (_ROLES_BACKWARD if needs_backward else ())
+    spilling = [role for role in roles
+                if (role, head_block(head_dim), bool(is_fp32), bool(dropout)) in SPILLING]
+    if not spilling:
+        return None
+    kind = "float32" if is_fp32 else "16-bit"
+    return (f"switched off: its {', '.join(spilling)} tiles for head dim {head_dim}, {kind} inputs"
+            f"{' with dropout' if dropout else ''} spill registers on sm_80/sm_90 (not yet retuned)")
+
+
 def all_configs():
     """Every (kernel role, BLOCK_D, arch, is_fp32, dropout, Tiles) the launchers can pick: the
-    compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share their configs."""
+    compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share their configs; configs in
+    SPILLING are switched off in dispatch and left out."""
     for head_dim in sorted({head_block(d) for d in HEAD_DIMS}):
         for is_fp32 in (False, True):
             for dropout in (False, True):
                 for arch in ARCHS:
-                    yield ("forward", head_dim, arch, is_fp32, dropout,
-                           forward_tiles(head_dim, arch, is_fp32, dropout))
-                    yield ("decode", head_dim, arch, is_fp32, dropout,
-                           decode_tiles(head_dim, is_fp32, dropout))
-                    yield ("backward_dkdv", head_dim, arch, is_fp32, dropout,
-                           backward_dkdv_tiles(head_dim, is_fp32, dropout))
-                    yield ("backward_dq", head_dim, arch, is_fp32, dropout,
-                           backward_dq_tiles(head_dim, is_fp32, dropout))
+                    for role, tiles in (
+                            ("forward", forward_tiles(head_dim, arch, is_fp32, dropout)),
+                            ("decode", decode_tiles(head_dim, is_fp32, dropout)),
+                            ("backward_dkdv", backward_dkdv_tiles(head_dim, is_fp32, dropout)),
+                            ("backward_dq", backward_dq_tiles(head_dim, is_fp32, dropout))):
+                        if (role, head_dim, is_fp32, dropout) not in SPILLING:
+                            yield role, head_dim, arch, is_fp32, dropout, tiles

@@ -196,9 +196,25 @@ def _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, m
     _check_cu_seqlens_values("cu_seqlens_k", cu_seqlens_k, k.shape[0], max_seqlen_k, "max_seqlen_k")
 
 
+def _unsupported_backends(q, k, v, dropout_p):
+    """missing_backends() plus the triton configurations switched off on GPUs for spilling."""
+    unsupported = missing_backends()
+    if q.device.type == "cuda" and "triton" not in unsupported:
+        try:
+            from ..kernels.attention_settings import spilling_reason
+        except ImportError:  # no triton: dispatch already says so
+            return unsupported
+        needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+        reason = spilling_reason(q.shape[-1], q.dtype == torch.float32, dropout_p > 0,
+                                 needs_backward)
+        if reason is not None:
+            unsupported["triton"] = reason
+    return unsupported
+
+
 def _run(op, q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
          causal, scale, dropout_p, backend):
-    name = resolve_backend(op, q.device, backend, missing_backends())
+    name = resolve_backend(op, q.device, backend, _unsupported_backends(q, k, v, dropout_p))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     dropout_p = float(dropout_p)
     q, k, v = (_checks.last_dim_contiguous(t) for t in (q, k, v))

@@ -1,0 +1,47 @@
+"""Triton attention configurations whose tiles still spill registers are switched off on GPUs:
+the automatic choice skips them, asking for triton by name says why, and the compile tier leaves
+them out (kernels.attention_settings.SPILLING)."""
+
+import pytest
+import torch
+
+import fastattn
+from fastattn import _dispatch
+from fastattn.kernels import attention_settings as settings
+
+# (head dim, float32 inputs, dropout, needs backward) of one switched-off and one enabled call.
+SWITCHED_OFF = (16, False, False, False)  # forward d16 16-bit spills on sm_80/sm_90
+ENABLED = (64, False, False, False)
+
+
+def test_spilling_configs_are_not_compiled_or_launched():
+    listed = {(role, d, fp32, dropout) for role, d, _arch, fp32, dropout, _ in settings.all_configs()}
+    assert not listed & settings.SPILLING
+    assert settings.spilling_reason(*SWITCHED_OFF) is not None
+    assert settings.spilling_reason(*ENABLED) is None
+    # The backward roles count only when gradients are needed.
+    assert settings.spilling_reason(64, False, False, True) is not None  # dK/dV d64 spills
+    assert "spill registers" in settings.spilling_reason(*SWITCHED_OFF)
+
+
+def _qkv(head_dim):
+    return [torch.empty(1, 2, 4, head_dim, device="meta", dtype=torch.float16) for _ in range(3)]
+
+
+@pytest.mark.parametrize("head_dim,expected", [(16, "switched off"), (64, None)])
+def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, expected):
+    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
+    q, k, v = _qkv(head_dim)
+    # Pretend the tensors are on a GPU: only the device type matters to the switch.
+    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
+    from fastattn.ops.attention import _unsupported_backends
+    reason = _unsupported_backends(q, k, v, 0.0).get("triton")
+    if expected is None:
+        assert reason is None
+        return
+    assert expected in reason
+    assert _dispatch.resolve_backend("attention", torch.device("cuda"),
+                                     unsupported=_unsupported_backends(q, k, v, 0.0)) != "triton"
+    with pytest.raises(fastattn.BackendUnavailableError, match="spill registers"):
+        _dispatch.resolve_backend("attention", torch.device("cuda"), "triton",
+                                  _unsupported_backends(q, k, v, 0.0))
