@@ -70,3 +70,12 @@ def time_case(benchmark, impl, device, fn, setup=None):
     benchmark.pedantic(synced_fn, setup=synced_setup if setup else None,
                        rounds=PEDANTIC_ROUNDS.get(device.type, 2), iterations=1)
     return timing
+
+
+def h100_target_note(device_info, note):
+    """The issue's H100 targets as a report note: none on CPU, flagged as indicative on other GPUs."""
+    if device_info["type"] != "cuda":
+        return None
+    if "H100" in device_info["name"]:
+        return note
+    return note + f" This is not an H100 ({device_info['name']}): indicative only."

@@ -42,14 +42,6 @@ TARGET_NOTE = ("from the issue, for H100, fused backends (triton, cuda), bfloat1
                ">= 85% of the measured copy bandwidth, forward and backward.")
 
 
-def target_note(device_info):
-    if device_info["type"] != "cuda":
-        return None
-    if "H100" in device_info["name"]:
-        return TARGET_NOTE
-    return TARGET_NOTE + f" This is not an H100 ({device_info['name']}): indicative only."
-
-
 def pytest_generate_tests(metafunc):
     if "impl" not in metafunc.fixturenames:
         return
@@ -116,4 +108,5 @@ def test_bias_gelu(benchmark, bench_device, bench_device_info, bench_results,
         op=OP, direction=direction, impl=impl, shape=shape, dtype=dtype,
         variant=f"approximate={approximate}", bytes_moved=minimal_bytes(direction, shape, dtype),
         timing=timing, device_info=info, plot_x=shape[1], plot_x_name="hidden size",
-        targets=targets(info, impl, dtype, shape), target_note=target_note(info)))
+        targets=targets(info, impl, dtype, shape),
+        target_note=harness.h100_target_note(info, TARGET_NOTE)))

@@ -41,14 +41,6 @@ TARGET_NOTE = ("from the issue, for H100, fused backends (triton, cuda), bfloat1
                "shape; whole FFN forward+backward >= 1.1x eager.")
 
 
-def target_note(device_info):
-    if device_info["type"] != "cuda":
-        return None
-    if "H100" in device_info["name"]:
-        return TARGET_NOTE
-    return TARGET_NOTE + f" This is not an H100 ({device_info['name']}): indicative only."
-
-
 def pytest_generate_tests(metafunc):
     if "impl" not in metafunc.fixturenames:
         return
@@ -136,4 +128,4 @@ def test_ffn(benchmark, bench_device, bench_device_info, bench_results,
         op=OP, direction="fwd" if variant == UP else "fwd+bwd", impl=impl,
         shape=(tokens, width, hidden), dtype=dtype, variant=(f"{UP} " if variant == UP else "") + f"{model} gelu={approximate}",
         flops=flops, timing=timing, device_info=info, plot_x=tokens, plot_x_name="tokens",
-        targets=case_targets, target_note=target_note(info), extra=extra))
+        targets=case_targets, target_note=harness.h100_target_note(info, TARGET_NOTE), extra=extra))

@@ -35,14 +35,6 @@ TARGET_NOTE = ("from the issue, for H100, fused backends (triton, cuda), bfloat1
                "backward >= 1.3x eager.")
 
 
-def target_note(device_info):
-    if device_info["type"] != "cuda":
-        return None
-    if "H100" in device_info["name"]:
-        return TARGET_NOTE
-    return TARGET_NOTE + f" This is not an H100 ({device_info['name']}): indicative only."
-
-
 def pytest_generate_tests(metafunc):
     if "impl" not in metafunc.fixturenames:
         return
@@ -116,4 +108,5 @@ def test_layer_norm_residual(benchmark, bench_device, bench_device_info, bench_r
         op=OP, direction=direction, impl=impl, shape=(rows, hidden), dtype=dtype,
         bytes_moved=minimal_bytes(direction, rows, hidden, dtype), timing=timing,
         device_info=info, plot_x=hidden, plot_x_name="hidden size",
-        targets=targets(info, impl, direction, dtype, rows, hidden), target_note=target_note(info)))
+        targets=targets(info, impl, direction, dtype, rows, hidden),
+        target_note=harness.h100_target_note(info, TARGET_NOTE)))

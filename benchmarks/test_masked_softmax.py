@@ -47,14 +47,6 @@ TARGET_NOTE = ("from the issue, for H100, fused backends (triton, cuda), bfloat1
                "S=512 with a padding mask: >= 2.5x eager and >= 85% of the measured copy bandwidth.")
 
 
-def target_note(device_info):
-    if device_info["type"] != "cuda":
-        return None
-    if "H100" in device_info["name"]:
-        return TARGET_NOTE
-    return TARGET_NOTE + f" This is not an H100 ({device_info['name']}): indicative only."
-
-
 def queries_for(device_type, keys):
     if device_type != "cuda":
         return CPU_QUERIES
@@ -146,4 +138,5 @@ def test_masked_softmax(benchmark, bench_device, bench_device_info, bench_result
         op=OP, direction=direction, impl=impl, shape=shape, dtype=dtype, variant=variant,
         bytes_moved=minimal_bytes(direction, shape, dtype, mask is not None), timing=timing,
         device_info=info, plot_x=shape[-1], plot_x_name="keys (Sk)",
-        targets=targets(info, impl, direction, variant, dtype, shape), target_note=target_note(info)))
+        targets=targets(info, impl, direction, variant, dtype, shape),
+        target_note=harness.h100_target_note(info, TARGET_NOTE)))
