@@ -2,16 +2,11 @@
 float64 GELU and its derivative within float32 accuracy, for both forms: a wrong constant or
 derivative term would otherwise show only on a GPU."""
 
-import os
-import shutil
-import subprocess
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CXX = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+from host_cxx import build_driver, run_driver
 
 DRIVER = r"""
 #include <cstdio>
@@ -35,15 +30,7 @@ Z = [-20.0, -9.0, -5.0, -3.0, -1.5, -1.0, -0.5, -1e-3, -1e-6, 0.0, 1e-6, 1e-3, 0
 
 @pytest.fixture(scope="module")
 def gelu_driver(tmp_path_factory):
-    if CXX is None:
-        pytest.skip("no C++ compiler (g++, c++ or clang++) on PATH: cannot build the host GELU check")
-    folder = tmp_path_factory.mktemp("gelu")
-    source, binary = folder / "driver.cpp", folder / "driver"
-    source.write_text(DRIVER)
-    result = subprocess.run([CXX, "-O2", "-std=c++17", "-I", os.path.join(REPO, "csrc"),
-                             str(source), "-o", str(binary)], capture_output=True, text=True)
-    assert result.returncode == 0, f"{CXX} could not build the GELU driver:\n{result.stderr}"
-    return binary
+    return build_driver(tmp_path_factory, "GELU", DRIVER)
 
 
 def torch_gelu_and_grad(z, approximate):
@@ -57,8 +44,8 @@ def test_host_gelu_matches_torch(gelu_driver):
     # Round to float32 first: that is what the driver reads.
     z = torch.tensor(Z, dtype=torch.float32)
     lines = "".join(f"{v!r}\n" for v in z.tolist())
-    result = subprocess.run([str(gelu_driver)], input=lines, capture_output=True, text=True, check=True)
-    got = torch.tensor([[float(w) for w in line.split()] for line in result.stdout.splitlines()],
+    stdout = run_driver(gelu_driver, lines)
+    got = torch.tensor([[float(w) for w in line.split()] for line in stdout.splitlines()],
                        dtype=torch.float64)
     for column, (approximate, what) in enumerate([("none", "y"), ("none", "grad"),
                                                   ("tanh", "y"), ("tanh", "grad")]):

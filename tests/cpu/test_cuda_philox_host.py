@@ -3,17 +3,11 @@ the numbers of fastattn.reference.philox_uniform (Triton's tl.rand): a wrong con
 would otherwise show only on a GPU, as a dropout mask differing between the cuda and triton backends.
 """
 
-import os
-import shutil
-import subprocess
-
 import pytest
 import torch
 
 from fastattn.reference import philox_uniform
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CXX = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+from host_cxx import build_driver, run_driver
 
 DRIVER = r"""
 #include <cinttypes>
@@ -41,21 +35,13 @@ OFFSETS = [0, 1, 2, 767, 768, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**32 + 5, 10*
 
 @pytest.fixture(scope="module")
 def philox_driver(tmp_path_factory):
-    if CXX is None:
-        pytest.skip("no C++ compiler (g++, c++ or clang++) on PATH: cannot build the host philox check")
-    folder = tmp_path_factory.mktemp("philox")
-    source, binary = folder / "driver.cpp", folder / "driver"
-    source.write_text(DRIVER)
-    result = subprocess.run([CXX, "-O2", "-std=c++17", "-I", os.path.join(REPO, "csrc"),
-                             str(source), "-o", str(binary)], capture_output=True, text=True)
-    assert result.returncode == 0, f"{CXX} could not build the philox driver:\n{result.stderr}"
-    return binary
+    return build_driver(tmp_path_factory, "philox", DRIVER)
 
 
 def host_uniform_bits(driver, pairs):
     lines = "".join(f"{seed} {offset}\n" for seed, offset in pairs)
-    result = subprocess.run([str(driver)], input=lines, capture_output=True, text=True, check=True)
-    return [int(word, 16) for word in result.stdout.split()]
+    stdout = run_driver(driver, lines)
+    return [int(word, 16) for word in stdout.split()]
 
 
 def reference_uniform_bits(seed, offsets):
