@@ -31,6 +31,8 @@ else
 endif
 PYTEST := $(RUN) $(PY) -m pytest $(PYTEST_FLAGS)
 RESULTS_DIR := $(if $(OUT),$(OUT),benchmarks/results)
+# Each tier's JUnit report; `make test` adds them up into its closing line.
+REPORTS_DIR ?= .test-reports
 
 .PHONY: test bench gpu setup build-in-place test-cpu test-interpret test-compile \
         test-compile-triton36 test-gpu clean
@@ -51,17 +53,22 @@ build-in-place:
 	$(PY) setup.py -q build_ext --inplace
 	$(RUN) $(PY) -m fastattn info
 
-test: setup test-cpu test-interpret test-compile test-compile-triton36 test-gpu
+# The tiers run in their own pytest processes; the last line is the total over all of them (the
+# gpu tier alone, all skips without a GPU, would otherwise close the run).
+test: setup
+	@rm -rf $(REPORTS_DIR)
+	$(MAKE) --no-print-directory test-cpu test-interpret test-compile test-compile-triton36 test-gpu
+	@$(PYTHON) tests/junit_summary.py $(REPORTS_DIR)
 
 test-cpu: setup
-	$(PYTEST) tests/cpu
+	$(PYTEST) tests/cpu --junitxml=$(REPORTS_DIR)/cpu.xml
 
 # The interpreter must be on before any Triton kernel is defined: a process of its own.
 test-interpret: setup
-	TRITON_INTERPRET=1 $(PYTEST) tests/interpret
+	TRITON_INTERPRET=1 $(PYTEST) tests/interpret --junitxml=$(REPORTS_DIR)/interpret.xml
 
 test-compile: setup
-	$(PYTEST) tests/compile
+	$(PYTEST) tests/compile --junitxml=$(REPORTS_DIR)/compile.xml
 
 test-compile-triton36:
 ifeq ($(FASTATTN_USE_CURRENT_ENV),1)
@@ -69,12 +76,13 @@ ifeq ($(FASTATTN_USE_CURRENT_ENV),1)
 else
 	test -x $(TRITON_AOT_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_AOT_VENV)
 	$(TRITON_AOT_VENV)/bin/pip install -q triton==$(TRITON_AOT_VERSION) numpy pytest
-	$(TRITON_AOT_VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/compile
+	$(TRITON_AOT_VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/compile \
+	  --junitxml=$(REPORTS_DIR)/compile-triton36.xml
 endif
 
 # Skipped, with the reason printed, where there is no GPU.
 test-gpu: setup
-	$(PYTEST) -m gpu tests/gpu
+	$(PYTEST) -m gpu tests/gpu --junitxml=$(REPORTS_DIR)/gpu.xml
 
 # BENCH_ARGS passes options on, e.g. BENCH_ARGS="--suite attention --full" (python -m fastattn bench -h).
 bench: setup
@@ -96,4 +104,4 @@ gpu:
 	echo "make gpu: logs and results in $(RESULTS_DIR) (status $$status)"; exit $$status
 
 clean:
-	rm -rf build *.egg-info fastattn/_C*.so .pytest_cache .benchmarks
+	rm -rf build *.egg-info fastattn/_C*.so .pytest_cache .benchmarks $(REPORTS_DIR)
