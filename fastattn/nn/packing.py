@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 import fastattn
+from fastattn.ops import cu_seqlens_facts
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class PackedBatch:
         batch, seqlen = x.shape[0], x.shape[1]
         if key_padding_mask is None:
             cu_seqlens = torch.arange(0, (batch + 1) * seqlen, seqlen, dtype=torch.int32, device=x.device)
+            cu_seqlens = cu_seqlens_facts.vouch(cu_seqlens, batch * seqlen, seqlen)
             return x.reshape(batch * seqlen, *x.shape[2:]), cls(None, cu_seqlens, seqlen, batch, seqlen)
         x_packed, indices, cu_seqlens, max_seqlen = fastattn.unpad(x, key_padding_mask)
         if torch.compiler.is_compiling():

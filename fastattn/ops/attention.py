@@ -39,6 +39,7 @@ from torch import Tensor
 from .. import _checks
 from .._dispatch import BACKENDS, resolve_backend
 from .._rng import draw_dropout_seed
+from . import cu_seqlens_facts
 
 OP = "attention"
 OP_VARLEN = "attention_varlen"
@@ -156,20 +157,21 @@ def _check_attention_arguments(q, k, v, causal, key_padding_mask, scale, dropout
 
 
 def _check_cu_seqlens_values(name, cu_seqlens, total, max_seqlen, max_name):
-    """Value checks: a host copy of B + 1 ints. Skipped while torch.compile traces (the values are
-    not known then)."""
+    """Value checks on cu_seqlens' host summary, which cu_seqlens_facts reads back once per tensor
+    (a sync on GPUs) and unpad supplies without reading. Skipped while torch.compile traces (the
+    values are not known then)."""
     if torch.compiler.is_compiling():
         return
-    values = cu_seqlens.tolist()
-    if values[0] != 0 or values[-1] != total:
+    facts = cu_seqlens_facts.read(cu_seqlens)
+    if facts.first != 0 or facts.last != total:
         raise ValueError(f"fastattn.{OP_VARLEN}: {name} must start at 0 and end at the token count "
-                         f"{total}, got {values[0]} ... {values[-1]}")
-    lengths = [b - a for a, b in zip(values, values[1:])]
-    if min(lengths, default=0) < 0:
-        raise ValueError(f"fastattn.{OP_VARLEN}: {name} must be non-decreasing, got {values}")
-    if max(lengths, default=0) > max_seqlen:
+                         f"{total}, got {facts.first} ... {facts.last}")
+    if facts.shortest < 0:
+        raise ValueError(f"fastattn.{OP_VARLEN}: {name} must be non-decreasing, got a sequence of "
+                         f"length {facts.shortest}")
+    if facts.longest > max_seqlen:
         raise ValueError(f"fastattn.{OP_VARLEN}: {max_name} ({max_seqlen}) is smaller than the "
-                         f"longest sequence in {name} ({max(lengths)})")
+                         f"longest sequence in {name} ({facts.longest})")
 
 
 def _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,

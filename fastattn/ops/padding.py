@@ -8,6 +8,7 @@ the host, as the kernels' grids need it as a Python int.
 import torch
 
 from .. import _checks
+from . import cu_seqlens_facts
 
 
 def unpad(x, key_padding_mask):
@@ -24,6 +25,8 @@ def unpad(x, key_padding_mask):
     indices = torch.nonzero(key_padding_mask.flatten(), as_tuple=False).flatten()
     cu_seqlens = torch.nn.functional.pad(torch.cumsum(lengths, dim=0, dtype=torch.int32), (1, 0))
     max_seqlen = int(lengths.max().item()) if lengths.numel() else 0
+    # Built from these facts, so attention_varlen need not read it back to check it.
+    cu_seqlens = cu_seqlens_facts.vouch(cu_seqlens, indices.shape[0], max_seqlen)
     packed = x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]).index_select(0, indices)
     return packed, indices, cu_seqlens, max_seqlen
 
