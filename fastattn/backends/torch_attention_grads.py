@@ -1,0 +1,71 @@
+"""The attention backward in closed form, for the torch backend.
+
+With P = softmax(scale * q k^T over the visible keys) (P = 0 on rows that see no key) and the
+dropout keep mask folded into M = keep / (1 - p) (M = 1 without dropout):
+
+    dV = (P M)^T dO        dP = (dO V^T) M        dS = P (dP - rowsum(dP P))
+    dQ = scale dS K        dK = scale dS^T Q
+
+Written out instead of differentiating a recomputed forward because a custom op's implementation
+runs with autograd switched off (only private dispatch-key guards turn it back on), and torch.func
+transforms wrap tensors in a way that dispatch modes (opcheck's schema check, FlopCounterMode)
+reject. Matmuls run in the input dtype, the softmax and its derivative in float32, as the forward.
+
+Query rows are taken in blocks so that the float32 [B, H, rows, Sk] temporaries stay bounded (the
+fused SDPA backward needs none); dK and dV add up over the blocks.
+"""
+
+import torch
+
+from .._rng import dropout_scale
+
+# Elements of one [B, H, rows, Sk] float32 temporary (64 MiB); a handful are alive at once.
+BLOCK_ELEMENTS = 1 << 24
+
+
+def _row_blocks(batch, heads, seqlen_q, seqlen_k):
+    rows = max(1, BLOCK_ELEMENTS // max(1, batch * heads * seqlen_k))
+    return [slice(start, min(start + rows, seqlen_q)) for start in range(0, seqlen_q, rows)]
+
+
+def probabilities(q, k, visible, scale):
+    """float32 P for q [B, H, r, D] against k [B, H, Sk, D]; visible bool [B or 1, 1, r, Sk] or None."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale
+    if visible is None:
+        return torch.softmax(scores, dim=-1)
+    sees_a_key = visible.any(-1, keepdim=True)
+    scores = scores.masked_fill(~visible, float("-inf")).masked_fill(~sees_a_key, 0.0)
+    return torch.softmax(scores, dim=-1).masked_fill(~visible, 0.0)
+
+
+def _sum_query_groups(grad, kv_heads):
+    """[B, H, Sk, D] -> [B, Hkv, Sk, D]: query head h read KV head h // (H / Hkv)."""
+    batch, heads = grad.shape[:2]
+    return grad.reshape(batch, kv_heads, heads // kv_heads, *grad.shape[2:]).sum(2)
+
+
+def attention_grads(dout, q, k, v, visible, keep, dropout_p, scale):
+    """(dq, dk, dv) of softmax(scale q k^T, visible) (with dropout `keep`) @ v.
+
+    q, dout [B, H, Sq, D]; k, v [B, Hkv, Sk, D]; visible bool [B or 1, 1, Sq, Sk] or None (all
+    visible); keep bool [B, H, Sq, Sk] or None (no dropout)."""
+    kv_heads, group = k.shape[1], q.shape[1] // k.shape[1]
+    k_full, v_full = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    dq = torch.empty_like(q)
+    dk_full = torch.zeros(k_full.shape, dtype=torch.float32, device=k.device)
+    dv_full = torch.zeros(v_full.shape, dtype=torch.float32, device=v.device)
+    for rows in _row_blocks(q.shape[0], q.shape[1], q.shape[2], k.shape[2]):
+        probs = probabilities(q[:, :, rows], k_full, None if visible is None else visible[:, :, rows],
+                               scale)
+        grad_probs = torch.matmul(dout[:, :, rows], v_full.transpose(-1, -2)).float()
+        dropped = probs
+        if keep is not None:
+            multiplier = keep[:, :, rows].float() * dropout_scale(dropout_p)
+            dropped, grad_probs = probs * multiplier, grad_probs * multiplier
+        dv_full += torch.matmul(dropped.to(v.dtype).transpose(-1, -2), dout[:, :, rows]).float()
+        grad_scores = probs * (grad_probs - (grad_probs * probs).sum(-1, keepdim=True)) * scale
+        grad_scores = grad_scores.to(q.dtype)
+        dq[:, :, rows] = torch.matmul(grad_scores, k_full)
+        dk_full += torch.matmul(grad_scores.transpose(-1, -2), q[:, :, rows]).float()
+    return (dq, _sum_query_groups(dk_full, kv_heads).to(k.dtype),
+            _sum_query_groups(dv_full, kv_heads).to(v.dtype))
