@@ -3,7 +3,7 @@
 An encoder layer (not a decoder: no KV cache, no cross-attention) computes, on packed tokens
 [T, hidden]:
     h   = LN(dropout(dense(varlen_attention(fused_qkv(x)))) + x)       attention block
-    out = LN(dropout(fc2(bias_gelu(fc1(h)))) + h)                       feed-forward block
+    out = LN(dropout(ffn(h)) + h)                                       feed-forward block (fastattn.ffn)
 with the parameters of the original submodules, so state_dict keys do not change. Decoder layers,
 4D masks and non-GELU activations run transformers' own forward (with the `fastattn` attention
 implementation inside). `chunk_size_feed_forward` is ignored on the fused path: chunking changes

@@ -1,10 +1,9 @@
-"""GeluFFN: linear -> GELU -> linear, with the bias add fused into the GELU (fastattn.bias_gelu).
+"""GeluFFN: linear -> GELU -> linear through the fused fastattn.ffn op.
 
 `gelu_ffn` is the one place the math lives; the module and the HF blocks both call it (the blocks
 with their own weights: BERT's nn.Linear [out, in], GPT2's Conv1D [in, out] transposed as a view).
 """
 
-import torch.nn.functional as F
 from torch import nn
 
 import fastattn
@@ -20,20 +19,20 @@ HF_GELU_APPROXIMATION = {
 
 
 def gelu_approximation(hidden_act):
-    """fastattn.bias_gelu's `approximate` for an HF activation name, or None when it is not a GELU
+    """fastattn.ffn's `approximate` for an HF activation name, or None when it is not a GELU
     fastattn computes (callables, relu, gelu_fast, ...)."""
     return HF_GELU_APPROXIMATION.get(hidden_act) if isinstance(hidden_act, str) else None
 
 
-def gelu_ffn(x, w1, b1, w2, b2, *, approximate="none", backend=None):
-    """linear(gelu(linear(x, w1) + b1), w2, b2), weights in nn.Linear layout [out, in]."""
-    hidden = fastattn.bias_gelu(F.linear(x, w1), b1, approximate=approximate, backend=backend)
-    return F.linear(hidden, w2, b2)
+def gelu_ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
+    """dropout(linear(gelu(linear(x, w1) + b1), w2, b2)), weights in nn.Linear layout [out, in]."""
+    return fastattn.ffn(x, w1, b1, w2, b2, approximate=approximate, dropout_p=dropout_p,
+                        backend=backend)
 
 
 class GeluFFN(nn.Module):
-    """The transformer feed-forward network: fc2(gelu(fc1(x))). No dropout inside: BERT and GPT2
-    put theirs after fc2, where the caller fuses it with the residual add."""
+    """The transformer feed-forward network: fc2(gelu(fc1(x))). No dropout inside: BERT fuses its
+    own with the residual add and LayerNorm; GPT2's block passes it to gelu_ffn."""
 
     def __init__(self, hidden_size, intermediate_size, *, approximate="none", bias=True,
                  backend=None, device=None, dtype=None):
@@ -41,7 +40,7 @@ class GeluFFN(nn.Module):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"fastattn.nn.GeluFFN: approximate must be 'none' or 'tanh', got {approximate!r}")
         if not bias:
-            raise ValueError("fastattn.nn.GeluFFN: the fused bias+GELU needs fc1 to have a bias")
+            raise ValueError("fastattn.nn.GeluFFN: the fused FFN needs fc1 to have a bias")
         self.fc1 = nn.Linear(hidden_size, intermediate_size, device=device, dtype=dtype)
         self.fc2 = nn.Linear(intermediate_size, hidden_size, device=device, dtype=dtype)
         self.approximate, self.backend = approximate, backend

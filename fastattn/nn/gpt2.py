@@ -1,7 +1,7 @@
-"""GPT2Block: transformers' GPT2Block with fused LayerNorm+residual and bias+GELU.
+"""GPT2Block: transformers' GPT2Block with fused LayerNorm+residual and the fused FFN.
 
     h, x = LN_2(attn(LN_1(x)) + x)        (LayerNorm fused with the residual add)
-    out  = x + dropout(c_proj(bias_gelu(c_fc(h))))
+    out  = x + ffn(h)                     (c_proj(gelu(c_fc(h))) and its dropout in fastattn.ffn)
 Attention runs through transformers' GPT2Attention (its KV-cache handling untouched) with the
 `fastattn` attention implementation, so decoding with a cache reaches fastattn.attention with
 Sq < Sk. Conv1D weights are stored [in, out]; the FFN uses them transposed (views, no copies).
@@ -61,7 +61,9 @@ class GPT2Block(HFGPT2Block):
         # GPT2Attention already applied its residual dropout.
         h, residual = self.ln_2(attn_output, hidden_states, return_residual=True)
         mlp = self.mlp
+        # The MLP's output dropout runs inside the fused op.
         feed_forward = gelu_ffn(h, mlp.c_fc.weight.t(), mlp.c_fc.bias, mlp.c_proj.weight.t(),
                                 mlp.c_proj.bias, approximate=getattr(self, GELU),
+                                dropout_p=mlp.dropout.p if self.training else 0.0,
                                 backend=getattr(self, BACKEND))
-        return residual + mlp.dropout(feed_forward)
+        return residual + feed_forward
