@@ -8,6 +8,11 @@ Dropout draws the same Philox keep mask as the triton backend
 (fastattn.reference.attention_dropout_keep_mask) and runs the eager composition, since SDPA's own
 dropout cannot be replayed.
 
+Padded batches (a key_padding_mask, no dropout) leave out the key columns no query sees and may
+split the batch into buckets by length: torch_attention_windows.plan decides, and the backward
+follows the same plan. With dropout the keep mask's layout is the whole [B, H, Sq, Sk], so the
+eager path runs uncut.
+
 Saved for the backward (SAVED_SOFTMAX = "none"): nothing; the backward recomputes the
 probabilities (and, with a fixed seed, the same dropout mask) and forms the gradients in closed
 form (torch_attention_grads).
@@ -16,8 +21,11 @@ form (torch_attention_grads).
 import torch
 import torch.nn.functional as F
 
+from .. import _tensor_memo
 from .._rng import dropout_scale
 from ..reference import attention_dropout_keep_mask, attention_visible_keys
+from . import torch_attention_windows
+from ._attention_layout import key_bounds
 from .torch_attention_grads import attention_grads, probabilities
 
 SAVED_SOFTMAX = "none"
@@ -62,6 +70,33 @@ def _dense_visible(q, k, key_padding_mask, causal):
                                   key_padding_mask=key_padding_mask, device=q.device)
 
 
+def _pieces(q, k, key_padding_mask, keep):
+    """torch_attention_windows' plan for this padded batch, or None: the problem as it is."""
+    if key_padding_mask is None or keep is not None:
+        return None
+    bounds = _tensor_memo.remembered(key_padding_mask, "_fastattn_key_bounds",
+                                     lambda mask: key_bounds(mask).tolist())
+    return torch_attention_windows.plan(bounds, q.shape[1], q.shape[2], k.shape[2], q.shape[3],
+                                        q.element_size(), q.device.type)
+
+
+def _piece_inputs(pieces, queries, keys, visible):
+    """For each piece: (piece, rows index or None, [its rows of each query-like tensor, its rows and
+    key columns of each key-like tensor, of the visible mask])."""
+    for piece in pieces:
+        rows = None if piece.rows is None else torch.tensor(piece.rows, device=visible.device)
+        take = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))
+        yield piece, rows, ([take(t) for t in queries] + [take(t)[:, :, piece.keys] for t in keys]
+                            + [take(visible)[..., piece.keys]])
+
+
+def _put(target, rows, keys, value):
+    if rows is None:
+        target[:, :, keys] = value
+    else:
+        target[rows, :, keys] = value
+
+
 def _dense_attention(q, k, v, key_padding_mask, causal, scale, dropout_p, seed):
     keep = _keep_mask(seed, q, k, dropout_p)
     # SDPA's causal flag is top-left aligned: the same as ours only when Sq == Sk.
@@ -70,7 +105,29 @@ def _dense_attention(q, k, v, key_padding_mask, causal, scale, dropout_p, seed):
     visible = _dense_visible(q, k, key_padding_mask, causal)
     if keep is not None:
         return _eager_with_dropout(q, k, v, visible, scale, dropout_p, keep)
-    return _sdpa(q, k, v, visible, False, scale)
+    pieces = _pieces(q, k, key_padding_mask, keep)
+    if pieces is None:
+        return _sdpa(q, k, v, visible, False, scale)
+    out = torch.zeros_like(q, memory_format=torch.contiguous_format)  # rows seeing no key stay 0
+    for _piece, rows, (q_rows, k_rows, v_rows, visible_rows) in _piece_inputs(pieces, [q], [k, v],
+                                                                              visible):
+        _put(out, rows, slice(None), _sdpa(q_rows, k_rows, v_rows, visible_rows, False, scale))
+    return out
+
+
+def _dense_grads(dout, q, k, v, key_padding_mask, causal, scale, dropout_p, seed):
+    visible, keep = _dense_visible(q, k, key_padding_mask, causal), _keep_mask(seed, q, k, dropout_p)
+    pieces = _pieces(q, k, key_padding_mask, keep)
+    if pieces is None:
+        return attention_grads(dout, q, k, v, visible, keep, dropout_p, scale)
+    grads = tuple(torch.zeros_like(t, memory_format=torch.contiguous_format) for t in (q, k, v))
+    for piece, rows, (dout_rows, q_rows, k_rows, v_rows, visible_rows) in _piece_inputs(
+            pieces, [dout, q], [k, v], visible):
+        dq, dk, dv = attention_grads(dout_rows, q_rows, k_rows, v_rows, visible_rows, None, 0.0, scale)
+        _put(grads[0], rows, slice(None), dq)
+        _put(grads[1], rows, piece.keys, dk)
+        _put(grads[2], rows, piece.keys, dv)
+    return grads
 
 
 def _varlen_positions(cu_seqlens, total):
@@ -143,8 +200,7 @@ def attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlen
                   max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed):
     with torch.no_grad():
         if cu_seqlens_q is None:
-            grads = attention_grads(dout, q, k, v, _dense_visible(q, k, key_padding_mask, causal),
-                                    _keep_mask(seed, q, k, dropout_p), dropout_p, scale)
+            grads = _dense_grads(dout, q, k, v, key_padding_mask, causal, scale, dropout_p, seed)
         else:
             varlen = _Varlen(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal)
             q_padded, k_padded = varlen.pad_q(q), varlen.pad_k(k)

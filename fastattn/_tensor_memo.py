@@ -1,0 +1,36 @@
+"""Host-side facts about a device tensor's values, remembered on the tensor until it changes.
+
+Reading values back to the host is a device sync on GPUs; a mask or cu_seqlens is often passed
+unchanged to every layer of a model, so the facts are kept on the tensor with its version counter,
+which every in-place write bumps (through views too), and read again once it moves on. Writes that
+bypass the counter (`.data`, numpy views, raw pointers) are not seen; inference tensors have no
+counter, so their facts are computed on every call.
+"""
+
+import torch
+
+
+def _version(tensor):
+    return None if tensor.is_inference() else tensor._version
+
+
+def remembered(tensor, key, compute):
+    """compute(tensor) (host values), or what it gave last time if the tensor has not changed."""
+    version = _version(tensor)
+    memo = getattr(tensor, key, None)
+    if version is not None and memo is not None and memo[0] == version:
+        return memo[1]
+    facts = compute(tensor)
+    if version is not None:
+        setattr(tensor, key, (version, facts))
+    return facts
+
+
+def remember(tensor, key, facts):
+    """Attach facts known without reading the tensor. An inference tensor is first copied into a
+    normal one, so that later writes to it are seen; returns the tensor to use from now on."""
+    if tensor.is_inference():
+        with torch.inference_mode(False):
+            tensor = tensor.clone()
+    setattr(tensor, key, (tensor._version, facts))
+    return tensor
