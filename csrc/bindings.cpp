@@ -208,11 +208,11 @@ void check_row_input(const char* op, const char* name, const at::Tensor& t) {
                     t.sizes(), " and strides ", t.strides());
 }
 
-// scores: [B * H * Sq, Sk] rows; key_padding_mask: bool [B, Sk] with a contiguous last dim.
-void masked_softmax_fwd(const at::Tensor& scores, const std::optional<at::Tensor>& key_padding_mask,
-                        const at::Tensor& out, int64_t rows_per_batch, int64_t queries, bool causal,
-                        double scale) {
-  const char* op = "masked_softmax_fwd";
+// scores: [B * H * Sq, Sk] rows; key_padding_mask: bool [B, Sk] with a contiguous last dim. Checks
+// the arguments and fills the params; the caller holds the device guard and launches.
+fastattn::MaskedSoftmaxFwdParams masked_softmax_fwd_params(
+    const char* op, const at::Tensor& scores, const std::optional<at::Tensor>& key_padding_mask,
+    const at::Tensor& out, int64_t rows_per_batch, int64_t queries, bool causal, double scale) {
   check_row_input(op, "scores", scores);
   check_rows(op, "out", out, scores);
   const int64_t rows = scores.size(0), n_cols = scores.size(1);
@@ -232,34 +232,45 @@ void masked_softmax_fwd(const at::Tensor& scores, const std::optional<at::Tensor
                       " and strides ", mask.strides());
   }
 
-  const c10::cuda::CUDAGuard guard(scores.device());
   fastattn::MaskedSoftmaxFwdParams p{};
   p.scores = scores.data_ptr();
   p.key_padding_mask = key_padding_mask.has_value()
       ? reinterpret_cast<const uint8_t*>(key_padding_mask->data_ptr<bool>()) : nullptr;
   p.out = out.data_ptr();
   p.rows = rows;
-  p.n_cols = n_cols;
+  p.shape.n_cols = n_cols;
+  p.shape.rows_per_batch = rows_per_batch;
+  p.shape.queries = queries;
+  p.shape.causal = causal;
   p.stride_scores = scores.stride(0);
   p.stride_mask = key_padding_mask.has_value() ? key_padding_mask->stride(0) : 0;
   p.stride_out = out.stride(0);
-  p.rows_per_batch = rows_per_batch;
-  p.queries = queries;
-  p.causal = causal;
   p.scale = static_cast<float>(scale);
-  check_launch(fastattn::launch_masked_softmax_fwd(p, element_type(op, "scores", scores),
-                                                   c10::cuda::getCurrentCUDAStream().stream()),
-               "masked_softmax_fwd");
+  return p;
 }
 
-void masked_softmax_bwd(const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& grad_in,
+void launch_masked_softmax_fwd(const char* op, const fastattn::MaskedSoftmaxFwdParams& p,
+                               const at::Tensor& scores) {
+  const c10::cuda::CUDAGuard guard(scores.device());
+  check_launch(fastattn::launch_masked_softmax_fwd(p, element_type(op, "scores", scores),
+                                                   c10::cuda::getCurrentCUDAStream().stream()), op);
+}
+
+void masked_softmax_fwd(const at::Tensor& scores, const std::optional<at::Tensor>& key_padding_mask,
+                        const at::Tensor& out, int64_t rows_per_batch, int64_t queries, bool causal,
                         double scale) {
-  const char* op = "masked_softmax_bwd";
+  const char* op = "masked_softmax_fwd";
+  launch_masked_softmax_fwd(op, masked_softmax_fwd_params(op, scores, key_padding_mask, out,
+                                                          rows_per_batch, queries, causal, scale),
+                            scores);
+}
+
+fastattn::MaskedSoftmaxBwdParams masked_softmax_bwd_params(const char* op, const at::Tensor& grad_out,
+                                                           const at::Tensor& out,
+                                                           const at::Tensor& grad_in, double scale) {
   check_row_input(op, "out", out);
   check_rows(op, "grad_out", grad_out, out);
   check_rows(op, "grad_in", grad_in, out);
-
-  const c10::cuda::CUDAGuard guard(out.device());
   fastattn::MaskedSoftmaxBwdParams p{};
   p.grad_out = grad_out.data_ptr();
   p.out = out.data_ptr();
@@ -270,9 +281,75 @@ void masked_softmax_bwd(const at::Tensor& grad_out, const at::Tensor& out, const
   p.stride_out = out.stride(0);
   p.stride_grad_in = grad_in.stride(0);
   p.scale = static_cast<float>(scale);
+  return p;
+}
+
+void launch_masked_softmax_bwd(const char* op, const fastattn::MaskedSoftmaxBwdParams& p,
+                               const at::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(out.device());
   check_launch(fastattn::launch_masked_softmax_bwd(p, element_type(op, "out", out),
-                                                   c10::cuda::getCurrentCUDAStream().stream()),
-               "masked_softmax_bwd");
+                                                   c10::cuda::getCurrentCUDAStream().stream()), op);
+}
+
+void masked_softmax_bwd(const at::Tensor& grad_out, const at::Tensor& out, const at::Tensor& grad_in,
+                        double scale) {
+  const char* op = "masked_softmax_bwd";
+  launch_masked_softmax_bwd(op, masked_softmax_bwd_params(op, grad_out, out, grad_in, scale), out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// attention_softmax: the cuda attention backend's masked softmax, with varlen rows and the
+// attention dropout fused (see masked_softmax.h). `dropped` is given exactly when `seed` is.
+
+fastattn::SoftmaxDropout softmax_dropout(const char* op, const std::optional<at::Tensor>& dropped,
+                                         const at::Tensor& like, double dropout_p,
+                                         double dropout_scale, std::optional<int64_t> seed) {
+  TORCH_CHECK_VALUE(dropped.has_value() == seed.has_value(), "fastattn._C.", op,
+                    ": dropped must be given exactly when seed is (dropout)");
+  fastattn::SoftmaxDropout d{};
+  if (!dropped.has_value()) return d;
+  check_rows(op, "dropped", *dropped, like);
+  d.dropped = dropped->data_ptr();
+  d.stride_dropped = dropped->stride(0);
+  d.seed = static_cast<uint64_t>(*seed);
+  d.p = static_cast<float>(dropout_p);
+  d.scale = static_cast<float>(dropout_scale);
+  return d;
+}
+
+// cu_seqlens_q/k: int32 [batch + 1] (both or neither) for scores padded from packed sequences.
+void attention_softmax_fwd(const at::Tensor& scores, const std::optional<at::Tensor>& key_padding_mask,
+                           const std::optional<at::Tensor>& cu_seqlens_q,
+                           const std::optional<at::Tensor>& cu_seqlens_k, const at::Tensor& probs,
+                           const std::optional<at::Tensor>& dropped, int64_t rows_per_batch,
+                           int64_t queries, bool causal, double scale, double dropout_p,
+                           double dropout_scale, std::optional<int64_t> seed) {
+  const char* op = "attention_softmax_fwd";
+  fastattn::MaskedSoftmaxFwdParams p = masked_softmax_fwd_params(
+      op, scores, key_padding_mask, probs, rows_per_batch, queries, causal, scale);
+  TORCH_CHECK_VALUE(cu_seqlens_q.has_value() == cu_seqlens_k.has_value(), "fastattn._C.", op,
+                    ": cu_seqlens_q and cu_seqlens_k must be given together");
+  if (cu_seqlens_q.has_value()) {
+    const int64_t batch = scores.size(0) / rows_per_batch;
+    check_vector(op, "cu_seqlens_q", *cu_seqlens_q, scores.device(), at::kInt, batch + 1);
+    check_vector(op, "cu_seqlens_k", *cu_seqlens_k, scores.device(), at::kInt, batch + 1);
+    p.shape.cu_seqlens_q = cu_seqlens_q->data_ptr<int32_t>();
+    p.shape.cu_seqlens_k = cu_seqlens_k->data_ptr<int32_t>();
+  }
+  p.dropout = softmax_dropout(op, dropped, scores, dropout_p, dropout_scale, seed);
+  launch_masked_softmax_fwd(op, p, scores);
+}
+
+// grad_dropped: the gradient of `dropped` (of probs without dropout); grad_scores may be it (in place).
+void attention_softmax_bwd(const at::Tensor& grad_dropped, const at::Tensor& probs,
+                           const at::Tensor& grad_scores, const std::optional<at::Tensor>& dropped,
+                           double scale, double dropout_p, double dropout_scale,
+                           std::optional<int64_t> seed) {
+  const char* op = "attention_softmax_bwd";
+  fastattn::MaskedSoftmaxBwdParams p =
+      masked_softmax_bwd_params(op, grad_dropped, probs, grad_scores, scale);
+  p.dropout = softmax_dropout(op, dropped, probs, dropout_p, dropout_scale, seed);
+  launch_masked_softmax_bwd(op, p, probs);
 }
 
 void bias_gelu_fwd(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& out,
@@ -425,6 +502,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("masked_softmax_bwd", &masked_softmax_bwd,
         "writes grad_in = scale * out * (grad_out - sum(grad_out * out))",
         py::arg("grad_out"), py::arg("out"), py::arg("grad_in"), py::arg("scale"));
+
+  // attention_softmax (the cuda attention backend)
+  m.def("attention_softmax_fwd", &attention_softmax_fwd,
+        "writes probs = masked softmax (varlen rows too) and, under dropout, dropped = probs * keep * dropout_scale",
+        py::arg("scores"), py::arg("key_padding_mask"), py::arg("cu_seqlens_q"),
+        py::arg("cu_seqlens_k"), py::arg("probs"), py::arg("dropped"), py::arg("rows_per_batch"),
+        py::arg("queries"), py::arg("causal"), py::arg("scale"), py::arg("dropout_p"),
+        py::arg("dropout_scale"), py::arg("seed"));
+  m.def("attention_softmax_bwd", &attention_softmax_bwd,
+        "writes grad_scores of attention_softmax_fwd from the gradient of dropped (probs without "
+        "dropout), and dropped again under dropout",
+        py::arg("grad_dropped"), py::arg("probs"), py::arg("grad_scores"), py::arg("dropped"),
+        py::arg("scale"), py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"));
 
   // bias_gelu
   m.def("bias_gelu_fwd", &bias_gelu_fwd, "writes out = gelu(x + bias)", py::arg("x"),

@@ -10,8 +10,11 @@
 // Logits live in the log2 domain (scale * log2(e) * x) so exp2f does the exponentials. The causal
 // mask comes from the row index, never from memory, and keys past a row's visible end are not read.
 //
-// Dropout (the attention path's) belongs where the probabilities are written: keep (row, col) iff
-// philox_uniform(seed, row * n_cols + col) >= p from philox.cuh, the stream of Triton's tl.rand.
+// Attention dropout (kDropout kernels) happens where the probabilities are written: the forward
+// writes both the probabilities (which the backward needs at dropped keys too) and the dropped ones
+// (the second GEMM's operand); the backward regenerates the keep mask from Philox, the stream of
+// Triton's tl.rand, so no mask is stored. A compile-time flag, not a branch, so the plain softmax
+// keeps its register budget.
 
 #include "masked_softmax.h"
 
@@ -21,6 +24,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "philox.cuh"
 
 namespace fastattn {
 namespace {
@@ -31,6 +35,10 @@ constexpr int kWarpRowMaxCols = 2048;
 constexpr int kWarpsPerBlock = 4;        // warp path: rows per block
 constexpr int kBlockRowThreads = 512;    // block path: threads per row
 constexpr int64_t kMaxGrid = 2147483647;
+// Every kernel says __launch_bounds__(threads, 1): with the default, ptxas aimed at a higher
+// occupancy for some no-dropout variants (fp16 block path, fp32 1024/2048 columns) and paid with a
+// stack frame and spills once the params carried the attention fields; one block per SM as the
+// floor lets it keep values in registers (the register counts stay well under the 255 cap).
 
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
@@ -40,7 +48,7 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// The keys a row may see: columns below visible_end (causality) that the padding mask keeps.
+// The keys a row may see: columns below visible_end (causality, varlen) that the padding mask keeps.
 struct RowVisibility {
   const uint8_t* mask;    // this row's batch row of key_padding_mask, or nullptr
   int64_t visible_end;
@@ -53,13 +61,20 @@ struct RowVisibility {
 __device__ __forceinline__ RowVisibility row_visibility(const MaskedSoftmaxFwdParams& p, int64_t row) {
   RowVisibility vis;
   vis.mask = p.key_padding_mask == nullptr
-      ? nullptr : p.key_padding_mask + (row / p.rows_per_batch) * p.stride_mask;
-  vis.visible_end = p.n_cols;
-  if (p.causal) {  // bottom-right aligned: query i sees keys j <= i + Sk - Sq
-    const int64_t last_visible = row % p.queries + p.n_cols - p.queries;
-    vis.visible_end = max(int64_t{0}, min(p.n_cols, last_visible + 1));
-  }
+      ? nullptr : p.key_padding_mask + (row / p.shape.rows_per_batch) * p.stride_mask;
+  vis.visible_end = softmax_row_visible_end(p.shape, row);
   return vis;
+}
+
+__device__ __forceinline__ bool dropout_keeps(float prob, const SoftmaxDropout& d, int64_t row,
+                                              int64_t n_cols, int64_t col) {
+  return prob != 0.0f && philox_uniform(d.seed, attention_dropout_offset(row, n_cols, col)) >= d.p;
+}
+
+// The dropped row of the probabilities, typed (only read under kDropout).
+template <typename T>
+__device__ __forceinline__ T* dropped_row(const SoftmaxDropout& d, int64_t row) {
+  return static_cast<T*>(d.dropped) + row * d.stride_dropped;
 }
 
 // scale * log2(e) * x for a visible key, -inf for a hidden one (exp2 of it is 0).
@@ -78,6 +93,42 @@ __device__ __forceinline__ float safe_shift(float row_max) {
 // 1 / sum, or 0 for a row with nothing visible (its output is zeros).
 __device__ __forceinline__ float safe_reciprocal(float sum) { return sum > 0.0f ? 1.0f / sum : 0.0f; }
 
+// Keep bits (bit v: element v) of the probabilities of one pack starting at column `col`.
+template <typename T, int VEC>
+__device__ __forceinline__ uint64_t kept_bits(const Pack<T, VEC>& probs, const SoftmaxDropout& d,
+                                              int64_t row, int64_t n_cols, int64_t col) {
+  uint64_t kept = 0;
+#pragma unroll
+  for (int v = 0; v < VEC; ++v) {
+    kept |= static_cast<uint64_t>(dropout_keeps(to_float(probs.v[v]), d, row, n_cols, col + v)) << v;
+  }
+  return kept;
+}
+
+// The dropped probabilities prob * keep / (1 - p) of one pack, from its keep bits. Computed from the
+// probabilities as stored (rounded to T), so the forward and the backward, which regenerates them
+// for the dV GEMM, produce the same bits.
+template <typename T, int VEC>
+__device__ __forceinline__ Pack<T, VEC> dropped_pack(const Pack<T, VEC>& probs, uint64_t kept,
+                                                     const SoftmaxDropout& d) {
+  Pack<T, VEC> dropped;
+#pragma unroll
+  for (int v = 0; v < VEC; ++v) {
+    dropped.v[v] = from_float<T>((kept >> v) & 1u ? __fmul_rn(to_float(probs.v[v]), d.scale) : 0.0f);
+  }
+  return dropped;
+}
+
+// The gradient of the undropped probability from that of the dropped one: dy * keep / (1 - p).
+template <bool kDropout, typename T>
+__device__ __forceinline__ float dropout_grad(T dy, uint64_t kept, int bit, const SoftmaxDropout& d) {
+  if constexpr (kDropout) {
+    return (kept >> bit) & 1u ? __fmul_rn(to_float(dy), d.scale) : 0.0f;
+  } else {
+    return to_float(dy);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Warp per row. Lane `lane` holds packs lane, lane + 32, ... (VEC elements each), so every load
 // instruction of the warp covers 32 adjacent packs. kCols is the row length rounded up.
@@ -87,8 +138,8 @@ __device__ __forceinline__ int64_t warp_pack_col(int pack, int lane) {
   return (static_cast<int64_t>(pack) * kWarpSize + lane) * VEC;
 }
 
-template <typename T, int kCols, int VEC>
-__global__ void __launch_bounds__(kWarpsPerBlock * kWarpSize)
+template <typename T, int kCols, int VEC, bool kDropout>
+__global__ void __launch_bounds__(kWarpsPerBlock * kWarpSize, 1)
 masked_softmax_fwd_warp_kernel(MaskedSoftmaxFwdParams p) {
   using P = Pack<T, VEC>;
   constexpr int kPacks = kCols / (kWarpSize * VEC);
@@ -127,17 +178,21 @@ masked_softmax_fwd_warp_kernel(MaskedSoftmaxFwdParams p) {
 #pragma unroll
     for (int k = 0; k < kPacks; ++k) {
       const int64_t col = warp_pack_col<VEC>(k, lane);
-      if (col >= p.n_cols) continue;
+      if (col >= p.shape.n_cols) continue;
       P pack;
 #pragma unroll
       for (int v = 0; v < VEC; ++v) pack.v[v] = from_float<T>(values[k][v] * inv_sum);
       *reinterpret_cast<P*>(out + col) = pack;
+      if constexpr (kDropout) {
+        *reinterpret_cast<P*>(dropped_row<T>(p.dropout, row) + col) =
+            dropped_pack(pack, kept_bits(pack, p.dropout, row, p.shape.n_cols, col), p.dropout);
+      }
     }
   }
 }
 
-template <typename T, int kCols, int VEC>
-__global__ void __launch_bounds__(kWarpsPerBlock * kWarpSize)
+template <typename T, int kCols, int VEC, bool kDropout>
+__global__ void __launch_bounds__(kWarpsPerBlock * kWarpSize, 1)
 masked_softmax_bwd_warp_kernel(MaskedSoftmaxBwdParams p) {
   using P = Pack<T, VEC>;
   constexpr int kPacks = kCols / (kWarpSize * VEC);
@@ -148,6 +203,9 @@ masked_softmax_bwd_warp_kernel(MaskedSoftmaxBwdParams p) {
     const T* dy_row = static_cast<const T*>(p.grad_out) + row * p.stride_grad_out;
     // Kept in the element type: half the registers of float32 for 16-bit types.
     P y[kPacks], dy[kPacks];
+    // Under dropout, bit k * VEC + v says whether element v of pack k was kept (a row holds at most
+    // kWarpRowMaxCols / kWarpSize = 64 elements per lane), so the second pass draws nothing.
+    uint64_t kept = 0;
     float dot = 0.0f;
 #pragma unroll
     for (int k = 0; k < kPacks; ++k) {
@@ -157,9 +215,17 @@ masked_softmax_bwd_warp_kernel(MaskedSoftmaxBwdParams p) {
       if (col < p.n_cols) {
         y[k] = *reinterpret_cast<const P*>(y_row + col);
         dy[k] = *reinterpret_cast<const P*>(dy_row + col);
+        if constexpr (kDropout) {
+          const uint64_t pack_kept = kept_bits(y[k], p.dropout, row, p.n_cols, col);
+          kept |= pack_kept << (k * VEC);
+          *reinterpret_cast<P*>(dropped_row<T>(p.dropout, row) + col) =
+              dropped_pack(y[k], pack_kept, p.dropout);
+        }
       }
 #pragma unroll
-      for (int v = 0; v < VEC; ++v) dot += to_float(y[k].v[v]) * to_float(dy[k].v[v]);
+      for (int v = 0; v < VEC; ++v) {
+        dot += to_float(y[k].v[v]) * dropout_grad<kDropout>(dy[k].v[v], kept, k * VEC + v, p.dropout);
+      }
     }
     dot = warp_sum(dot);
     T* dx_row = static_cast<T*>(p.grad_in) + row * p.stride_grad_in;
@@ -170,7 +236,8 @@ masked_softmax_bwd_warp_kernel(MaskedSoftmaxBwdParams p) {
       P dx;
 #pragma unroll
       for (int v = 0; v < VEC; ++v) {
-        dx.v[v] = from_float<T>(p.scale * to_float(y[k].v[v]) * (to_float(dy[k].v[v]) - dot));
+        const float g = dropout_grad<kDropout>(dy[k].v[v], kept, k * VEC + v, p.dropout);
+        dx.v[v] = from_float<T>(p.scale * to_float(y[k].v[v]) * (g - dot));
       }
       *reinterpret_cast<P*>(dx_row + col) = dx;
     }
@@ -212,13 +279,13 @@ __device__ __forceinline__ MaxSum block_max_sum(MaxSum v, MaxSum* scratch) {
   return total;
 }
 
-template <typename T, int VEC>
-__global__ void __launch_bounds__(kBlockRowThreads)
+template <typename T, int VEC, bool kDropout>
+__global__ void __launch_bounds__(kBlockRowThreads, 1)
 masked_softmax_fwd_block_kernel(MaskedSoftmaxFwdParams p) {
   using P = Pack<T, VEC>;
   __shared__ MaxSum scratch[kWarpSize];
   const float scale_log2 = p.scale * kLog2e;
-  const int64_t n_packs = p.n_cols / VEC;
+  const int64_t n_cols = p.shape.n_cols, n_packs = n_cols / VEC;
   for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
     const RowVisibility vis = row_visibility(p, row);
     const P* scores = reinterpret_cast<const P*>(static_cast<const T*>(p.scores) + row * p.stride_scores);
@@ -255,12 +322,18 @@ masked_softmax_fwd_block_kernel(MaskedSoftmaxFwdParams p) {
         pack.v[v] = from_float<T>(exp2f(x - shift) * inv_sum);
       }
       out[i] = pack;
+      if constexpr (kDropout) {
+        reinterpret_cast<P*>(dropped_row<T>(p.dropout, row))[i] =
+            dropped_pack(pack, kept_bits(pack, p.dropout, row, n_cols, i * VEC), p.dropout);
+      }
     }
   }
 }
 
-template <typename T, int VEC>
-__global__ void __launch_bounds__(kBlockRowThreads)
+// Under dropout both passes draw the keep mask (a row this long has too many elements per thread to
+// keep their bits): twice the Philox work, for rows past kWarpRowMaxCols only.
+template <typename T, int VEC, bool kDropout>
+__global__ void __launch_bounds__(kBlockRowThreads, 1)
 masked_softmax_bwd_block_kernel(MaskedSoftmaxBwdParams p) {
   using P = Pack<T, VEC>;
   __shared__ float scratch[kWarpSize];
@@ -272,16 +345,24 @@ masked_softmax_bwd_block_kernel(MaskedSoftmaxBwdParams p) {
     float dot = 0.0f;
     for (int64_t i = threadIdx.x; i < n_packs; i += blockDim.x) {
       const P yv = y[i], dyv = dy[i];
+      const uint64_t kept = kDropout ? kept_bits(yv, p.dropout, row, p.n_cols, i * VEC) : 0;
 #pragma unroll
-      for (int v = 0; v < VEC; ++v) dot += to_float(yv.v[v]) * to_float(dyv.v[v]);
+      for (int v = 0; v < VEC; ++v) {
+        dot += to_float(yv.v[v]) * dropout_grad<kDropout>(dyv.v[v], kept, v, p.dropout);
+      }
+      if constexpr (kDropout) {
+        reinterpret_cast<P*>(dropped_row<T>(p.dropout, row))[i] = dropped_pack(yv, kept, p.dropout);
+      }
     }
     dot = block_sum(dot, scratch);
     for (int64_t i = threadIdx.x; i < n_packs; i += blockDim.x) {
       const P yv = y[i], dyv = dy[i];
+      const uint64_t kept = kDropout ? kept_bits(yv, p.dropout, row, p.n_cols, i * VEC) : 0;
       P dxv;
 #pragma unroll
       for (int v = 0; v < VEC; ++v) {
-        dxv.v[v] = from_float<T>(p.scale * to_float(yv.v[v]) * (to_float(dyv.v[v]) - dot));
+        const float g = dropout_grad<kDropout>(dyv.v[v], kept, v, p.dropout);
+        dxv.v[v] = from_float<T>(p.scale * to_float(yv.v[v]) * (g - dot));
       }
       dx[i] = dxv;
     }
@@ -339,44 +420,59 @@ cudaError_t launch_row_kernel(int64_t n_cols, int64_t rows, bool vectorize, Laun
   });
 }
 
+// Calls fn(std::bool_constant<kDropout>{}) with kDropout = whether the dropped probabilities are
+// written; `vectorize` also asks that their rows allow 16-byte vectors.
+template <typename T, typename Fn>
+cudaError_t with_dropout_flag(const SoftmaxDropout& d, int64_t n_cols, bool& vectorize, Fn&& fn) {
+  if (d.dropped == nullptr) return fn(std::false_type{});
+  vectorize = vectorize && rows_vectorize(n_cols, kVec16<T>, d.dropped, d.stride_dropped, nullptr, 0);
+  return fn(std::true_type{});
+}
+
 template <typename T>
 cudaError_t dispatch_fwd(const MaskedSoftmaxFwdParams& p, cudaStream_t stream) {
-  const bool vectorize = rows_vectorize(p.n_cols, kVec16<T>, p.scores, p.stride_scores, p.out,
-                                        p.stride_out);
-  const auto launch = [&](auto cols, auto vec, dim3 grid, dim3 block) {
-    constexpr int kCols = decltype(cols)::value, kVec = decltype(vec)::value;
-    if constexpr (kCols == kBlockPath) {
-      masked_softmax_fwd_block_kernel<T, kVec><<<grid, block, 0, stream>>>(p);
-    } else {
-      masked_softmax_fwd_warp_kernel<T, kCols, kVec><<<grid, block, 0, stream>>>(p);
-    }
-    return cudaGetLastError();
-  };
-  return launch_row_kernel<T>(p.n_cols, p.rows, vectorize, launch);
+  const int64_t n_cols = p.shape.n_cols;
+  bool vectorize = rows_vectorize(n_cols, kVec16<T>, p.scores, p.stride_scores, p.out, p.stride_out);
+  return with_dropout_flag<T>(p.dropout, n_cols, vectorize, [&](auto dropout) {
+    constexpr bool kDropout = decltype(dropout)::value;
+    const auto launch = [&](auto cols, auto vec, dim3 grid, dim3 block) {
+      constexpr int kCols = decltype(cols)::value, kVec = decltype(vec)::value;
+      if constexpr (kCols == kBlockPath) {
+        masked_softmax_fwd_block_kernel<T, kVec, kDropout><<<grid, block, 0, stream>>>(p);
+      } else {
+        masked_softmax_fwd_warp_kernel<T, kCols, kVec, kDropout><<<grid, block, 0, stream>>>(p);
+      }
+      return cudaGetLastError();
+    };
+    return launch_row_kernel<T>(n_cols, p.rows, vectorize, launch);
+  });
 }
 
 template <typename T>
 cudaError_t dispatch_bwd(const MaskedSoftmaxBwdParams& p, cudaStream_t stream) {
-  const bool vectorize =
+  bool vectorize =
       rows_vectorize(p.n_cols, kVec16<T>, p.out, p.stride_out, p.grad_out, p.stride_grad_out) &&
       rows_vectorize(p.n_cols, kVec16<T>, p.grad_in, p.stride_grad_in, nullptr, 0);
-  const auto launch = [&](auto cols, auto vec, dim3 grid, dim3 block) {
-    constexpr int kCols = decltype(cols)::value, kVec = decltype(vec)::value;
-    if constexpr (kCols == kBlockPath) {
-      masked_softmax_bwd_block_kernel<T, kVec><<<grid, block, 0, stream>>>(p);
-    } else {
-      masked_softmax_bwd_warp_kernel<T, kCols, kVec><<<grid, block, 0, stream>>>(p);
-    }
-    return cudaGetLastError();
-  };
-  return launch_row_kernel<T>(p.n_cols, p.rows, vectorize, launch);
+  return with_dropout_flag<T>(p.dropout, p.n_cols, vectorize, [&](auto dropout) {
+    constexpr bool kDropout = decltype(dropout)::value;
+    const auto launch = [&](auto cols, auto vec, dim3 grid, dim3 block) {
+      constexpr int kCols = decltype(cols)::value, kVec = decltype(vec)::value;
+      if constexpr (kCols == kBlockPath) {
+        masked_softmax_bwd_block_kernel<T, kVec, kDropout><<<grid, block, 0, stream>>>(p);
+      } else {
+        masked_softmax_bwd_warp_kernel<T, kCols, kVec, kDropout><<<grid, block, 0, stream>>>(p);
+      }
+      return cudaGetLastError();
+    };
+    return launch_row_kernel<T>(p.n_cols, p.rows, vectorize, launch);
+  });
 }
 
 }  // namespace
 
 cudaError_t launch_masked_softmax_fwd(const MaskedSoftmaxFwdParams& params, ElementType dtype,
                                       cudaStream_t stream) {
-  if (params.rows == 0 || params.n_cols == 0) return cudaSuccess;
+  if (params.rows == 0 || params.shape.n_cols == 0) return cudaSuccess;
   switch (dtype) {
     case ElementType::kFloat32: return dispatch_fwd<float>(params, stream);
     case ElementType::kFloat16: return dispatch_fwd<__half>(params, stream);

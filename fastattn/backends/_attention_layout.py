@@ -67,3 +67,11 @@ def dot_precision(dtype):
     if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
         return "tf32x3"
     return "tf32"
+
+
+def varlen_token_positions(cu_seqlens, total):
+    """(sequence, position inside it) of each of the `total` packed tokens, int64 tensors: where a
+    varlen token sits once padded to [B, max_seqlen]."""
+    tokens = torch.arange(total, device=cu_seqlens.device)
+    sequence = torch.searchsorted(cu_seqlens[1:].long(), tokens, right=True)
+    return sequence, tokens - cu_seqlens.long()[sequence]

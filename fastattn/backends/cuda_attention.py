@@ -1,0 +1,152 @@
+"""Host side of the cuda attention backend: the Megatron-style path.
+
+Forward: scores = q k^T (torch.matmul, i.e. cuBLAS), then one fused kernel (csrc/masked_softmax.cu
+through fastattn._C.attention_softmax_fwd) applies scale, the causal / padding / varlen mask and the
+softmax, writing the probabilities P and, under dropout, Z = P * keep / (1 - p); then out = Z v.
+Backward: dZ = dout v^T; one fused kernel regenerates the keep mask from the seed and writes
+dScores = scale * P * (dP - rowsum(dP * P)) with dP = dZ * keep / (1 - p), and Z again; then
+dv = Z^T dout, dq = dScores k, dk = dScores^T q.
+
+Saved for the backward (SAVED_SOFTMAX = "probs"): P, [B, H, Sq, Sk] in the input dtype. Not Z: it
+is the mask in disguise (the design regenerates the mask, never stores it), and the backward
+kernel rewrites it for the cost of one store while it reads P anyway.
+
+Scores, P, Z and dScores are in the input dtype, as in Megatron and in eager attention: float32
+scores would double the memory of the [B, H, Sq, Sk] tensors for 16-bit inputs, and the kernels
+already compute in float32 (the scale is applied there, before exp, not rounded into the scores).
+float32 inputs run float32 GEMMs, which honour torch.backends.cuda.matmul.allow_tf32 as torch does.
+
+GQA/MQA without copies: the G = H / Hkv query heads that share a KV head are folded into the query
+dimension ([B, H, Sq, D] viewed as [B, Hkv, G * Sq, D]), so each GEMM runs per KV head, the scores
+come out as [B, H, Sq, Sk] rows, and dk/dv sum over the group inside the GEMM's reduction.
+
+Varlen: packed q/k/v are padded to [B, H, max_seqlen, D] (zeros past each sequence) and the
+kernels take cu_seqlens to mask each sequence's rows and keys; the results are packed back.
+"""
+
+import torch
+
+from .. import _alloc, _extension
+from .._rng import dropout_scale
+from ._attention_layout import varlen_token_positions
+
+SAVED_SOFTMAX = "probs"
+
+
+def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
+    if cu_seqlens_q is not None:
+        shape = (cu_seqlens_q.shape[0] - 1, q.shape[1], max_seqlen_q, max_seqlen_k)
+    else:
+        shape = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+    return q.new_empty(shape)
+
+
+def _grouped(x, kv_heads):
+    """[B, H, S, D] -> [B, Hkv, G * S, D] (a view when x allows it, else a copy)."""
+    batch, heads, seqlen, head_dim = x.shape
+    return x.reshape(batch, kv_heads, heads // kv_heads * seqlen, head_dim)
+
+
+def _rows(x):
+    """A contiguous [..., Sk] tensor as [rows, Sk]."""
+    return x.view(-1, x.shape[-1])
+
+
+def _contiguous(x):
+    return None if x is None else x.contiguous()
+
+
+def _dropped_like(probs, seed):
+    return None if seed is None else _alloc.empty_like(probs)
+
+
+def _dense_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, causal, scale, dropout_p, seed):
+    batch, heads, seqlen_q, _ = q.shape
+    kv_heads, seqlen_k = k.shape[1], k.shape[2]
+    q_grouped = _grouped(q, kv_heads)
+    probs = _alloc.empty((batch, heads, seqlen_q, seqlen_k), q)
+    dropped = _dropped_like(probs, seed)
+    if probs.numel() > 0:
+        scores = torch.matmul(q_grouped, k.transpose(-1, -2)).view(probs.shape)
+        mask = None if key_padding_mask is None else key_padding_mask.contiguous()
+        _extension.require().attention_softmax_fwd(
+            _rows(scores), mask, _contiguous(cu_seqlens_q), _contiguous(cu_seqlens_k), _rows(probs),
+            None if dropped is None else _rows(dropped), heads * seqlen_q, seqlen_q, causal, scale,
+            dropout_p, dropout_scale(dropout_p), seed)
+    weights = probs if dropped is None else dropped
+    out = torch.matmul(_grouped(weights, kv_heads), v)  # zeros when Sk == 0
+    return out.view(batch, heads, seqlen_q, q.shape[3]), probs
+
+
+def _dense_bwd(dout, q, k, v, probs, scale, dropout_p, seed):
+    batch, heads, seqlen_q, head_dim = q.shape
+    kv_heads = k.shape[1]
+    dout_grouped = _grouped(dout, kv_heads)
+    if probs.numel() == 0:
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+    # dZ, overwritten in place by dScores: the kernel reads each element before writing it.
+    grad = torch.matmul(dout_grouped, v.transpose(-1, -2)).view(probs.shape)
+    dropped = _dropped_like(probs, seed)
+    _extension.require().attention_softmax_bwd(
+        _rows(grad), _rows(probs), _rows(grad), None if dropped is None else _rows(dropped), scale,
+        dropout_p, dropout_scale(dropout_p), seed)
+    weights = _grouped(probs if dropped is None else dropped, kv_heads)
+    grad_scores = _grouped(grad, kv_heads)
+    dv = torch.matmul(weights.transpose(-1, -2), dout_grouped)
+    dq = torch.matmul(grad_scores, k).view(batch, heads, seqlen_q, head_dim)
+    dk = torch.matmul(grad_scores.transpose(-1, -2), _grouped(q, kv_heads))
+    return dq, dk, dv
+
+
+class _Padding:
+    """Where each packed token of a varlen call sits in the padded [B, max_seqlen] layout."""
+
+    def __init__(self, q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+        self.batch = cu_seqlens_q.shape[0] - 1
+        self.q_at = varlen_token_positions(cu_seqlens_q, q.shape[0])
+        self.k_at = varlen_token_positions(cu_seqlens_k, k.shape[0])
+        self.max_q, self.max_k = max_seqlen_q, max_seqlen_k
+
+    def _pad(self, x, at, max_seqlen):
+        """[T, H, D] -> [B, H, max_seqlen, D]."""
+        padded = x.new_zeros(self.batch, max_seqlen, *x.shape[1:])
+        padded[at] = x
+        return padded.transpose(1, 2)
+
+    def pad_q(self, x):
+        return self._pad(x, self.q_at, self.max_q)
+
+    def pad_k(self, x):
+        return self._pad(x, self.k_at, self.max_k)
+
+    @staticmethod
+    def _pack(x, at):
+        return x.transpose(1, 2)[at].contiguous()
+
+    def pack_q(self, x):
+        return self._pack(x, self.q_at)
+
+    def pack_k(self, x):
+        return self._pack(x, self.k_at)
+
+
+def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                  max_seqlen_k, causal, scale, dropout_p, seed):
+    if cu_seqlens_q is None:
+        out, probs = _dense_fwd(q, k, v, key_padding_mask, None, None, causal, scale, dropout_p, seed)
+        return out.contiguous(), probs
+    padding = _Padding(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    out, probs = _dense_fwd(padding.pad_q(q), padding.pad_k(k), padding.pad_k(v), None,
+                            cu_seqlens_q, cu_seqlens_k, causal, scale, dropout_p, seed)
+    return padding.pack_q(out), probs
+
+
+def attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
+                  max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed):
+    if cu_seqlens_q is None:
+        grads = _dense_bwd(dout, q, k, v, saved_softmax, scale, dropout_p, seed)
+        return tuple(g.contiguous() for g in grads)
+    padding = _Padding(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    dq, dk, dv = _dense_bwd(padding.pad_q(dout), padding.pad_q(q), padding.pad_k(k),
+                            padding.pad_k(v), saved_softmax, scale, dropout_p, seed)
+    return padding.pack_q(dq), padding.pack_k(dk), padding.pack_k(dv)
