@@ -21,8 +21,10 @@ from .attention_tiles import (
     key_block_range,
     load_rows,
     masked_scores,
+    program_sequence,
     query_block_range,
-    sequence_bounds,
+    sequence_base,
+    store_rows,
 )
 
 
@@ -71,15 +73,15 @@ def _probs_and_score_grads(q, k, v, do, lse_log2, delta, offs_m, offs_n, key_end
 
 @triton.jit
 def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m,
-                      offs_n, offs_d, stride_qs, stride_dos, stride_lse_s, q_len, key_end,
-                      causal_shift, head_dim, qk_scale_log2, seed, batch, head, n_heads,
+                      offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end,
+                      causal_shift, qk_scale_log2, seed, batch, head, n_heads,
                       dropout_seqlen_q, dropout_seqlen_k, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                      BLOCK_M: tl.constexpr):
+                      BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    q = load_rows(Q_SEQ, offs_m, stride_qs, offs_d, q_len, head_dim)
-    do = load_rows(DO_SEQ, offs_m, stride_dos, offs_d, q_len, head_dim)
+    q = load_rows(Q_SEQ, offs_m, stride_qs, q_len, HEAD_DIM, BLOCK_D)
+    do = load_rows(DO_SEQ, offs_m, stride_dos, q_len, HEAD_DIM, BLOCK_D)
     lse_log2, delta = _load_row_stats(LSE_SEQ, DELTA_SEQ, offs_m, stride_lse_s, q_len)
     drop_rows = offs_m.to(tl.int64)
     if HAS_DROPOUT:
@@ -99,32 +101,28 @@ def attention_bwd_dkdv_kernel(
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_dob, stride_doh, stride_dos, stride_dkb, stride_dkh, stride_dks,
     stride_dvb, stride_dvh, stride_dvs, stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
-    n_heads, n_kv_heads, kv_group, seqlen_q, seqlen_k, head_dim, scale, qk_scale_log2,
+    n_heads, n_kv_heads, kv_group, seqlen_q, seqlen_k, scale, qk_scale_log2,
     dropout_p, dropout_scale, seed,
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     start_n = tl.program_id(0) * BLOCK_N
     batch = tl.program_id(1) // n_kv_heads
     kv_head = tl.program_id(1) % n_kv_heads
-    q_start, q_len, k_start, k_len, key_lo, key_hi = sequence_bounds(
-        batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k, VARLEN, HAS_KEY_MASK)
-    if start_n >= k_len:
+    q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle = program_sequence(
+        start_n, batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,
+        VARLEN, HAS_KEY_MASK, True)
+    if idle:
         return
     batch64 = batch.to(tl.int64)
     kv_head64 = kv_head.to(tl.int64)
-    k_start64 = k_start.to(tl.int64)
-    q_start64 = q_start.to(tl.int64)
     offs_n = start_n + tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, BLOCK_D)
-    k = load_rows(K + batch64 * stride_kb + kv_head64 * stride_kh + k_start64 * stride_ks,
-                  offs_n, stride_ks, offs_d, k_len, head_dim)
-    v = load_rows(V + batch64 * stride_vb + kv_head64 * stride_vh + k_start64 * stride_vs,
-                  offs_n, stride_vs, offs_d, k_len, head_dim)
+    k = load_rows(sequence_base(K, batch64, kv_head64, k_start64, stride_kb, stride_kh, stride_ks),
+                  offs_n, stride_ks, k_len, HEAD_DIM, BLOCK_D)
+    v = load_rows(sequence_base(V, batch64, kv_head64, k_start64, stride_vb, stride_vh, stride_vs),
+                  offs_n, stride_vs, k_len, HEAD_DIM, BLOCK_D)
     KEY_MASK_ROW = KEY_MASK + batch64 * stride_mask_b
-    causal_shift = k_len - q_len
-    key_end = tl.minimum(k_len, key_hi)
     lo, mid, hi = query_block_range(start_n, q_len, key_lo, key_end, causal_shift,
                                     CAUSAL, BLOCK_M, BLOCK_N)
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
@@ -132,31 +130,30 @@ def attention_bwd_dkdv_kernel(
     for member in range(0, kv_group):
         head = kv_head * kv_group + member
         head64 = kv_head64 * kv_group + member
-        Q_SEQ = Q + batch64 * stride_qb + head64 * stride_qh + q_start64 * stride_qs
-        DO_SEQ = DOUT + batch64 * stride_dob + head64 * stride_doh + q_start64 * stride_dos
-        LSE_SEQ = LSE + batch64 * stride_lse_b + head64 * stride_lse_h + q_start64 * stride_lse_s
-        DELTA_SEQ = DELTA + batch64 * stride_lse_b + head64 * stride_lse_h + q_start64 * stride_lse_s
+        Q_SEQ = sequence_base(Q, batch64, head64, q_start64, stride_qb, stride_qh, stride_qs)
+        DO_SEQ = sequence_base(DOUT, batch64, head64, q_start64, stride_dob, stride_doh, stride_dos)
+        LSE_SEQ = sequence_base(LSE, batch64, head64, q_start64, stride_lse_b, stride_lse_h, stride_lse_s)
+        DELTA_SEQ = sequence_base(DELTA, batch64, head64, q_start64, stride_lse_b, stride_lse_h,
+                                  stride_lse_s)
         for start_m in range(lo, mid, BLOCK_M):
             dk, dv = _dkdv_query_block(
                 dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, offs_n,
-                offs_d, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
-                head_dim, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
+                stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
+                qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                BLOCK_M)
+                BLOCK_M, HEAD_DIM, BLOCK_D)
         for start_m in range(mid, hi, BLOCK_M):
             dk, dv = _dkdv_query_block(
                 dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, offs_n,
-                offs_d, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
-                head_dim, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
+                stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
+                qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                BLOCK_M)
-    tile_mask = (offs_n[:, None] < k_len) & (offs_d[None, :] < head_dim)
-    rows = offs_n[:, None].to(tl.int64)
-    DK_SEQ = DK + batch64 * stride_dkb + kv_head64 * stride_dkh + k_start64 * stride_dks
-    tl.store(DK_SEQ + rows * stride_dks + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
-             mask=tile_mask)
-    DV_SEQ = DV + batch64 * stride_dvb + kv_head64 * stride_dvh + k_start64 * stride_dvs
-    tl.store(DV_SEQ + rows * stride_dvs + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=tile_mask)
+                BLOCK_M, HEAD_DIM, BLOCK_D)
+    rows = offs_n.to(tl.int64)
+    store_rows(sequence_base(DK, batch64, kv_head64, k_start64, stride_dkb, stride_dkh, stride_dks),
+               rows, stride_dks, k_len, dk * scale, HEAD_DIM, BLOCK_D)
+    store_rows(sequence_base(DV, batch64, kv_head64, k_start64, stride_dvb, stride_dvh, stride_dvs),
+               rows, stride_dvs, k_len, dv, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
@@ -165,37 +162,35 @@ def attention_bwd_dq_kernel(
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs,
     stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
-    n_heads, kv_group, seqlen_q, seqlen_k, head_dim, scale, qk_scale_log2,
+    n_heads, kv_group, seqlen_q, seqlen_k, scale, qk_scale_log2,
     dropout_p, dropout_scale, seed,
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
     batch = tl.program_id(1) // n_heads
     head = tl.program_id(1) % n_heads
-    q_start, q_len, k_start, k_len, key_lo, key_hi = sequence_bounds(
-        batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k, VARLEN, HAS_KEY_MASK)
-    if start_m >= q_len:
+    q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle = program_sequence(
+        start_m, batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,
+        VARLEN, HAS_KEY_MASK, False)
+    if idle:
         return
     batch64 = batch.to(tl.int64)
     head64 = head.to(tl.int64)
     kv_head64 = (head // kv_group).to(tl.int64)
-    q_start64 = q_start.to(tl.int64)
-    k_start64 = k_start.to(tl.int64)
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    q = load_rows(Q + batch64 * stride_qb + head64 * stride_qh + q_start64 * stride_qs,
-                  offs_m, stride_qs, offs_d, q_len, head_dim)
-    do = load_rows(DOUT + batch64 * stride_dob + head64 * stride_doh + q_start64 * stride_dos,
-                   offs_m, stride_dos, offs_d, q_len, head_dim)
-    stats_base = batch64 * stride_lse_b + head64 * stride_lse_h + q_start64 * stride_lse_s
-    lse_log2, delta = _load_row_stats(LSE + stats_base, DELTA + stats_base, offs_m, stride_lse_s, q_len)
-    K_SEQ = K + batch64 * stride_kb + kv_head64 * stride_kh + k_start64 * stride_ks
-    V_SEQ = V + batch64 * stride_vb + kv_head64 * stride_vh + k_start64 * stride_vs
+    q = load_rows(sequence_base(Q, batch64, head64, q_start64, stride_qb, stride_qh, stride_qs),
+                  offs_m, stride_qs, q_len, HEAD_DIM, BLOCK_D)
+    do = load_rows(sequence_base(DOUT, batch64, head64, q_start64, stride_dob, stride_doh, stride_dos),
+                   offs_m, stride_dos, q_len, HEAD_DIM, BLOCK_D)
+    lse_log2, delta = _load_row_stats(
+        sequence_base(LSE, batch64, head64, q_start64, stride_lse_b, stride_lse_h, stride_lse_s),
+        sequence_base(DELTA, batch64, head64, q_start64, stride_lse_b, stride_lse_h, stride_lse_s),
+        offs_m, stride_lse_s, q_len)
+    K_SEQ = sequence_base(K, batch64, kv_head64, k_start64, stride_kb, stride_kh, stride_ks)
+    V_SEQ = sequence_base(V, batch64, kv_head64, k_start64, stride_vb, stride_vh, stride_vs)
     KEY_MASK_ROW = KEY_MASK + batch64 * stride_mask_b
-    causal_shift = k_len - q_len
-    key_end = tl.minimum(k_len, key_hi)
     lo, mid, hi = key_block_range(start_m, q_len, key_lo, key_end, causal_shift, 0, key_end,
                                   CAUSAL, BLOCK_M, BLOCK_N)
     drop_rows = offs_m.to(tl.int64)
@@ -204,8 +199,8 @@ def attention_bwd_dq_kernel(
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = load_rows(K_SEQ, offs_n, stride_ks, offs_d, key_end, head_dim)
-        v = load_rows(V_SEQ, offs_n, stride_vs, offs_d, key_end, head_dim)
+        k = load_rows(K_SEQ, offs_n, stride_ks, key_end, HEAD_DIM, BLOCK_D)
+        v = load_rows(V_SEQ, offs_n, stride_vs, key_end, HEAD_DIM, BLOCK_D)
         # One loop with the bounds mask on every block: the dQ pass is the cheaper half of the
         # backward, and splitting it in two would double its code size.
         _, ds = _probs_and_score_grads(
@@ -213,7 +208,5 @@ def attention_bwd_dq_kernel(
             qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
             True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PRECISION)
-    tile_mask = (offs_m[:, None] < q_len) & (offs_d[None, :] < head_dim)
-    DQ_SEQ = DQ + batch64 * stride_dqb + head64 * stride_dqh + q_start64 * stride_dqs
-    tl.store(DQ_SEQ + offs_m[:, None].to(tl.int64) * stride_dqs + offs_d[None, :],
-             (dq * scale).to(DQ.dtype.element_ty), mask=tile_mask)
+    store_rows(sequence_base(DQ, batch64, head64, q_start64, stride_dqb, stride_dqh, stride_dqs),
+               offs_m.to(tl.int64), stride_dqs, q_len, dq * scale, HEAD_DIM, BLOCK_D)

@@ -21,18 +21,21 @@ from .attention_tiles import (
     key_block_range,
     load_rows,
     masked_scores,
-    sequence_bounds,
+    program_sequence,
+    sequence_base,
+    store_rows,
 )
 
 
 @triton.jit
 def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW,
-                      start_n, offs_m, offs_d, key_end, causal_shift, head_dim, qk_scale_log2,
+                      start_n, offs_m, key_end, causal_shift, qk_scale_log2,
                       seed, drop_rows, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
-                      HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr):
+                      HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
+                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     offs_n = start_n + tl.arange(0, BLOCK_N)
-    k = load_rows(K_SEQ, offs_n, stride_ks, offs_d, key_end, head_dim)
+    k = load_rows(K_SEQ, offs_n, stride_ks, key_end, HEAD_DIM, BLOCK_D)
     s = masked_scores(q, k, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
                       APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, DOT_PRECISION)
     new_max = tl.maximum(row_max, tl.max(s, 1))
@@ -44,7 +47,7 @@ def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_
     if HAS_DROPOUT:
         # The normaliser counts every probability; only the values are dropped.
         p = tl.where(dropout_keep(seed, drop_rows, offs_n, dropout_p), p * dropout_scale, 0.0)
-    v = load_rows(V_SEQ, offs_n, stride_vs, offs_d, key_end, head_dim)
+    v = load_rows(V_SEQ, offs_n, stride_vs, key_end, HEAD_DIM, BLOCK_D)
     acc = tl.dot(p.to(v.dtype), v, acc * rescale[:, None], input_precision=DOT_PRECISION)
     return acc, row_sum, new_max
 
@@ -55,33 +58,31 @@ def attention_fwd_kernel(
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_o_split, stride_ob, stride_oh, stride_os,
     stride_lse_split, stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
-    n_heads, kv_group, seqlen_q, seqlen_k, head_dim, keys_per_split,
+    n_heads, kv_group, seqlen_q, seqlen_k, keys_per_split,
     qk_scale_log2, dropout_p, dropout_scale, seed,
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     start_m = tl.program_id(0) * BLOCK_M
     batch = tl.program_id(1) // n_heads
     head = tl.program_id(1) % n_heads
     split = tl.program_id(2)
-    q_start, q_len, k_start, k_len, key_lo, key_hi = sequence_bounds(
-        batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k, VARLEN, HAS_KEY_MASK)
-    if start_m >= q_len:
+    q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle = program_sequence(
+        start_m, batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,
+        VARLEN, HAS_KEY_MASK, False)
+    if idle:
         return
-    # int64 bases: batch * stride can pass 2**31 elements (long KV caches).
     batch64 = batch.to(tl.int64)
-    kv_head = (head // kv_group).to(tl.int64)
-    Q_SEQ = Q + batch64 * stride_qb + head.to(tl.int64) * stride_qh + q_start.to(tl.int64) * stride_qs
-    K_SEQ = K + batch64 * stride_kb + kv_head * stride_kh + k_start.to(tl.int64) * stride_ks
-    V_SEQ = V + batch64 * stride_vb + kv_head * stride_vh + k_start.to(tl.int64) * stride_vs
+    head64 = head.to(tl.int64)
+    kv_head64 = (head // kv_group).to(tl.int64)
+    Q_SEQ = sequence_base(Q, batch64, head64, q_start64, stride_qb, stride_qh, stride_qs)
+    K_SEQ = sequence_base(K, batch64, kv_head64, k_start64, stride_kb, stride_kh, stride_ks)
+    V_SEQ = sequence_base(V, batch64, kv_head64, k_start64, stride_vb, stride_vh, stride_vs)
     KEY_MASK_ROW = KEY_MASK + batch64 * stride_mask_b
 
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, BLOCK_D)
-    q = load_rows(Q_SEQ, offs_m, stride_qs, offs_d, q_len, head_dim)
-    causal_shift = k_len - q_len
-    key_end = tl.minimum(k_len, key_hi)
+    q = load_rows(Q_SEQ, offs_m, stride_qs, q_len, HEAD_DIM, BLOCK_D)
     lo, mid, hi = key_block_range(start_m, q_len, key_lo, key_end, causal_shift,
                                   split * keys_per_split, (split + 1) * keys_per_split,
                                   CAUSAL, BLOCK_M, BLOCK_N)
@@ -95,25 +96,26 @@ def attention_fwd_kernel(
     for start_n in range(lo, mid, BLOCK_N):
         acc, row_sum, row_max = _attend_key_block(
             acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW, start_n,
-            offs_m, offs_d, key_end, causal_shift, head_dim, qk_scale_log2,
+            offs_m, key_end, causal_shift, qk_scale_log2,
             seed, drop_rows, dropout_p, dropout_scale,
-            False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N)
+            False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D)
     for start_n in range(mid, hi, BLOCK_N):
         acc, row_sum, row_max = _attend_key_block(
             acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW, start_n,
-            offs_m, offs_d, key_end, causal_shift, head_dim, qk_scale_log2,
+            offs_m, key_end, causal_shift, qk_scale_log2,
             seed, drop_rows, dropout_p, dropout_scale,
-            True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N)
+            True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D)
 
     # A row that saw no key: output 0, log-sum-exp -inf.
     seen = row_sum > 0.0
     out = acc / tl.where(seen, row_sum, 1.0)[:, None]
     lse = tl.where(seen, (row_max + tl.math.log2(tl.where(seen, row_sum, 1.0))) / LOG2E,
                    float("-inf"))
-    in_seq = offs_m < q_len
-    rows = (q_start + offs_m).to(tl.int64)
-    OUT_SEQ = OUT + split.to(tl.int64) * stride_o_split + batch64 * stride_ob + head.to(tl.int64) * stride_oh
-    tl.store(OUT_SEQ + rows[:, None] * stride_os + offs_d[None, :], out.to(OUT.dtype.element_ty),
-             mask=in_seq[:, None] & (offs_d[None, :] < head_dim))
-    LSE_SEQ = LSE + split.to(tl.int64) * stride_lse_split + batch64 * stride_lse_b + head.to(tl.int64) * stride_lse_h
-    tl.store(LSE_SEQ + rows * stride_lse_s, lse, mask=in_seq)
+    rows = offs_m.to(tl.int64)
+    split64 = split.to(tl.int64)
+    store_rows(sequence_base(OUT + split64 * stride_o_split, batch64, head64, q_start64,
+                             stride_ob, stride_oh, stride_os),
+               rows, stride_os, q_len, out, HEAD_DIM, BLOCK_D)
+    LSE_SEQ = sequence_base(LSE + split64 * stride_lse_split, batch64, head64, q_start64,
+                            stride_lse_b, stride_lse_h, stride_lse_s)
+    tl.store(LSE_SEQ + rows * stride_lse_s, lse, mask=offs_m < q_len)

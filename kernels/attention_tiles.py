@@ -22,10 +22,13 @@ LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
-def sequence_bounds(batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,
-                    VARLEN: tl.constexpr, HAS_KEY_MASK: tl.constexpr):
-    """(q_start, q_len, k_start, k_len, key_lo, key_hi) of sequence `batch`: the token offsets of its
-    first query and key (0 unless varlen), its lengths, and its range of real keys."""
+def program_sequence(start, batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,
+                     VARLEN: tl.constexpr, HAS_KEY_MASK: tl.constexpr, OWNS_KEYS: tl.constexpr):
+    """The sequence `batch` of a program whose block (of keys when OWNS_KEYS, else of queries)
+    starts at `start`: (q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle).
+    q_start64/k_start64: token offsets of its first query and key (0 unless varlen), int64;
+    [key_lo, key_end): its range of real keys; causal_shift = k_len - q_len (bottom-right causal
+    alignment); idle: the block starts past the sequence."""
     if VARLEN:
         q_start = tl.load(CU_SEQLENS_Q + batch)
         q_len = tl.load(CU_SEQLENS_Q + batch + 1) - q_start
@@ -38,11 +41,16 @@ def sequence_bounds(batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seq
         k_len = q_start + seqlen_k
     if HAS_KEY_MASK:
         key_lo = tl.load(KEY_BOUNDS + 2 * batch)
-        key_hi = tl.load(KEY_BOUNDS + 2 * batch + 1)
+        key_end = tl.minimum(k_len, tl.load(KEY_BOUNDS + 2 * batch + 1))
     else:
         key_lo = k_len * 0
-        key_hi = k_len
-    return q_start, q_len, k_start, k_len, key_lo, key_hi
+        key_end = k_len
+    if OWNS_KEYS:
+        idle = start >= k_len
+    else:
+        idle = start >= q_len
+    return (q_start.to(tl.int64), q_len, k_start.to(tl.int64), k_len, key_lo, key_end,
+            k_len - q_len, idle)
 
 
 @triton.jit
@@ -86,11 +94,41 @@ def query_block_range(start_n, q_len, key_lo, key_hi, causal_shift,
 
 
 @triton.jit
-def load_rows(BASE, rows, stride_row, offs_d, n_rows, head_dim):
-    """A [len(rows), BLOCK_D] tile of a [sequence, head_dim] matrix; rows past n_rows and columns past
-    head_dim read as zero."""
-    mask = (rows[:, None] < n_rows) & (offs_d[None, :] < head_dim)
-    return tl.load(BASE + rows[:, None] * stride_row + offs_d[None, :], mask=mask, other=0.0)
+def sequence_base(X, batch64, head64, start64, stride_b, stride_h, stride_s):
+    """Where one head of one sequence starts in a [batch, head, seq, ...]-strided tensor. int64
+    offsets: batch * stride can pass 2**31 elements (long KV caches)."""
+    return X + batch64 * stride_b + head64 * stride_h + start64 * stride_s
+
+
+@triton.jit
+def _rows_mask(rows, n_rows, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Mask of a [len(rows), BLOCK_D] tile: rows below n_rows, columns below HEAD_DIM. The head dim is
+    a compile-time constant so that the column mask is constant over runs of 16 columns (or absent
+    when HEAD_DIM == BLOCK_D): Triton then keeps 16-byte vector loads and cp.async pipelining. With
+    a runtime head dim every element had its own predicate, which forced scalar 2-byte loads held
+    in registers and made even 64x64 tiles at D=16 spill."""
+    mask = (rows < n_rows)[:, None]  # tl.load/tl.store broadcast it over the columns
+    if HEAD_DIM != BLOCK_D:
+        mask = mask & (tl.arange(0, BLOCK_D) < HEAD_DIM)[None, :]
+    return mask
+
+
+@triton.jit
+def load_rows(BASE, rows, stride_row, n_rows, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """A [len(rows), BLOCK_D] tile of a [sequence, HEAD_DIM] matrix; rows past n_rows and columns
+    past HEAD_DIM read as zero."""
+    offs_d = tl.arange(0, BLOCK_D)
+    return tl.load(BASE + rows[:, None] * stride_row + offs_d[None, :],
+                   mask=_rows_mask(rows, n_rows, HEAD_DIM, BLOCK_D), other=0.0)
+
+
+@triton.jit
+def store_rows(BASE, rows, stride_row, n_rows, tile, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Writes the first HEAD_DIM columns of the rows below n_rows of `tile`, cast to BASE's type.
+    `rows` is int64: row offsets of long sequences times their stride can pass 2**31."""
+    offs_d = tl.arange(0, BLOCK_D)
+    tl.store(BASE + rows[:, None] * stride_row + offs_d[None, :], tile.to(BASE.dtype.element_ty),
+             mask=_rows_mask(rows, n_rows, HEAD_DIM, BLOCK_D))
 
 
 @triton.jit

@@ -59,18 +59,29 @@ def _common_arguments(q, key_padding_mask, cu_seqlens_q, cu_seqlens_k):
     return mask, bounds, cu_q, cu_k, stride_mask
 
 
+def _rows_aligned(x):
+    """x, or a contiguous copy when one of its strides is not a multiple of 16 elements. A launch
+    specialises each stride on that; the compile tier checks the kernels built for 16-aligned
+    strides (vector loads), which every contiguous layout of the supported head dims has."""
+    if all(stride % 16 == 0 for stride in x.stride()[:-1]):
+        return x
+    return x.contiguous()
+
+
 def _dropout_arguments(dropout_p, seed):
     return float(dropout_p), dropout_scale(dropout_p), 0 if seed is None else int(seed)
 
 
 def _flags(problem, causal, key_padding_mask, seed, dtype):
+    # HEAD_DIM is compile-time so that the kernels' column masks keep vectorised loads.
     return dict(CAUSAL=bool(causal), HAS_KEY_MASK=key_padding_mask is not None,
                 VARLEN=problem.varlen, HAS_DROPOUT=seed is not None,
-                DOT_PRECISION=layout.dot_precision(dtype))
+                DOT_PRECISION=layout.dot_precision(dtype), HEAD_DIM=problem.head_dim)
 
 
 def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                   max_seqlen_k, causal, scale, dropout_p, seed):
+    q, k, v = (_rows_aligned(t) for t in (q, k, v))
     problem = layout.describe(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k)
     out = _alloc.empty(q.shape, q)
     lse = _alloc.empty(layout.lse_shape(q, problem.varlen), q, torch.float32)
@@ -105,11 +116,11 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
         split_strides[0], *layout.seq_strides(out_view, problem.varlen),
         split_strides[1], *layout.lse_strides(lse_view, problem.varlen), stride_mask,
         problem.heads, problem.heads // problem.kv_heads, problem.seqlen_q, problem.seqlen_k,
-        problem.head_dim, keys_per_split, scale * 1.4426950408889634,
+        keys_per_split, scale * 1.4426950408889634,
         *_dropout_arguments(dropout_p, seed),
         **_flags(problem, causal, key_padding_mask, seed, q.dtype),
         BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=settings.head_block(problem.head_dim),
-        num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+        num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
     )
     if splits > 1:
         rows = lse.numel()
@@ -135,6 +146,7 @@ def _row_deltas(out, dout, lse):
 
 def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
                   max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed):
+    q, k, v = (_rows_aligned(t) for t in (q, k, v))
     problem = layout.describe(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k)
     dq, dk, dv = _alloc.empty(q.shape, q), _alloc.empty(k.shape, k), _alloc.empty(v.shape, v)
     if k.numel() == 0 or problem.seqlen_k == 0:
@@ -151,7 +163,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
                       *layout.seq_strides(v, problem.varlen),
                       *layout.seq_strides(dout, problem.varlen))
     tail = (*layout.lse_strides(lse, problem.varlen), stride_mask)
-    sizes = (problem.seqlen_q, problem.seqlen_k, problem.head_dim, scale, scale * 1.4426950408889634,
+    sizes = (problem.seqlen_q, problem.seqlen_k, scale, scale * 1.4426950408889634,
              *_dropout_arguments(dropout_p, seed))
     flags = _flags(problem, causal, key_padding_mask, seed, q.dtype)
     block_d = settings.head_block(problem.head_dim)
@@ -165,7 +177,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
             *layout.seq_strides(dk, problem.varlen), *layout.seq_strides(dv, problem.varlen), *tail,
             problem.heads, problem.kv_heads, group, *sizes, **flags,
             BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
-            num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+            num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
         )
     tiles = settings.backward_dq_tiles(problem.head_dim, is_fp32, dropout)
     grid = (triton.cdiv(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
@@ -174,6 +186,6 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
         *layout.seq_strides(dq, problem.varlen), *tail,
         problem.heads, group, *sizes, **flags,
         BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
-        num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+        num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
     )
     return dq, dk, dv

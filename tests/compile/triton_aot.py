@@ -27,16 +27,21 @@ def signature(fn, types, constexprs):
     return sig
 
 
-def compile_kernel(fn, types, constexprs, arch, num_warps, num_stages=None):
-    """Compile as a real launch would: 16-byte aligned pointers (Triton specialises on that).
-    num_stages=None keeps Triton's default pipeline depth."""
+def compile_kernel(fn, types, constexprs, arch, num_warps, num_stages=None, divisible=(),
+                   maxnreg=None):
+    """Compile as a real launch would: 16-byte aligned pointers (Triton specialises on that), and
+    the integer arguments named in `divisible` multiples of 16 (a launch specialises an integer
+    that is one the same way; for row strides it decides whether loads are vectorised).
+    num_stages=None keeps Triton's default pipeline depth; maxnreg as the launch's option."""
     sig = signature(fn, types, constexprs)
     aligned = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
-               if sig[name].startswith("*")}
+               if sig[name].startswith("*") or name in divisible}
     source = ASTSource(fn, sig, constexprs, aligned)
     options = {"num_warps": num_warps}
     if num_stages is not None:
         options["num_stages"] = num_stages
+    if maxnreg is not None:
+        options["maxnreg"] = maxnreg
     return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
 
 

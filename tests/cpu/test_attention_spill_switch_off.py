@@ -10,8 +10,8 @@ from fastattn import _dispatch
 from fastattn.kernels import attention_settings as settings
 
 # (head dim, float32 inputs, dropout, needs backward) of one switched-off and one enabled call.
-SWITCHED_OFF = (16, False, False, False)  # forward d16 16-bit spills on sm_80/sm_90
-ENABLED = (64, False, False, False)
+SWITCHED_OFF = (256, True, False, False)  # forward d256 float32 (3-pass TF32) spills on sm_80/sm_90
+ENABLED = (128, False, False, True)  # the headline case: 16-bit d128, forward and backward
 
 
 def test_spilling_configs_are_not_compiled_or_launched():
@@ -19,19 +19,21 @@ def test_spilling_configs_are_not_compiled_or_launched():
     assert not listed & settings.SPILLING
     assert settings.spilling_reason(*SWITCHED_OFF) is not None
     assert settings.spilling_reason(*ENABLED) is None
-    # The backward roles count only when gradients are needed.
-    assert settings.spilling_reason(64, False, False, True) is not None  # dK/dV d64 spills
+    # The backward roles count only when gradients are needed: dK/dV d64 16-bit with dropout spills.
+    assert settings.spilling_reason(64, False, True, False) is None
+    assert settings.spilling_reason(64, False, True, True) is not None
     assert "spill registers" in settings.spilling_reason(*SWITCHED_OFF)
 
 
-def _qkv(head_dim):
-    return [torch.empty(1, 2, 4, head_dim, device="meta", dtype=torch.float16) for _ in range(3)]
+def _qkv(head_dim, dtype):
+    return [torch.empty(1, 2, 4, head_dim, device="meta", dtype=dtype) for _ in range(3)]
 
 
-@pytest.mark.parametrize("head_dim,expected", [(16, "switched off"), (64, None)])
-def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, expected):
+@pytest.mark.parametrize("head_dim,q_dtype,expected", [(256, torch.float32, "switched off"),
+                                                     (128, torch.bfloat16, None)])
+def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, q_dtype, expected):
     monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
-    q, k, v = _qkv(head_dim)
+    q, k, v = _qkv(head_dim, q_dtype)
     # Pretend the tensors are on a GPU: only the device type matters to the switch.
     monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
     from fastattn.ops.attention import _unsupported_backends
