@@ -51,6 +51,12 @@ def time_case(benchmark, impl, device, fn, setup=None):
     """
     try:
         timing = time_fn(fn, device, setup=setup)
+    except torch.OutOfMemoryError as exc:
+        # Paths that materialise [B, H, Sq, Sk] scores (eager, the Megatron-style cuda attention)
+        # do not fit at the long-sequence sizes: a visible skip, and the suite goes on.
+        torch.cuda.empty_cache()
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        pytest.skip(f"{impl} ran out of device memory at this size: {first_line}")
     except Exception as exc:
         if impl != COMPILED:
             raise
