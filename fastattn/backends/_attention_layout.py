@@ -75,3 +75,31 @@ def varlen_token_positions(cu_seqlens, total):
     tokens = torch.arange(total, device=cu_seqlens.device)
     sequence = torch.searchsorted(cu_seqlens[1:].long(), tokens, right=True)
     return sequence, tokens - cu_seqlens.long()[sequence]
+
+
+class VarlenPadding:
+    """Packed varlen tensors [T, H, D] as a padded dense problem [B, H, max_seqlen, D] (zeros past
+    each sequence) and back: for backends whose kernels take the dense layout."""
+
+    def __init__(self, q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+        self.batch = cu_seqlens_q.shape[0] - 1
+        self.max_q, self.max_k = max_seqlen_q, max_seqlen_k
+        self.q_at = varlen_token_positions(cu_seqlens_q, q.shape[0])
+        self.k_at = varlen_token_positions(cu_seqlens_k, k.shape[0])
+
+    def _pad(self, x, at, max_seqlen):
+        padded = x.new_zeros(self.batch, max_seqlen, *x.shape[1:])
+        padded[at] = x
+        return padded.transpose(1, 2)
+
+    def pad_q(self, x):
+        return self._pad(x, self.q_at, self.max_q)
+
+    def pad_k(self, x):
+        return self._pad(x, self.k_at, self.max_k)
+
+    def pack_q(self, padded):
+        return padded.transpose(1, 2)[self.q_at].contiguous()
+
+    def pack_k(self, padded):
+        return padded.transpose(1, 2)[self.k_at].contiguous()

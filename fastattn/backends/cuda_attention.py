@@ -28,7 +28,7 @@ import torch
 
 from .. import _alloc, _extension
 from .._rng import dropout_scale
-from ._attention_layout import varlen_token_positions
+from ._attention_layout import VarlenPadding
 
 SAVED_SOFTMAX = "probs"
 
@@ -98,44 +98,12 @@ def _dense_bwd(dout, q, k, v, probs, scale, dropout_p, seed):
     return dq, dk, dv
 
 
-class _Padding:
-    """Where each packed token of a varlen call sits in the padded [B, max_seqlen] layout."""
-
-    def __init__(self, q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
-        self.batch = cu_seqlens_q.shape[0] - 1
-        self.q_at = varlen_token_positions(cu_seqlens_q, q.shape[0])
-        self.k_at = varlen_token_positions(cu_seqlens_k, k.shape[0])
-        self.max_q, self.max_k = max_seqlen_q, max_seqlen_k
-
-    def _pad(self, x, at, max_seqlen):
-        """[T, H, D] -> [B, H, max_seqlen, D]."""
-        padded = x.new_zeros(self.batch, max_seqlen, *x.shape[1:])
-        padded[at] = x
-        return padded.transpose(1, 2)
-
-    def pad_q(self, x):
-        return self._pad(x, self.q_at, self.max_q)
-
-    def pad_k(self, x):
-        return self._pad(x, self.k_at, self.max_k)
-
-    @staticmethod
-    def _pack(x, at):
-        return x.transpose(1, 2)[at].contiguous()
-
-    def pack_q(self, x):
-        return self._pack(x, self.q_at)
-
-    def pack_k(self, x):
-        return self._pack(x, self.k_at)
-
-
 def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                   max_seqlen_k, causal, scale, dropout_p, seed):
     if cu_seqlens_q is None:
         out, probs = _dense_fwd(q, k, v, key_padding_mask, None, None, causal, scale, dropout_p, seed)
         return out.contiguous(), probs
-    padding = _Padding(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    padding = VarlenPadding(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     out, probs = _dense_fwd(padding.pad_q(q), padding.pad_k(k), padding.pad_k(v), None,
                             cu_seqlens_q, cu_seqlens_k, causal, scale, dropout_p, seed)
     return padding.pack_q(out), probs
@@ -146,7 +114,7 @@ def attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlen
     if cu_seqlens_q is None:
         grads = _dense_bwd(dout, q, k, v, saved_softmax, scale, dropout_p, seed)
         return tuple(g.contiguous() for g in grads)
-    padding = _Padding(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    padding = VarlenPadding(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     dq, dk, dv = _dense_bwd(padding.pad_q(dout), padding.pad_q(q), padding.pad_k(k),
                             padding.pad_k(v), saved_softmax, scale, dropout_p, seed)
     return padding.pack_q(dq), padding.pack_k(dk), padding.pack_k(dv)

@@ -25,7 +25,7 @@ from .. import _tensor_memo
 from .._rng import dropout_scale
 from ..reference import attention_dropout_keep_mask, attention_visible_keys
 from . import torch_attention_windows
-from ._attention_layout import key_bounds
+from ._attention_layout import VarlenPadding, key_bounds
 from .torch_attention_grads import attention_grads, probabilities
 
 SAVED_SOFTMAX = "none"
@@ -130,21 +130,11 @@ def _dense_grads(dout, q, k, v, key_padding_mask, causal, scale, dropout_p, seed
     return grads
 
 
-def _varlen_positions(cu_seqlens, total):
-    """(sequence, position inside it) of each packed token."""
-    tokens = torch.arange(total, device=cu_seqlens.device)
-    sequence = torch.searchsorted(cu_seqlens[1:].long(), tokens, right=True)
-    return sequence, tokens - cu_seqlens.long()[sequence]
-
-
-class _Varlen:
-    """Packed varlen tensors as a padded dense problem [B, H, max_seqlen, D] and back."""
+class _Varlen(VarlenPadding):
+    """The padded problem plus which keys each padded query row sees."""
 
     def __init__(self, q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal):
-        self.batch = cu_seqlens_q.shape[0] - 1
-        self.max_q, self.max_k = max_seqlen_q, max_seqlen_k
-        self.q_at = _varlen_positions(cu_seqlens_q, q.shape[0])
-        self.k_at = _varlen_positions(cu_seqlens_k, k.shape[0])
+        super().__init__(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
         self.visible = self._visible(cu_seqlens_q, cu_seqlens_k, causal)
 
     def _visible(self, cu_seqlens_q, cu_seqlens_k, causal):
@@ -158,21 +148,6 @@ class _Varlen:
             visible = visible & (cols <= rows + lengths_k - lengths_q)
         return visible
 
-    def _pad(self, x, at, max_seqlen):
-        padded = x.new_zeros(self.batch, max_seqlen, *x.shape[1:])
-        padded[at] = x
-        return padded.transpose(1, 2)  # [B, H, S, D]
-
-    def pad_q(self, x):
-        return self._pad(x, self.q_at, self.max_q)
-
-    def pad_k(self, x):
-        return self._pad(x, self.k_at, self.max_k)
-
-    @staticmethod
-    def pack(padded, at):
-        return padded.transpose(1, 2)[at]
-
 
 def _varlen_attention(q, k, v, varlen, scale, dropout_p, seed):
     q_padded, k_padded = varlen.pad_q(q), varlen.pad_k(k)
@@ -182,7 +157,7 @@ def _varlen_attention(q, k, v, varlen, scale, dropout_p, seed):
                                      dropout_p, keep)
     else:
         padded = _sdpa(q_padded, k_padded, varlen.pad_k(v), varlen.visible, False, scale)
-    return varlen.pack(padded, varlen.q_at)
+    return varlen.pack_q(padded)
 
 
 def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
@@ -207,6 +182,6 @@ def attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlen
             padded = attention_grads(varlen.pad_q(dout), q_padded, k_padded, varlen.pad_k(v),
                                      varlen.visible, _keep_mask(seed, q_padded, k_padded, dropout_p),
                                      dropout_p, scale)
-            grads = (varlen.pack(padded[0], varlen.q_at), varlen.pack(padded[1], varlen.k_at),
-                     varlen.pack(padded[2], varlen.k_at))
+            grads = (varlen.pack_q(padded[0]), varlen.pack_k(padded[1]),
+                     varlen.pack_k(padded[2]))
     return tuple(g.contiguous() for g in grads)

@@ -2,11 +2,14 @@
 the custom ops pass opcheck, torch.compile(fullgraph=True) traces through them, unpad/pad
 round-trip, and the choice of backend."""
 
+import importlib.util
+
 import pytest
 import torch
 
 import fastattn
 from fastattn import reference
+from fastattn._dispatch import resolve_backend, why_backend_cannot_run
 from fastattn.ops.attention import missing_backends
 from numerics import assert_grad_numerics, assert_numerics
 
@@ -121,11 +124,21 @@ def test_pad_and_unpad_bad_input():
         fastattn.pad(torch.randn(4, 8), torch.arange(3), 2, 3)
 
 
-def test_cuda_backend_without_attention_kernels_is_refused_with_its_reason():
-    if "cuda" not in missing_backends():
-        pytest.skip("this installation has cuda attention kernels")
-    with pytest.raises(fastattn.BackendUnavailableError, match="attention"):
-        call(backend="cuda")
+def test_a_backend_without_attention_kernels_is_refused_with_its_reason(monkeypatch):
+    """An installation whose cuda backend lacks fastattn/backends/cuda_attention.py (e.g. a wheel
+    built before it existed) says so, instead of failing on an import."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None
+                        if name == "fastattn.backends.cuda_attention" else find_spec(name, *args))
+    missing = missing_backends()
+    assert "no cuda attention kernels" in missing["cuda"] and "cuda_attention.py" in missing["cuda"]
+    # On CUDA tensors (dispatch needs only the device): the automatic choice passes it over, and
+    # asking for it by name says why. CPU tensors would be refused earlier, for being on the CPU.
+    cuda = torch.device("cuda")
+    assert resolve_backend("attention", cuda, None, {**missing, "triton": "off"}) == "torch"
+    if why_backend_cannot_run("cuda", cuda) is None:  # the extension is built here
+        with pytest.raises(fastattn.BackendUnavailableError, match="no cuda attention kernels"):
+            resolve_backend("attention", cuda, "cuda", missing)
 
 
 def test_cpu_tensors_choose_the_torch_backend_and_scale_defaults_to_rsqrt_d():
