@@ -7,16 +7,24 @@ package installs without it and `fastattn.available_backends()` says why. Switch
   FASTATTN_CUDA_ARCHS="80;90"  SM targets (SASS for each, plus PTX of the newest)
   MAX_JOBS=N                   parallel compile jobs (honoured by torch's ninja builder)
   CUDA_HOME=/path              toolkit root, when it cannot be found from nvcc
+
+The FFN's GEMMs call cuBLASLt directly when its header and library are found (build_cublaslt.py:
+the toolkit, or the NVIDIA pip packages torch depends on); otherwise they go through ATen and the
+build log and `python -m fastattn info` say so.
 """
 
 import glob
 import os
 import shutil
+import site
 import sys
 
 from setuptools import setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# build_cublaslt.py sits beside this file; pip's build backend does not put this folder on sys.path.
+sys.path.insert(0, HERE)
+import build_cublaslt  # noqa: E402
 DEFAULT_ARCHS = "80;90"
 
 
@@ -62,6 +70,31 @@ def gencode_flags(archs):
     return flags
 
 
+def site_dirs(torch_module):
+    """Where NVIDIA's pip packages may be: torch's own site-packages first (its CUDA libraries come
+    from there), then the interpreter's."""
+    dirs = [os.path.dirname(os.path.dirname(os.path.abspath(torch_module.__file__)))]
+    try:
+        dirs += site.getsitepackages()
+    except AttributeError:  # some virtualenv layouts lack it
+        pass
+    dirs += [p for p in sys.path if p.endswith("-packages")]
+    return list(dict.fromkeys(d for d in dirs if os.path.isdir(d)))
+
+
+def cublaslt_flags(cuda_home, torch_module):
+    """(sources, cxx flags, link flags) of the cuBLASLt FFN path; all empty when it is not found."""
+    found, notes = build_cublaslt.find_cublaslt(cuda_home, site_dirs(torch_module))
+    for note in notes:
+        log(f"cuBLASLt: {note}")
+    if found is None:
+        log("cuBLASLt not found: the FFN's GEMMs will go through ATen (fastattn._C.ffn_gemm_path = 'aten')")
+        return [], [], []
+    log(f"cuBLASLt {found.version_major}.x: the FFN's GEMMs call it directly with their epilogues")
+    return ([build_cublaslt.SOURCE], build_cublaslt.compile_flags(found),
+            build_cublaslt.link_flags(found))
+
+
 def cuda_extension():
     """Returns (ext_modules, cmdclass); both empty when the extension cannot or should not build."""
     if os.environ.get("FASTATTN_SKIP_CUDA_BUILD", "0") not in ("", "0"):
@@ -86,17 +119,20 @@ def cuda_extension():
 
     archs = parse_archs(os.environ.get("FASTATTN_CUDA_ARCHS", DEFAULT_ARCHS))
     log(f"building fastattn._C with {cuda_home} for sm_{', sm_'.join(archs)}")
-    sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/*.cu"))
+    lt_sources, lt_cxx_flags, lt_link_flags = cublaslt_flags(cuda_home, torch)
+    sources = sorted(set(glob.glob("csrc/*.cpp")) - {build_cublaslt.SOURCE}) + lt_sources + sorted(
+        glob.glob("csrc/*.cu"))
     archs_define = f'-DFASTATTN_CUDA_ARCHS="{";".join(archs)}"'
     ext = CUDAExtension(
         name="fastattn._C",
         sources=sources,
         include_dirs=[os.path.join(HERE, "csrc")],
         extra_compile_args={
-            "cxx": ["-O3", archs_define],
+            "cxx": ["-O3", archs_define] + lt_cxx_flags,
             "nvcc": ["-O3", "-std=c++17", "-lineinfo", archs_define]
             + gencode_flags(archs),
         },
+        extra_link_args=lt_link_flags,
     )
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=shutil.which("ninja") is not None)}
 

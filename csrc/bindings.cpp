@@ -12,11 +12,14 @@
 #include <cuda_runtime.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
 
 #include "bias_gelu.h"
+#include "ffn_cublaslt.h"
 #include "ffn_dropout.h"
 #include "layer_norm_residual.h"
 #include "masked_softmax.h"
@@ -25,6 +28,8 @@
 #ifndef FASTATTN_CUDA_ARCHS
 #define FASTATTN_CUDA_ARCHS "unknown"
 #endif
+// setup.py defines FASTATTN_WITH_CUBLASLT when it found cublasLt.h and the library (and then
+// compiles csrc/ffn_cublaslt.cpp); without it the FFN's GEMMs all go through ATen.
 
 namespace {
 
@@ -414,17 +419,13 @@ void bias_gelu_bwd(const at::Tensor& grad_out, const at::Tensor& x, const at::Te
 }
 
 // ---------------------------------------------------------------------------------------------
-// ffn: the GEMMs of the feed-forward network go to cuBLAS(Lt) through ATen (no direct cuBLAS
-// linking: the toolkit here ships no cuBLAS headers); only the output dropout is our kernel.
+// ffn: the GEMMs of the feed-forward network go to cuBLASLt with its epilogues (ffn_gemm, in
+// csrc/ffn_cublaslt.cpp, when the build found cuBLASLt) and, for calls it cannot take, to ATen's
+// cuBLAS(Lt) GEMMs (ffn_linear); the output dropout is our kernel.
 
-// out = a @ weight^T (+ bias), optionally with GELU (tanh form) fused. at::addmm and
-// at::_addmm_activation run cuBLASLt with its BIAS / GELU_BIAS epilogue where ATen can (1-D bias,
-// 16-bit or float32, contiguous out), else a GEMM followed by the same math. a and weight may be
-// transposed views (the gradients' operands): cuBLAS reads them in place. out is the caller's
-// (fastattn._alloc) buffer.
-void ffn_linear(const at::Tensor& a, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                const at::Tensor& out, bool gelu_tanh) {
-  const char* op = "ffn_linear";
+// a [M, K] and weight [N, K] of one dtype on one device, out a contiguous [M, N] of that dtype.
+void check_linear_operands(const char* op, const at::Tensor& a, const at::Tensor& weight,
+                           const at::Tensor& out) {
   TORCH_CHECK_VALUE(a.is_cuda(), "fastattn._C.", op, ": expects CUDA tensors, got ", a.device());
   element_type(op, "a", a);
   TORCH_CHECK_VALUE(a.dim() == 2 && weight.dim() == 2 && weight.size(1) == a.size(1), "fastattn._C.",
@@ -438,6 +439,17 @@ void ffn_linear(const at::Tensor& a, const at::Tensor& weight, const std::option
   TORCH_CHECK_VALUE(out.dim() == 2 && out.size(0) == a.size(0) && out.size(1) == weight.size(0) &&
                     out.is_contiguous(), "fastattn._C.", op, ": out must be a contiguous [",
                     a.size(0), ", ", weight.size(0), "], got ", out.sizes());
+}
+
+// out = a @ weight^T (+ bias), optionally with GELU (tanh form) fused. at::addmm and
+// at::_addmm_activation run cuBLASLt with its BIAS / GELU_BIAS epilogue where ATen can (1-D bias,
+// 16-bit or float32, contiguous out), else a GEMM followed by the same math. a and weight may be
+// transposed views (the gradients' operands): cuBLAS reads them in place. out is the caller's
+// (fastattn._alloc) buffer.
+void ffn_linear(const at::Tensor& a, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                const at::Tensor& out, bool gelu_tanh) {
+  const char* op = "ffn_linear";
+  check_linear_operands(op, a, weight, out);
   TORCH_CHECK_VALUE(!gelu_tanh || bias.has_value(), "fastattn._C.", op, ": the GELU epilogue needs a bias");
   if (bias.has_value()) {
     check_vector(op, "bias", *bias, a.device(), a.scalar_type(), weight.size(0));
@@ -451,6 +463,103 @@ void ffn_linear(const at::Tensor& a, const at::Tensor& weight, const std::option
   } else {
     at::mm_out(out_view, a, weight.t());
   }
+}
+
+// The epilogue names ffn_gemm takes, in fastattn::FfnEpilogue's order.
+constexpr const char* kFfnEpilogueNames[] = {"none", "bias", "gelu_bias", "gelu_aux_bias",
+                                              "dgelu_bgrad", "bgradb"};
+static_assert(sizeof(kFfnEpilogueNames) / sizeof(kFfnEpilogueNames[0]) ==
+              static_cast<size_t>(fastattn::FfnEpilogue::kCount), "one name per FfnEpilogue");
+
+// Per epilogue: calls cuBLASLt ran, and calls that went back to the caller. The gpu tier reads them
+// to check that the fused paths are really taken.
+struct FfnGemmCounts {
+  std::atomic<int64_t> ran[static_cast<size_t>(fastattn::FfnEpilogue::kCount)]{};
+  std::atomic<int64_t> declined[static_cast<size_t>(fastattn::FfnEpilogue::kCount)]{};
+};
+FfnGemmCounts ffn_gemm_counts_;
+
+fastattn::FfnEpilogue ffn_epilogue(const char* op, const std::string& name) {
+  for (size_t i = 0; i < static_cast<size_t>(fastattn::FfnEpilogue::kCount); ++i) {
+    if (name == kFfnEpilogueNames[i]) return static_cast<fastattn::FfnEpilogue>(i);
+  }
+  TORCH_CHECK_VALUE(false, "fastattn._C.", op, ": unknown epilogue '", name,
+                    "' (none, bias, gelu_bias, gelu_aux_bias, dgelu_bgrad, bgradb)");
+  return fastattn::FfnEpilogue::kNone;  // unreachable
+}
+
+fastattn::FfnMatrix ffn_matrix(const at::Tensor& t) {
+  return {t.data_ptr(), t.size(0), t.size(1), t.stride(0), t.stride(1)};
+}
+
+// out = a @ weight^T with one of cuBLASLt's epilogues (the contract is fastattn::FfnEpilogue's, in
+// csrc/ffn_cublaslt.h). Returns None when cuBLASLt ran, else why this call cannot take it (the
+// extension was built without cuBLASLt, or a requirement of the epilogue is not met): nothing was
+// written and the caller takes its other path. bias is an input for bias/gelu_bias/gelu_aux_bias,
+// an output for dgelu_bgrad ([N]) and bgradb ([M]); aux is a [M, N] output for gelu_aux_bias, an
+// input for dgelu_bgrad. allow_tf32 is torch.backends.cuda.matmul.allow_tf32 (float32 only).
+std::optional<std::string> ffn_gemm(const at::Tensor& a, const at::Tensor& weight, const at::Tensor& out,
+                                    const std::string& epilogue_name,
+                                    const std::optional<at::Tensor>& bias,
+                                    const std::optional<at::Tensor>& aux, bool allow_tf32) {
+  const char* op = "ffn_gemm";
+  check_linear_operands(op, a, weight, out);
+  const fastattn::FfnEpilogue epilogue = ffn_epilogue(op, epilogue_name);
+  const size_t index = static_cast<size_t>(epilogue);
+  const bool needs_aux = epilogue == fastattn::FfnEpilogue::kGeluAuxBias ||
+                         epilogue == fastattn::FfnEpilogue::kDGeluBGrad;
+  TORCH_CHECK_VALUE(bias.has_value() == (epilogue != fastattn::FfnEpilogue::kNone), "fastattn._C.",
+                    op, ": epilogue '", epilogue_name, "' ", bias.has_value() ? "takes no" : "needs a",
+                    " bias");
+  TORCH_CHECK_VALUE(aux.has_value() == needs_aux, "fastattn._C.", op, ": epilogue '", epilogue_name,
+                    "' ", aux.has_value() ? "takes no" : "needs an", " aux matrix");
+  if (bias.has_value()) {
+    const int64_t size = epilogue == fastattn::FfnEpilogue::kBGradB ? a.size(0) : weight.size(0);
+    check_vector(op, "bias", *bias, a.device(), a.scalar_type(), size);
+  }
+  if (aux.has_value()) check_rows(op, "aux", *aux, out);
+#ifdef FASTATTN_WITH_CUBLASLT
+  const c10::cuda::CUDAGuard guard(a.device());
+  fastattn::FfnGemmParams p{};
+  p.a = ffn_matrix(a);
+  p.w = ffn_matrix(weight);
+  p.out = out.data_ptr();
+  p.stride_out = out.stride(0);
+  p.bias = bias.has_value() ? bias->data_ptr() : nullptr;
+  p.aux = aux.has_value() ? aux->data_ptr() : nullptr;
+  p.stride_aux = aux.has_value() ? aux->stride(0) : 0;
+  p.epilogue = epilogue;
+  p.allow_tf32 = allow_tf32;
+  const size_t workspace_bytes = fastattn::ffn_gemm_workspace_bytes();
+  // From torch's caching allocator: freed when this returns, reused only by work queued after
+  // this GEMM on the same stream.
+  const at::Tensor workspace =
+      at::empty({static_cast<int64_t>(workspace_bytes)}, a.options().dtype(at::kByte));
+  const fastattn::FfnGemmResult result = fastattn::run_ffn_gemm(
+      p, element_type(op, "a", a), workspace.data_ptr(), workspace_bytes,
+      c10::cuda::getCurrentCUDAStream().stream());
+  TORCH_CHECK(result.status != fastattn::FfnGemmStatus::kFailed, "fastattn._C.", op,
+              ": cublasLtMatmul (epilogue ", epilogue_name, ") failed: ", result.detail);
+  if (result.status == fastattn::FfnGemmStatus::kDone) {
+    ++ffn_gemm_counts_.ran[index];
+    return std::nullopt;
+  }
+  ++ffn_gemm_counts_.declined[index];
+  return std::string(result.detail);
+#else
+  (void)allow_tf32;
+  ++ffn_gemm_counts_.declined[index];
+  return std::string("fastattn._C was built without cuBLASLt (setup.py found no cublasLt.h)");
+#endif
+}
+
+// {epilogue: (calls cuBLASLt ran, calls it declined)} since the extension was loaded.
+std::map<std::string, std::tuple<int64_t, int64_t>> ffn_gemm_counts() {
+  std::map<std::string, std::tuple<int64_t, int64_t>> counts;
+  for (size_t i = 0; i < static_cast<size_t>(fastattn::FfnEpilogue::kCount); ++i) {
+    counts[kFfnEpilogueNames[i]] = {ffn_gemm_counts_.ran[i].load(), ffn_gemm_counts_.declined[i].load()};
+  }
+  return counts;
 }
 
 // out = in * keep * dropout_scale with the Philox keep mask of the output element (row, col).
@@ -528,6 +637,23 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("ffn_linear", &ffn_linear,
         "writes out = a @ weight^T (+ bias) through ATen's cuBLAS(Lt) GEMMs, GELU (tanh) fused if asked",
         py::arg("a"), py::arg("weight"), py::arg("bias"), py::arg("out"), py::arg("gelu_tanh"));
+  m.def("ffn_gemm", &ffn_gemm,
+        "writes out = a @ weight^T through cuBLASLt with an epilogue; returns None, or why this call "
+        "cannot take cuBLASLt (nothing written)",
+        py::arg("a"), py::arg("weight"), py::arg("out"), py::arg("epilogue"), py::arg("bias"),
+        py::arg("aux"), py::arg("allow_tf32"));
+  m.def("ffn_gemm_counts", &ffn_gemm_counts,
+        "{epilogue: (calls cuBLASLt ran, calls it declined)} since the extension was loaded");
+#ifdef FASTATTN_WITH_CUBLASLT
+  m.attr("ffn_gemm_path") = std::string("cublaslt");
+  const size_t lt_version = fastattn::ffn_cublaslt_version();
+  m.attr("cublaslt_version") = std::to_string(lt_version / 10000) + "." +
+                               std::to_string(lt_version / 100 % 100) + "." +
+                               std::to_string(lt_version % 100);
+#else
+  m.attr("ffn_gemm_path") = std::string("aten");
+  m.attr("cublaslt_version") = py::none();
+#endif
   m.def("ffn_dropout", &ffn_dropout, "writes out = in * keep * dropout_scale (Philox keep mask)",
         py::arg("in"), py::arg("out"), py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"));
 }

@@ -25,7 +25,16 @@ def build_info():
     module, error = load()
     if module is None:
         return {"built": False, "detail": error}
-    return {"built": True, "cuda_archs": module.cuda_archs, "cuda_version": module.cuda_version}
+    return {"built": True, "cuda_archs": module.cuda_archs, "cuda_version": module.cuda_version,
+            "ffn_gemm": ffn_gemm_path(module)}
+
+
+def ffn_gemm_path(module):
+    """How the cuda FFN runs its GEMMs in this build: "cublaslt <version>" (fused epilogues) or
+    "aten" (setup.py found no cuBLASLt, or an extension built before that path existed)."""
+    if getattr(module, "ffn_gemm_path", "aten") != "cublaslt":
+        return "aten"
+    return f"cublaslt {module.cublaslt_version}"
 
 
 def require():

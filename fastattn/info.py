@@ -8,6 +8,12 @@ from . import __version__, _extension
 from ._dispatch import available_backends, triton_interpreter_enabled
 
 
+def _ffn_gemm_line(path):
+    if path.startswith("cublaslt"):
+        return f"cuda FFN GEMMs: {path}, with its bias and GELU-tanh epilogues and their backward"
+    return "cuda FFN GEMMs: ATen's addmm (the extension was built without cuBLASLt)"
+
+
 def _triton_version():
     try:
         import triton
@@ -66,6 +72,7 @@ def format_info(facts):
     if ext["built"]:
         lines.append(f"extension fastattn._C: built for sm_{ext['cuda_archs'].replace(';', ', sm_')} "
                      f"with CUDA {ext['cuda_version']}")
+        lines.append(_ffn_gemm_line(ext["ffn_gemm"]))
     else:
         lines.append(f"extension fastattn._C: not available: {ext['detail']}")
     lines.append(f"Triton interpreter (TRITON_INTERPRET=1): {'on' if facts['triton_interpreter'] else 'off'}")

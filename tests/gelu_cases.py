@@ -13,6 +13,13 @@ APPROXIMATIONS = ("none", "tanh")
 SHAPES = [(1, 1), (5, 1), (7, 37), (3, 5, 64), (33, 1023), (9, 3072)]
 
 
+def gelu_grad(z, approximate):
+    """gelu'(z) by torch's autograd, in z's dtype."""
+    z = z.detach().requires_grad_()
+    (grad,) = torch.autograd.grad(torch.nn.functional.gelu(z, approximate=approximate).sum(), z)
+    return grad
+
+
 def make_inputs(shape, dtype, device, seed=0, layout="contiguous"):
     """x, bias. layout "strided_rows" gives rows with a gap after them (a slice of a wider tensor);
     "transposed" a last dim that is not contiguous."""

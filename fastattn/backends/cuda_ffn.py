@@ -1,12 +1,22 @@
-"""Host side of the CUDA FFN: cuBLAS(Lt) GEMMs through fastattn._C.ffn_linear (ATen's addmm /
-_addmm_activation with their bias and GELU epilogues), our bias+GELU kernels (csrc/bias_gelu.cu)
-and the output dropout (csrc/ffn_dropout.cu).
+"""Host side of the CUDA FFN: cuBLASLt GEMMs with their fused epilogues through
+fastattn._C.ffn_gemm (csrc/ffn_cublaslt.cpp), our bias+GELU kernels (csrc/bias_gelu.cu) and the
+output dropout (csrc/ffn_dropout.cu).
 
-cuBLASLt's GELU epilogue is the tanh form and gives no pre-activation through ATen, so it is used
-for the up projection only when nothing needs the backward (inference, approximate="tanh"). The erf
-form, and any call that will be differentiated, runs the GEMM with cuBLASLt's bias epilogue,
-pre = x @ W1^T + b1 (what the backward needs, fastattn/ops/ffn.py), then our GELU kernel
-(bias_gelu with a zero bias; its backward also gives db1 as the column sums of dA).
+cuBLASLt's GELU epilogues are the tanh form, so they serve approximate="tanh" only:
+- forward, up projection: GELU_AUX_BIAS writes h = gelu(x @ W1^T + b1) and, as its aux output, the
+  pre-activation pre = x @ W1^T + b1 the backward needs; GELU_BIAS when nothing will be
+  differentiated (no pre). The erf form runs BIAS (pre) and then our GELU kernel (bias_gelu with a
+  zero bias).
+- down projection: BIAS.
+- backward: DGELU_BGRAD gives dA = (dY @ W2) * gelu'(pre) and db1 (the column sums of dA) in one
+  call for the tanh form; the erf form runs a plain GEMM and our bias_gelu backward (which also
+  gives db1). dW2 = dY^T @ h with BGRADB, which gives db2 (the column sums of dY) in the same call;
+  dW1 and dX are plain GEMMs.
+
+A call cuBLASLt cannot take (the extension built without it, the aux matrix's row stride not a
+multiple of 8 as for hidden 37, an alignment or a type no algorithm accepts, an empty dimension)
+runs the unfused path instead: ATen's GEMM (fastattn._C.ffn_linear), then our kernels or a torch
+reduction. fastattn._C.ffn_gemm_counts() counts both per epilogue.
 """
 
 import torch
@@ -16,10 +26,20 @@ from .._rng import dropout_scale
 from .cuda_gelu import bias_gelu_bwd, bias_gelu_fwd
 
 
+def _fused(a, weight, out, epilogue, bias=None, aux=None):
+    """out = a @ weight^T with cuBLASLt's `epilogue` (fastattn._C.ffn_gemm); False, with nothing
+    written, when this call cannot take it."""
+    declined = _extension.require().ffn_gemm(a, weight, out, epilogue, bias, aux,
+                                             torch.backends.cuda.matmul.allow_tf32)
+    return declined is None
+
+
 def _linear(a, weight, bias, out, gelu_tanh=False):
     """out = a @ weight^T (+ bias) (GELU-tanh fused if asked); a and weight may be strided views."""
     if out.numel():
-        _extension.require().ffn_linear(a, weight, bias, out, gelu_tanh)
+        epilogue = "gelu_bias" if gelu_tanh else ("none" if bias is None else "bias")
+        if not _fused(a, weight, out, epilogue, bias):
+            _extension.require().ffn_linear(a, weight, bias, out, gelu_tanh)
     return out
 
 
@@ -31,10 +51,14 @@ def _dropout(t, dropout_p, seed):
 
 def ffn_up(x, w1, b1, approximate, store_pre):
     """(h, pre): h = gelu(x @ W1^T + b1), and pre = x @ W1^T + b1 when store_pre (else empty)."""
-    rows, hidden = x.shape[0], w1.shape[0]
-    if approximate == "tanh" and not store_pre:
-        return _linear(x, w1, b1, _alloc.empty((rows, hidden), x), gelu_tanh=True), x.new_empty(0)
-    pre = _linear(x, w1, b1, _alloc.empty((rows, hidden), x))
+    shape = (x.shape[0], w1.shape[0])
+    if approximate == "tanh":
+        if not store_pre:
+            return _linear(x, w1, b1, _alloc.empty(shape, x), gelu_tanh=True), x.new_empty(0)
+        h, pre = _alloc.empty(shape, x), _alloc.empty(shape, x)
+        if _fused(x, w1, h, "gelu_aux_bias", b1, pre):
+            return h, pre
+    pre = _linear(x, w1, b1, _alloc.empty(shape, x))
     return bias_gelu_fwd(pre, torch.zeros_like(b1), approximate), (pre if store_pre else x.new_empty(0))
 
 
@@ -46,15 +70,30 @@ def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
     return out, h, pre
 
 
+def _gelu_input_grad(dy, w2, pre, approximate):
+    """(dA, db1): dA = (dY @ W2) * gelu'(pre), db1 = the column sums of dA."""
+    if approximate == "tanh":
+        da, db1 = _alloc.empty_like(pre), _alloc.empty((pre.shape[1],), pre)
+        if _fused(dy, w2.t(), da, "dgelu_bgrad", db1, pre):
+            return da, db1
+    dh = _linear(dy, w2.t(), None, _alloc.empty(tuple(pre.shape), pre))
+    return bias_gelu_bwd(dh, pre, pre.new_zeros(pre.shape[1]), approximate)
+
+
+def _down_weight_grads(dy, h, w2):
+    """(dW2, db2) = (dY^T @ h, the column sums of dY). With no rows both are zero (cuBLAS with
+    K = 0, on the ATen path, writes dW2 as such)."""
+    dw2, db2 = _alloc.empty(tuple(w2.shape), h), _alloc.empty((w2.shape[0],), h)
+    if _fused(dy.t(), h.t(), dw2, "bgradb", db2):
+        return dw2, db2
+    return _linear(dy.t(), h.t(), None, dw2), dy.sum(0, dtype=torch.float32).to(h.dtype)
+
+
 def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
-    rows, width = x.shape
     if seed is not None:
         dy = _dropout(dy, dropout_p, seed)
-    dh = _linear(dy, w2.t(), None, _alloc.empty((rows, w1.shape[0]), x))
-    da, db1 = bias_gelu_bwd(dh, pre, pre.new_zeros(pre.shape[1]), approximate)
-    db2 = dy.sum(0, dtype=torch.float32).to(x.dtype)
-    # With no rows the weight gradients are zero (cuBLAS with K = 0 writes them as such too).
-    dw2 = _linear(dy.t(), h.t(), None, _alloc.empty(tuple(w2.shape), x))
+    da, db1 = _gelu_input_grad(dy, w2, pre, approximate)
+    dw2, db2 = _down_weight_grads(dy, h, w2)
     dw1 = _linear(da.t(), x.t(), None, _alloc.empty(tuple(w1.shape), x))
-    dx = _linear(da, w1.t(), None, _alloc.empty((rows, width), x))
+    dx = _linear(da, w1.t(), None, _alloc.empty(tuple(x.shape), x))
     return dx, dw1, db1, dw2, db2

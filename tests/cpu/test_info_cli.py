@@ -29,3 +29,31 @@ def test_info_json_and_interpreter_flag():
     assert facts["backends"]["torch"]["available"] is True
     assert facts["backends"]["triton"]["available"] is True  # on CPU tensors, interpreted
     assert set(facts["extension"]) >= {"built"}
+
+
+def test_info_says_which_ffn_gemm_path_was_built():
+    from fastattn import _extension
+    from fastattn.info import collect_info, format_info
+
+    facts = collect_info()
+    if not facts["extension"]["built"]:
+        assert "cuda FFN GEMMs" not in format_info(facts)
+        return
+    path = facts["extension"]["ffn_gemm"]
+    assert path == _extension.ffn_gemm_path(_extension.load()[0])
+    assert path == "aten" or path.startswith("cublaslt ")
+    for path, words in (("cublaslt 13.1.1", "cuda FFN GEMMs: cublaslt 13.1.1, with its bias and GELU-tanh"),
+                        ("aten", "cuda FFN GEMMs: ATen's addmm (the extension was built without cuBLASLt)")):
+        facts["extension"]["ffn_gemm"] = path
+        assert words in format_info(facts)
+
+
+def test_ffn_gemm_path_of_extensions_with_and_without_cublaslt():
+    from types import SimpleNamespace
+
+    from fastattn._extension import ffn_gemm_path
+
+    assert ffn_gemm_path(SimpleNamespace(ffn_gemm_path="cublaslt", cublaslt_version="13.1.1")) == \
+        "cublaslt 13.1.1"
+    assert ffn_gemm_path(SimpleNamespace(ffn_gemm_path="aten", cublaslt_version=None)) == "aten"
+    assert ffn_gemm_path(SimpleNamespace()) == "aten"  # an extension built before the path existed
