@@ -8,7 +8,7 @@ package installs without it and `fastattn.available_backends()` says why. Switch
   MAX_JOBS=N                   parallel compile jobs (honoured by torch's ninja builder)
   CUDA_HOME=/path              toolkit root, when it cannot be found from nvcc
 
-The FFN's GEMMs call cuBLASLt directly when its header and library are found (build_cublaslt.py:
+The FFN's GEMMs call cuBLASLt directly when its header and library are found (csrc/find_cublaslt.py:
 the toolkit, or the NVIDIA pip packages torch depends on); otherwise they go through ATen and the
 build log and `python -m fastattn info` say so.
 """
@@ -22,9 +22,10 @@ import sys
 from setuptools import setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# build_cublaslt.py sits beside this file; pip's build backend does not put this folder on sys.path.
-sys.path.insert(0, HERE)
-import build_cublaslt  # noqa: E402
+# A build helper kept with the sources it links (the top-level layout is fixed); pip's build
+# backend puts neither folder on sys.path.
+sys.path.insert(0, os.path.join(HERE, "csrc"))
+import find_cublaslt  # noqa: E402
 DEFAULT_ARCHS = "80;90"
 
 
@@ -84,15 +85,15 @@ def site_dirs(torch_module):
 
 def cublaslt_flags(cuda_home, torch_module):
     """(sources, cxx flags, link flags) of the cuBLASLt FFN path; all empty when it is not found."""
-    found, notes = build_cublaslt.find_cublaslt(cuda_home, site_dirs(torch_module))
+    found, notes = find_cublaslt.find_cublaslt(cuda_home, site_dirs(torch_module))
     for note in notes:
         log(f"cuBLASLt: {note}")
     if found is None:
         log("cuBLASLt not found: the FFN's GEMMs will go through ATen (fastattn._C.ffn_gemm_path = 'aten')")
         return [], [], []
     log(f"cuBLASLt {found.version_major}.x: the FFN's GEMMs call it directly with their epilogues")
-    return ([build_cublaslt.SOURCE], build_cublaslt.compile_flags(found),
-            build_cublaslt.link_flags(found))
+    return ([find_cublaslt.SOURCE], find_cublaslt.compile_flags(found),
+            find_cublaslt.link_flags(found))
 
 
 def cuda_extension():
@@ -120,7 +121,7 @@ def cuda_extension():
     archs = parse_archs(os.environ.get("FASTATTN_CUDA_ARCHS", DEFAULT_ARCHS))
     log(f"building fastattn._C with {cuda_home} for sm_{', sm_'.join(archs)}")
     lt_sources, lt_cxx_flags, lt_link_flags = cublaslt_flags(cuda_home, torch)
-    sources = sorted(set(glob.glob("csrc/*.cpp")) - {build_cublaslt.SOURCE}) + lt_sources + sorted(
+    sources = sorted(set(glob.glob("csrc/*.cpp")) - {find_cublaslt.SOURCE}) + lt_sources + sorted(
         glob.glob("csrc/*.cu"))
     archs_define = f'-DFASTATTN_CUDA_ARCHS="{";".join(archs)}"'
     ext = CUDAExtension(
