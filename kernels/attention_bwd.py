@@ -53,22 +53,24 @@ def _load_row_stats(LSE_SEQ, DELTA_SEQ, offs_m, stride_s, q_len):
 
 
 @triton.jit
-def _probs_and_score_grads(q, k, v, do, lse_log2, delta, offs_m, offs_n, key_end, causal_shift,
+def _probs_and_score_grads(s_a, s_b, dp_a, dp_b, lse_log2, delta, m2d, n2d, key_end, causal_shift,
                            KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
                            APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr,
                            HAS_KEY_MASK: tl.constexpr, HAS_DROPOUT: tl.constexpr,
                            DOT_PRECISION: tl.constexpr):
-    """(P*Z*c, dS) of one [BLOCK_M, BLOCK_N] tile."""
-    s = masked_scores(q, k, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
+    """(P*Z*c, dS) of one tile, [BLOCK_M, BLOCK_N] from (s_a, s_b, dp_a, dp_b) = (q, k, dO, V) or
+    their transposes from (k, q, V, dO). lse_log2, delta, m2d, n2d and drop_rows are broadcast
+    along the tile's axes the same way (see masked_scores)."""
+    s = masked_scores(s_a, s_b, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
                       APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, DOT_PRECISION)
-    p = tl.math.exp2(s - lse_log2[:, None])
-    dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
+    p = tl.math.exp2(s - lse_log2)
+    dp = tl.dot(dp_a, tl.trans(dp_b), input_precision=DOT_PRECISION)
     p_dropped = p
     if HAS_DROPOUT:
-        keep = dropout_keep(seed, drop_rows, offs_n, dropout_p)
+        keep = dropout_keep(seed, drop_rows, n2d, dropout_p)
         p_dropped = tl.where(keep, p * dropout_scale, 0.0)
         dp = tl.where(keep, dp * dropout_scale, 0.0)
-    return p_dropped, p * (dp - delta[:, None])
+    return p_dropped, p * (dp - delta)
 
 
 @triton.jit
@@ -78,7 +80,11 @@ def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_
                       dropout_seqlen_q, dropout_seqlen_k, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                      BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+                      KEYS_AS_ROWS: tl.constexpr, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr,
+                      BLOCK_D: tl.constexpr):
+    """KEYS_AS_ROWS: the tiles are transposed, [BLOCK_N keys, BLOCK_M queries] (as in Triton's
+    fused-attention tutorial), so that every product has the owned key block as its M, wide enough
+    for wgmma on sm_90. Elsewhere the [BLOCK_M, BLOCK_N] tiles need fewer registers (mma.sync)."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     q = load_rows(Q_SEQ, offs_m, stride_qs, q_len, HEAD_DIM, BLOCK_D)
     do = load_rows(DO_SEQ, offs_m, stride_dos, q_len, HEAD_DIM, BLOCK_D)
@@ -86,12 +92,23 @@ def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_
     drop_rows = offs_m.to(tl.int64)
     if HAS_DROPOUT:
         drop_rows = dropout_row_base(batch, head, n_heads, offs_m, dropout_seqlen_q, dropout_seqlen_k)
-    p_dropped, ds = _probs_and_score_grads(
-        q, k, v, do, lse_log2, delta, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW,
-        qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
-        APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION)
-    dv = tl.dot(tl.trans(p_dropped.to(do.dtype)), do, dv, input_precision=DOT_PRECISION)
-    dk = tl.dot(tl.trans(ds.to(q.dtype)), q, dk, input_precision=DOT_PRECISION)
+    if KEYS_AS_ROWS:
+        p_dropped_t, ds_t = _probs_and_score_grads(
+            k, q, v, do, lse_log2[None, :], delta[None, :], offs_m[None, :], offs_n[:, None],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows[None, :],
+            dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
+            DOT_PRECISION)
+        p_dropped_t, ds_t = p_dropped_t.to(do.dtype), ds_t.to(q.dtype)
+    else:
+        p_dropped, ds = _probs_and_score_grads(
+            q, k, do, v, lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows[:, None],
+            dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
+            DOT_PRECISION)
+        # Transposed after the cast to 16 bits: half the bytes through shared memory.
+        p_dropped_t, ds_t = tl.trans(p_dropped.to(do.dtype)), tl.trans(ds.to(q.dtype))
+    dv = tl.dot(p_dropped_t, do, dv, input_precision=DOT_PRECISION)
+    dk = tl.dot(ds_t, q, dk, input_precision=DOT_PRECISION)
     return dk, dv
 
 
@@ -104,7 +121,7 @@ def attention_bwd_dkdv_kernel(
     n_heads, n_kv_heads, kv_group, seqlen_q, seqlen_k, scale, qk_scale_log2,
     dropout_p, dropout_scale, seed,
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
-    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, KEYS_AS_ROWS: tl.constexpr,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     start_n = tl.program_id(0) * BLOCK_N
@@ -141,14 +158,14 @@ def attention_bwd_dkdv_kernel(
                 stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
                 qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                BLOCK_M, HEAD_DIM, BLOCK_D)
+                KEYS_AS_ROWS, BLOCK_M, HEAD_DIM, BLOCK_D)
         for start_m in range(mid, hi, BLOCK_M):
             dk, dv = _dkdv_query_block(
                 dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, offs_n,
                 stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
                 qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                BLOCK_M, HEAD_DIM, BLOCK_D)
+                KEYS_AS_ROWS, BLOCK_M, HEAD_DIM, BLOCK_D)
     rows = offs_n.to(tl.int64)
     store_rows(sequence_base(DK, batch64, kv_head64, k_start64, stride_dkb, stride_dkh, stride_dks),
                rows, stride_dks, k_len, dk * scale, HEAD_DIM, BLOCK_D)
@@ -204,9 +221,9 @@ def attention_bwd_dq_kernel(
         # One loop with the bounds mask on every block: the dQ pass is the cheaper half of the
         # backward, and splitting it in two would double its code size.
         _, ds = _probs_and_score_grads(
-            q, k, v, do, lse_log2, delta, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW,
-            qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
-            True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION)
+            q, k, do, v, lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows[:, None],
+            dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PRECISION)
     store_rows(sequence_base(DQ, batch64, head64, q_start64, stride_dqb, stride_dqh, stride_dqs),
                offs_m.to(tl.int64), stride_dqs, q_len, dq * scale, HEAD_DIM, BLOCK_D)

@@ -36,8 +36,8 @@ def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_
                       HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     offs_n = start_n + tl.arange(0, BLOCK_N)
     k = load_rows(K_SEQ, offs_n, stride_ks, key_end, HEAD_DIM, BLOCK_D)
-    s = masked_scores(q, k, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
-                      APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, DOT_PRECISION)
+    s = masked_scores(q, k, offs_m[:, None], offs_n[None, :], key_end, causal_shift, KEY_MASK_ROW,
+                      qk_scale_log2, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, DOT_PRECISION)
     new_max = tl.maximum(row_max, tl.max(s, 1))
     # A row that has seen no key yet keeps max -inf; shifting by 0 instead keeps exp2 free of NaN.
     shift = tl.where(new_max == float("-inf"), 0.0, new_max)
@@ -46,7 +46,8 @@ def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_
     row_sum = row_sum * rescale + tl.sum(p, 1)
     if HAS_DROPOUT:
         # The normaliser counts every probability; only the values are dropped.
-        p = tl.where(dropout_keep(seed, drop_rows, offs_n, dropout_p), p * dropout_scale, 0.0)
+        p = tl.where(dropout_keep(seed, drop_rows[:, None], offs_n[None, :], dropout_p),
+                     p * dropout_scale, 0.0)
     v = load_rows(V_SEQ, offs_n, stride_vs, key_end, HEAD_DIM, BLOCK_D)
     acc = tl.dot(p.to(v.dtype), v, acc * rescale[:, None], input_precision=DOT_PRECISION)
     return acc, row_sum, new_max

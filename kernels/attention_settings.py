@@ -47,22 +47,26 @@ def head_block(head_dim):
 
 # Tiles per (BLOCK_D, 32-bit inputs, dropout). The compile tier checks every entry on sm_80 and
 # sm_90 with triton 3.8 and 3.6, built as a launch builds them: compile-time HEAD_DIM, 16-aligned
-# strides, maxnreg=MAX_REGISTERS.
-# 16-bit forward follows FlashAttention-2's Triton tiles (BLOCK_M 128); measured 2026-11-26 with
-# triton 3.6, causal and key padding mask each on and off: D<=64 128x64 with 4 warps at most 255
-# registers and no stack on both archs; D=128 128x64 with 8 warps on sm_90 (wgmma, 64 rows per
-# warp group: 248 registers), while sm_80 spilled 16-48 B at 128x64/8 warps and takes 128x32/4.
+# strides, maxnreg=MAX_REGISTERS; 16-bit entries in every flag variant a launch compiles (causal,
+# key mask, varlen, each head dim of the tile), float32 ones in the causal + key mask variant.
+# 16-bit forward follows FlashAttention-2's Triton tiles (BLOCK_M 128) where they fit; measured
+# 2026-11-26 with triton 3.6 and 3.8 in every flag variant (causal, key mask, varlen; head dims
+# 80/96/128): D<=64 128x64 with 4 warps at most 255 registers and no stack on both archs; D=128
+# 128x64 with 8 warps on sm_90 (wgmma, 64 rows per warp group: 248 registers). sm_80 at D=128
+# spilled 16-48 B at 128x64/8 warps and, under triton 3.8, 8 B at 128x32/4 (non-causal varlen,
+# head dims 80/96): it takes 64x64/4 (64x32/4 with dropout, where 64x64 spilled 24 B). With
+# dropout on sm_80, D=64 64x64/4 spilled 8 B causal (triton 3.8) and takes 64x32/4.
 # 32-bit inputs run tl.dot as 3-pass TF32 (full float32 accuracy on tensor cores); their tiles
 # hold twice the bytes and three products, hence far fewer rows.
 _FORWARD = {
     (16, False, False): Tiles(128, 64, 4, 3), (32, False, False): Tiles(128, 64, 4, 3),
-    (64, False, False): Tiles(128, 64, 4, 3), (128, False, False): Tiles(128, 32, 4, 3),
+    (64, False, False): Tiles(128, 64, 4, 3), (128, False, False): Tiles(64, 64, 4, 3),
     (256, False, False): Tiles(64, 32, 8, 2),
     (16, True, False): Tiles(32, 64, 4, 2), (32, True, False): Tiles(32, 32, 4, 2),
     (64, True, False): Tiles(32, 32, 4, 2), (128, True, False): Tiles(16, 32, 4, 2),
     (256, True, False): Tiles(32, 32, 8, 2),
     (16, False, True): Tiles(64, 64, 4, 3), (32, False, True): Tiles(64, 64, 4, 3),
-    (64, False, True): Tiles(64, 64, 4, 3), (128, False, True): Tiles(128, 64, 8, 3),
+    (64, False, True): Tiles(64, 32, 4, 3), (128, False, True): Tiles(64, 32, 4, 3),
     (256, False, True): Tiles(64, 32, 8, 2),
     (16, True, True): Tiles(32, 64, 4, 2), (32, True, True): Tiles(32, 64, 4, 2),
     (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 4, 2),
@@ -70,8 +74,35 @@ _FORWARD = {
 }
 # sm_90 and newer, where they differ from _FORWARD.
 _FORWARD_SM90 = {
-    (128, False, False): Tiles(128, 64, 8, 3),
+    (64, False, True): Tiles(64, 64, 4, 3),
+    (128, False, False): Tiles(128, 64, 8, 3), (128, False, True): Tiles(128, 64, 8, 3),
 }
+
+# Which 16-bit sm_90 tiles lower every tl.dot to wgmma (warpgroup MMA, Hopper's fastest path):
+# Triton takes it for a product whose M (rows of its output) is a multiple of 64 with warps in whole
+# warp groups (a multiple of 4), else mma.sync. The compile tier asserts uses_wgmma.
+# - forward: BLOCK_M 64 or 128 at every head dim, with and without dropout;
+# - backward_dq: BLOCK_M 64 at every head dim (_BACKWARD_DQ_SM90 for D=128 and 256);
+# - backward_dkdv: its tiles are transposed ([BLOCK_N keys, BLOCK_M queries]) so every product has
+#   M = BLOCK_N; BLOCK_N 64/128 with 8 warps (_BACKWARD_DKDV_SM90) at D<=64, and D=128 without
+#   dropout. D=128 with dropout and D=256 spill at BLOCK_N 64 and stay on mma.sync;
+# - decode (BLOCK_M 16) stays on mma.sync: it streams the KV cache and is bound by memory.
+# float32 inputs (3-pass TF32) are not asserted: their tiles are sized for registers, not wgmma.
+WGMMA_ROLES = frozenset({"forward", "backward_dq"})
+
+
+def uses_wgmma(role, block_d, dropout):
+    """Whether every product of this role's 16-bit sm_90 tiles runs on wgmma (see above)."""
+    if role == "backward_dkdv":
+        return block_d <= 64 or (block_d == 128 and not dropout)
+    return role in WGMMA_ROLES
+
+
+def dkdv_keys_as_rows(head_dim, arch, is_fp32, dropout=False):
+    """The dK/dV kernel's KEYS_AS_ROWS: transposed tiles exactly where they buy wgmma. With
+    mma.sync they cost registers (sm_80 tiles that fit before spilled 8-184 B transposed)."""
+    return arch >= 90 and not is_fp32 and uses_wgmma("backward_dkdv", head_block(head_dim), dropout)
+
 
 # Decode: BLOCK_M is DECODE_BLOCK_M; wide key blocks stream the KV cache.
 _DECODE = {
@@ -94,17 +125,28 @@ _DECODE = {
 # one (it stays in registers with its fp32 gradient accumulator); the walked side is narrow.
 _BACKWARD_DKDV = {
     (16, False, False): Tiles(32, 64, 8, 3), (32, False, False): Tiles(32, 32, 4, 3),
-    (64, False, False): Tiles(32, 32, 4, 3), (128, False, False): Tiles(16, 64, 8, 3),
+    (64, False, False): Tiles(32, 32, 4, 2), (128, False, False): Tiles(16, 64, 8, 3),
     (256, False, False): Tiles(16, 32, 8, 2),
     (16, True, False): Tiles(16, 32, 4, 2), (32, True, False): Tiles(16, 16, 4, 2),
     (64, True, False): Tiles(16, 32, 4, 2), (128, True, False): Tiles(16, 32, 8, 2),
     (256, True, False): Tiles(16, 16, 8, 2),
     (16, False, True): Tiles(32, 32, 4, 3), (32, False, True): Tiles(32, 32, 4, 3),
-    (64, False, True): Tiles(32, 64, 8, 3), (128, False, True): Tiles(16, 64, 8, 3),
+    (64, False, True): Tiles(16, 32, 4, 2), (128, False, True): Tiles(16, 64, 8, 3),
     (256, False, True): Tiles(16, 32, 8, 2),
     (16, True, True): Tiles(16, 32, 4, 2), (32, True, True): Tiles(16, 16, 4, 2),
     (64, True, True): Tiles(16, 32, 4, 2), (128, True, True): Tiles(16, 32, 8, 2),
     (256, True, True): Tiles(16, 16, 8, 2),
+}
+# sm_90: the dK/dV products have M = BLOCK_N (transposed tiles, kernels.attention_bwd); BLOCK_N 64
+# or 128 with 8 warps puts them all on wgmma (measured 2026-11-26, triton 3.6: 4 warps at
+# BLOCK_N 64 reached 255 registers at D=64 and spilled from D=128 on; BLOCK_M 32 spilled at every
+# head dim). D=128 with dropout spilled 16 B even at 16x64/8 warps, and D=256 at every BLOCK_N 64
+# tile: those keep the mma.sync tiles of _BACKWARD_DKDV.
+_BACKWARD_DKDV_SM90 = {
+    (16, False, False): Tiles(16, 128, 8, 3), (32, False, False): Tiles(16, 64, 8, 2),
+    (64, False, False): Tiles(16, 64, 8, 2), (128, False, False): Tiles(16, 64, 8, 2),
+    (16, False, True): Tiles(16, 128, 8, 3), (32, False, True): Tiles(16, 64, 8, 2),
+    (64, False, True): Tiles(16, 64, 8, 2),
 }
 _BACKWARD_DQ = {
     (16, False, False): Tiles(64, 32, 4, 3), (32, False, False): Tiles(64, 32, 4, 3),
@@ -120,28 +162,39 @@ _BACKWARD_DQ = {
     (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 8, 2),
     (256, True, True): Tiles(16, 16, 4, 2),
 }
+# sm_90: BLOCK_M 64 at every head dim, so that all three products (M = BLOCK_M) run on wgmma. 8 warps
+# (two warp groups split the columns): D=128 64x32 needed 122-198 registers (triton 3.6), D=256
+# 64x16 167-215, where 4 warps took 184-236 and spilled 8 B at D=256.
+_BACKWARD_DQ_SM90 = {
+    (128, False, False): Tiles(64, 32, 8, 3), (128, False, True): Tiles(64, 32, 8, 3),
+    (256, False, False): Tiles(64, 16, 8, 2), (256, False, True): Tiles(64, 16, 8, 2),
+}
+
+
+def _pick(table, sm90_table, head_dim, arch, is_fp32, dropout):
+    key = (head_block(head_dim), bool(is_fp32), bool(dropout))
+    if arch >= 90 and key in sm90_table:
+        return sm90_table[key]
+    return table[key]
 
 
 def forward_tiles(head_dim, arch, is_fp32, dropout=False):
     """`arch`: compute capability as 80, 86, 90... (sm_90 has its own entries: wgmma tiles).
     `dropout`: the kernel draws the Philox keep mask of every score tile (HAS_DROPOUT), which needs
     its own, smaller tiles."""
-    key = (head_block(head_dim), bool(is_fp32), bool(dropout))
-    if arch >= 90 and key in _FORWARD_SM90:
-        return _FORWARD_SM90[key]
-    return _FORWARD[key]
+    return _pick(_FORWARD, _FORWARD_SM90, head_dim, arch, is_fp32, dropout)
 
 
 def decode_tiles(head_dim, is_fp32, dropout=False):
     return _DECODE[(head_block(head_dim), bool(is_fp32), bool(dropout))]
 
 
-def backward_dkdv_tiles(head_dim, is_fp32, dropout=False):
-    return _BACKWARD_DKDV[(head_block(head_dim), bool(is_fp32), bool(dropout))]
+def backward_dkdv_tiles(head_dim, arch, is_fp32, dropout=False):
+    return _pick(_BACKWARD_DKDV, _BACKWARD_DKDV_SM90, head_dim, arch, is_fp32, dropout)
 
 
-def backward_dq_tiles(head_dim, is_fp32, dropout=False):
-    return _BACKWARD_DQ[(head_block(head_dim), bool(is_fp32), bool(dropout))]
+def backward_dq_tiles(head_dim, arch, is_fp32, dropout=False):
+    return _pick(_BACKWARD_DQ, _BACKWARD_DQ_SM90, head_dim, arch, is_fp32, dropout)
 
 
 def uses_decode_tiles(max_seqlen_q):
@@ -168,15 +221,14 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 
 
 # (role, BLOCK_D, is_fp32, dropout) whose tiles still spill registers on sm_80 or sm_90 (compile
-# tier, triton 3.8 and 3.6, 2026-11-26): float32 (3-pass TF32) at D=256 everywhere and the float32
-# dK/dV at D=128 even at 16x16 tiles (the head dim must be tiled there: open work); float32 with
-# dropout dK/dV D=64 and dQ D=128 (16 B of stack under triton 3.8 on sm_90); 16-bit dK/dV D=64
-# with dropout (16 B at 32x32/4 warps on sm_80 under triton 3.6, far more at larger tiles). On GPUs
-# the triton backend is switched off for calls that would launch one (dispatch picks another
-# backend; asking for triton by name raises and says why); the interpreter, which has no
-# registers, still runs them in the tests.
+# tier, triton 3.8 and 3.6, 2026-11-26), all float32 (3-pass TF32): D=256 everywhere and the dK/dV
+# at D=128 even at 16x16 tiles (the head dim must be tiled there: open work); with dropout dK/dV
+# D=64 and dQ D=128 (16 B of stack under triton 3.8 on sm_90). (16-bit dK/dV D=64 with dropout
+# left the list at 16x32/4 warps on sm_80: 198-202 registers.) On GPUs the triton backend is
+# switched off for calls that would launch one (dispatch picks another backend; asking for triton
+# by name raises and says why); the interpreter, which has no registers, still runs them in the
+# tests.
 SPILLING = frozenset({
-    ("backward_dkdv", 64, False, True),
     ("backward_dkdv", 64, True, True),
     ("backward_dkdv", 128, True, False),
     ("backward_dkdv", 128, True, True),
@@ -218,7 +270,7 @@ def all_configs():
                     for role, tiles in (
                             ("forward", forward_tiles(head_dim, arch, is_fp32, dropout)),
                             ("decode", decode_tiles(head_dim, is_fp32, dropout)),
-                            ("backward_dkdv", backward_dkdv_tiles(head_dim, is_fp32, dropout)),
-                            ("backward_dq", backward_dq_tiles(head_dim, is_fp32, dropout))):
+                            ("backward_dkdv", backward_dkdv_tiles(head_dim, arch, is_fp32, dropout)),
+                            ("backward_dq", backward_dq_tiles(head_dim, arch, is_fp32, dropout))):
                         if (role, head_dim, is_fp32, dropout) not in SPILLING:
                             yield role, head_dim, arch, is_fp32, dropout, tiles

@@ -132,28 +132,33 @@ def store_rows(BASE, rows, stride_row, n_rows, tile, HEAD_DIM: tl.constexpr, BLO
 
 
 @triton.jit
-def masked_scores(q, k, offs_m, offs_n, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
+def masked_scores(a, b, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
                   APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                   DOT_PRECISION: tl.constexpr):
-    """Scores q k^T in log2 units, -inf where the key is not visible to the query."""
-    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale_log2
+    """Scores a b^T in log2 units, -inf where the key is not visible to the query. a = queries and
+    b = keys give S [M, N]; a = keys and b = queries give S^T [N, M] (the dK/dV pass, whose owned
+    key block then is the products' M: see kernels.attention_bwd). m2d and n2d are the query and
+    key positions along the tile's axes: offs_m[:, None] and offs_n[None, :] for S, the transposes
+    for S^T."""
+    s = tl.dot(a, tl.trans(b), input_precision=DOT_PRECISION) * qk_scale_log2
     visible = None
     if APPLY_BOUNDS:
-        visible = (offs_n < key_end)[None, :]
+        visible = n2d < key_end
         if CAUSAL:
-            visible = visible & (offs_n[None, :] <= offs_m[:, None] + causal_shift)
+            visible = visible & (n2d <= m2d + causal_shift)
     if HAS_KEY_MASK:
-        real_key = tl.load(KEY_MASK_ROW + offs_n, mask=offs_n < key_end, other=0) != 0
-        visible = real_key[None, :] if visible is None else visible & real_key[None, :]
+        real_key = tl.load(KEY_MASK_ROW + n2d, mask=n2d < key_end, other=0) != 0
+        visible = real_key if visible is None else visible & real_key
     if visible is not None:
         s = tl.where(visible, s, float("-inf"))
     return s
 
 
 @triton.jit
-def dropout_keep(seed, dropout_row_base, offs_n, dropout_p):
-    """Keep mask of a score tile: dropout_row_base[i] = ((b * H + h) * Sq + i) * Sk (int64)."""
-    return tl.rand(seed, dropout_row_base[:, None] + offs_n[None, :]) >= dropout_p
+def dropout_keep(seed, row_base2d, n2d, dropout_p):
+    """Keep mask of a score tile (or its transpose): row_base2d and n2d as masked_scores' m2d and
+    n2d, with row_base[i] = ((b * H + h) * Sq + i) * Sk (int64) in place of the query position."""
+    return tl.rand(seed, row_base2d + n2d) >= dropout_p
 
 
 @triton.jit

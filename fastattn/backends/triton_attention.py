@@ -168,18 +168,20 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     flags = _flags(problem, causal, key_padding_mask, seed, q.dtype)
     block_d = settings.head_block(problem.head_dim)
     group = problem.heads // problem.kv_heads
+    arch = _arch(q.device)
 
     if problem.seqlen_k > 0:
-        tiles = settings.backward_dkdv_tiles(problem.head_dim, is_fp32, dropout)
+        tiles = settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32, dropout)
         grid = (triton.cdiv(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
         attention_bwd_dkdv_kernel[grid](
             q, k, v, dout, lse, delta, dk, dv, mask, bounds, cu_q, cu_k, *tensor_strides,
             *layout.seq_strides(dk, problem.varlen), *layout.seq_strides(dv, problem.varlen), *tail,
             problem.heads, problem.kv_heads, group, *sizes, **flags,
+            KEYS_AS_ROWS=settings.dkdv_keys_as_rows(problem.head_dim, arch, is_fp32, dropout),
             BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
             num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
         )
-    tiles = settings.backward_dq_tiles(problem.head_dim, is_fp32, dropout)
+    tiles = settings.backward_dq_tiles(problem.head_dim, arch, is_fp32, dropout)
     grid = (triton.cdiv(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
     attention_bwd_dq_kernel[grid](
         q, k, v, dout, lse, delta, dq, mask, bounds, cu_q, cu_k, *tensor_strides,

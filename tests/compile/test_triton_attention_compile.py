@@ -1,18 +1,44 @@
-"""Every launch configuration of the attention kernels compiles for sm_80 and sm_90 without spills.
+"""Every launch configuration of the attention kernels compiles for sm_80 and sm_90 without spills,
+and the sm_90 16-bit tiles that kernels.attention_settings.uses_wgmma names lower every tl.dot to
+warpgroup MMA (wgmma.mma_async in the PTX, no mma.sync).
 
-A configuration is what kernels.attention_settings can hand the launcher: per BLOCK_D (head dims
-80 and 96 run in the 128 tile), 16-bit or 32-bit inputs and architecture, the forward, decode,
-backward dK/dV and dQ tiles, each with dropout off and on (separate tiles: the Philox keep mask of
-a score tile costs many registers), plus the row kernels (split combine, backward delta). Each is
-built with every mask feature on: causal and key padding mask together (varlen only changes where
-sequence bounds come from). That is not always the hungriest variant: 128x128 tiles with 8 warps at
-D=128 on sm_90 kept STACK 0 causal but spilled 96 B with the mask alone (triton 3.6, 2026-11-26),
-so the 16-bit forward tiles were also checked with each flag off (attention_settings' comment).
-Built as a launch builds them: row strides multiples of 16 and maxnreg (see compile_kernel).
+A configuration is what kernels.attention_settings can hand the launcher: per BLOCK_D, 16-bit or
+32-bit inputs and architecture, the forward, decode, backward dK/dV and dQ tiles, each with dropout
+off and on, plus the row kernels (split combine, backward delta). Within a configuration a launch
+still compiles one kernel per value of the other compile-time arguments:
+- CAUSAL x (dense, HAS_KEY_MASK, VARLEN): attention() gives causal x key mask, attention_varlen()
+  causal x varlen (it takes no key mask): six flag variants;
+- HEAD_DIM: every head dim that runs in the tile (80, 96 and 128 share BLOCK_D 128 and differ in
+  the column mask).
+No one variant is always the hungriest: 128x64 D=128 dropout tiles on sm_80 spilled 8-48 B in five
+of the six flag variants but not with causal + key mask, the one this tier used to build, and the
+D=64 dK/dV tile spilled 32 B causal without a mask (triton 3.6, 2026-11-26); under triton 3.8,
+D=80/96 128x32 forward tiles spilled 8 B only in the non-causal varlen variant. So 16-bit
+configurations, the hot path, are built in every variant (about 660 compiles per triton).
+float32 configurations are built in FLOAT32_FLAGS only (causal + key mask), with every head dim:
+each float32 variant costs 2-3 times a 16-bit one (3-pass TF32 triples the dots), all six would
+add about 250 of the slowest compiles per triton, and a float32 call is the accuracy path, not the
+fast one. Causal + key mask was the hungriest variant, or within 6 registers of it, of the six
+float32 D=16 configurations measured in every variant (triton 3.6, 2026-11-26); a float32 tile
+that spills in another variant is the known gap of this tier.
+Built as a launch builds them: row strides multiples of 16 and maxnreg (see compile_kernel). The
+builds run in parallel worker processes (triton_aot.parallel_builds, one per CPU): cold, on our
+2-core machine while another build shared it (2026-11-26), 744 tests (as many builds) took 7.2
+minutes under triton 3.8 and 10.3 under triton 3.6; the 130 builds of the causal + key mask
+variants alone took 2.5 minutes in one process.
 """
 
+from typing import NamedTuple
+
 import pytest
-from triton_aot import ARCHS, assert_no_spills, compile_kernel
+from triton_aot import (
+    ARCHS,
+    assert_no_spills,
+    check_usage,
+    compile_kernel,
+    parallel_builds,
+    resource_usage,
+)
 
 from kernels import attention_settings as settings
 from kernels.attention_bwd import (
@@ -32,6 +58,23 @@ KERNELS = {
 FLOAT32_POINTERS = {"LSE", "DELTA", "OUT_PARTIAL", "LSE_PARTIAL"}
 INT32_POINTERS = {"KEY_BOUNDS", "CU_SEQLENS_Q", "CU_SEQLENS_K"}
 FLOAT_SCALARS = {"qk_scale_log2", "scale", "dropout_p", "dropout_scale"}
+
+# (CAUSAL, HAS_KEY_MASK, VARLEN) of every launch: attention() and attention_varlen().
+FLAG_VARIANTS = tuple((causal, mask, varlen) for causal in (False, True)
+                      for mask, varlen in ((False, False), (True, False), (False, True)))
+FLOAT32_FLAGS = ((True, True, False),)
+
+
+class Build(NamedTuple):
+    role: str
+    head_dim: int
+    arch: int
+    dtype: str
+    dropout: bool
+    tiles: settings.Tiles
+    causal: bool
+    key_mask: bool
+    varlen: bool
 
 
 def attention_types(fn, elem):
@@ -61,37 +104,73 @@ def row_strides(fn):
             if name.startswith("stride_") and not name.startswith(("stride_lse", "stride_mask"))]
 
 
-def tile_variants():
-    """One test per distinct compile: forward and decode share a kernel, so a decode entry equal to
-    a forward entry (same BLOCK_D, dtype, dropout, arch and tiles) is compiled once."""
-    seen = set()
+def _label(b):
+    flags = ("causal" if b.causal else "full") + ("+mask" if b.key_mask else "+varlen" if b.varlen else "")
+    tiles = f"{b.tiles.block_m}x{b.tiles.block_n}w{b.tiles.num_warps}s{b.tiles.num_stages}"
+    drop = "dropout" if b.dropout else "nodropout"
+    return f"{b.role}-hd{b.head_dim}-{b.dtype}-{drop}-sm_{b.arch}-{tiles}-{flags}"
+
+
+def builds():
+    """{label: Build}, one per distinct compile: forward and decode share a kernel, so a decode
+    entry equal to a forward entry is built once."""
+    table, seen = {}, set()
     for role, block_d, arch, is_fp32, dropout, tiles in settings.all_configs():
         dtype = "fp32" if is_fp32 else "bf16"
-        key = (KERNELS[role], block_d, arch, dtype, dropout, tiles)
-        if key in seen:
-            continue
-        seen.add(key)
-        drop = "dropout" if dropout else "nodropout"
-        label = (f"{role}-d{block_d}-{dtype}-{drop}-sm_{arch}-"
-                 f"{tiles.block_m}x{tiles.block_n}w{tiles.num_warps}s{tiles.num_stages}")
-        yield label, (role, block_d, arch, dtype, dropout, tiles)
+        head_dims = [d for d in settings.HEAD_DIMS if settings.head_block(d) == block_d]
+        for head_dim in head_dims:
+            for flags in FLOAT32_FLAGS if is_fp32 else FLAG_VARIANTS:
+                build = Build(role, head_dim, arch, dtype, dropout, tiles, *flags)
+                key = (KERNELS[role],) + build[1:]
+                if key not in seen:
+                    seen.add(key)
+                    table[_label(build)] = build
+    return table
 
 
-TILE_VARIANTS = dict(tile_variants())
+BUILDS = builds()
 
 
-@pytest.mark.parametrize("variant", list(TILE_VARIANTS))
-def test_attention_tiles_compile_without_spills(variant):
-    role, block_d, arch, dtype, dropout, tiles = TILE_VARIANTS[variant]
-    fn = KERNELS[role]
-    constexprs = {"CAUSAL": True, "HAS_KEY_MASK": True, "VARLEN": False, "HAS_DROPOUT": dropout,
-                  "DOT_PRECISION": "tf32x3" if dtype == "fp32" else "tf32", "HEAD_DIM": block_d,
-                  "BLOCK_M": tiles.block_m, "BLOCK_N": tiles.block_n, "BLOCK_D": block_d}
-    compiled = compile_kernel(fn, attention_types(fn, dtype), constexprs, arch, tiles.num_warps,
-                              num_stages=tiles.num_stages, divisible=row_strides(fn),
-                              maxnreg=settings.MAX_REGISTERS)
-    usage = assert_no_spills(compiled, arch, f"attention {variant}")
-    print(f"{variant}: REG {usage['REG']} shared {compiled.metadata.shared}")
+def build_report(label):
+    """Compiles one variant (in a worker process) and reports what the test checks."""
+    b = BUILDS[label]
+    fn = KERNELS[b.role]
+    constexprs = {"CAUSAL": b.causal, "HAS_KEY_MASK": b.key_mask, "VARLEN": b.varlen,
+                  "HAS_DROPOUT": b.dropout,
+                  "DOT_PRECISION": "tf32x3" if b.dtype == "fp32" else "tf32",
+                  "HEAD_DIM": b.head_dim, "BLOCK_M": b.tiles.block_m, "BLOCK_N": b.tiles.block_n,
+                  "BLOCK_D": settings.head_block(b.head_dim)}
+    if b.role == "backward_dkdv":
+        constexprs["KEYS_AS_ROWS"] = settings.dkdv_keys_as_rows(b.head_dim, b.arch,
+                                                                b.dtype == "fp32", b.dropout)
+    kernel = compile_kernel(fn, attention_types(fn, b.dtype), constexprs, b.arch, b.tiles.num_warps,
+                            num_stages=b.tiles.num_stages, divisible=row_strides(fn),
+                            maxnreg=settings.MAX_REGISTERS)
+    ptx = kernel.asm["ptx"]
+    return {"usage": resource_usage(kernel), "shared": kernel.metadata.shared,
+            "wgmma": ptx.count("wgmma.mma_async"), "mma_sync": ptx.count("mma.sync")}
+
+
+@pytest.fixture(scope="module")
+def reports(request):
+    """Futures of the reports of every variant this session runs, all started at once."""
+    params = [getattr(getattr(item, "callspec", None), "params", {})
+              for item in request.session.items if item.module is request.module]
+    labels = [p["variant"] for p in params if "variant" in p]
+    with parallel_builds(build_report, labels) as futures:
+        yield futures
+
+
+@pytest.mark.parametrize("variant", list(BUILDS))
+def test_attention_tiles_compile_without_spills(variant, reports):
+    b = BUILDS[variant]
+    report = reports[variant].result()
+    check_usage(report["usage"], report["shared"], b.arch, f"attention {variant}")
+    if b.arch >= 90 and b.dtype != "fp32" and settings.uses_wgmma(
+            b.role, settings.head_block(b.head_dim), b.dropout):
+        assert report["wgmma"] and not report["mma_sync"], (
+            f"attention {variant}: expected every tl.dot as wgmma, PTX has {report['wgmma']} "
+            f"wgmma.mma_async and {report['mma_sync']} mma.sync")
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")

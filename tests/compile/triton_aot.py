@@ -4,10 +4,13 @@ of the cubin (`cuobjdump --dump-resource-usage`, shipped inside the triton packa
 Imports only triton and the standard library: this tier also runs in an environment that holds
 nothing but triton (the GPU machines' version), numpy and pytest."""
 
+import contextlib
 import os
 import re
 import subprocess
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import triton
 from triton.backends.compiler import GPUTarget
@@ -63,10 +66,51 @@ def resource_usage(kernel):
     return {key: int(value) for key, value in fields.items()}
 
 
-def assert_no_spills(kernel, arch, label):
-    usage = resource_usage(kernel)
+def check_usage(usage, shared, arch, label):
+    """Fails on register spills (stack or local memory) or more shared memory than an SM holds."""
     assert usage["STACK"] == 0 and usage.get("LOCAL", 0) == 0, (
         f"{label} on sm_{arch} spills registers: {usage}")
-    shared = kernel.metadata.shared
     assert shared <= MAX_SHARED_BYTES[arch], f"{label} on sm_{arch} needs {shared} B shared memory"
+
+
+def assert_no_spills(kernel, arch, label):
+    usage = resource_usage(kernel)
+    check_usage(usage, kernel.metadata.shared, arch, label)
     return usage
+
+
+def compile_workers():
+    """Processes for parallel compiles: the CPUs this process may use, or FASTATTN_COMPILE_WORKERS.
+    A compile is single-threaded (LLVM in process, then ptxas), so the workers use every core CI's
+    2-core machines have."""
+    return int(os.environ.get("FASTATTN_COMPILE_WORKERS", len(os.sched_getaffinity(0))))
+
+
+@contextlib.contextmanager
+def parallel_builds(build, keys):
+    """Yields {key: Future of build(key)}, every build started at once in compile_workers()
+    processes, so that a test waiting on its own key overlaps with the builds of the tests after
+    it. `build` returns something picklable (a report, not the kernel). The workers are forked:
+    they inherit the imported kernels and the test module's tables. With one worker the builds run
+    in this process, when their result is asked for."""
+    workers = compile_workers()
+    if workers <= 1:
+        yield {key: _Deferred(build, key) for key in keys}
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        futures = {key: pool.submit(build, key) for key in keys}
+        try:
+            yield futures
+        finally:
+            for future in futures.values():
+                future.cancel()
+
+
+class _Deferred:
+    """The Future interface of a build run in this process on demand."""
+
+    def __init__(self, build, key):
+        self._build, self._key = build, key
+
+    def result(self):
+        return self._build(self._key)

@@ -19,9 +19,9 @@ def test_spilling_configs_are_not_compiled_or_launched():
     assert not listed & settings.SPILLING
     assert settings.spilling_reason(*SWITCHED_OFF) is not None
     assert settings.spilling_reason(*ENABLED) is None
-    # The backward roles count only when gradients are needed: dK/dV d64 16-bit with dropout spills.
-    assert settings.spilling_reason(64, False, True, False) is None
-    assert settings.spilling_reason(64, False, True, True) is not None
+    # The backward roles count only when gradients are needed: dK/dV d64 float32 with dropout spills.
+    assert settings.spilling_reason(64, True, True, False) is None
+    assert settings.spilling_reason(64, True, True, True) is not None
     assert "spill registers" in settings.spilling_reason(*SWITCHED_OFF)
 
 
