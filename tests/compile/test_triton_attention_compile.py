@@ -23,8 +23,8 @@ float32 D=16 configurations measured in every variant (triton 3.6, 2026-11-26); 
 that spills in another variant is the known gap of this tier.
 Built as a launch builds them: row strides multiples of 16 and maxnreg (see compile_kernel). The
 builds run in parallel worker processes (triton_aot.parallel_builds, one per CPU): cold, on our
-2-core machine while another build shared it (2026-11-26), 744 tests (as many builds) took 7.2
-minutes under triton 3.8 and 10.3 under triton 3.6; the 130 builds of the causal + key mask
+2-core machine (2026-11-26), the 756 tests took 6.0 minutes under triton 3.8 and 5.1 under triton
+3.6 (7-10 minutes while another build shared the cores); the 130 builds of the causal + key mask
 variants alone took 2.5 minutes in one process.
 """
 
