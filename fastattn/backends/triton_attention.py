@@ -4,6 +4,8 @@ Saved for the backward (SAVED_SOFTMAX = "lse"): the float32 log-sum-exp per quer
 fastattn.backends._attention_layout describes.
 """
 
+import os
+
 import torch
 import triton
 
@@ -32,9 +34,19 @@ def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
     return q.new_empty(layout.lse_shape(q, cu_seqlens_q is not None), dtype=torch.float32)
 
 
+# On CPU tensors (the interpreter) there is no GPU to ask: the tiles of this arch are run. The
+# interpret tier sets it to 90 as well as 80, so that the Hopper-only kernel forms (transposed dK/dV
+# tiles, KEYS_AS_ROWS) have their numerics checked without a Hopper.
+INTERPRET_ARCH_VARIABLE = "FASTATTN_INTERPRET_ARCH"
+
+
 def _arch(device):
     if device.type != "cuda":
-        return 80
+        arch = os.environ.get(INTERPRET_ARCH_VARIABLE, "80")
+        if not arch.isdigit() or int(arch) not in settings.ARCHS:
+            raise ValueError(f"{INTERPRET_ARCH_VARIABLE}={arch!r}: expected one of "
+                             f"{', '.join(map(str, settings.ARCHS))}")
+        return int(arch)
     major, minor = torch.cuda.get_device_capability(device)
     return major * 10 + minor
 
