@@ -89,19 +89,12 @@ bench: setup
 	$(RUN) $(PY) -m fastattn bench --results-dir $(RESULTS_DIR) $(BENCH_ARGS)
 
 # Keeps going after a failing step so one run brings back all the evidence; fails at the end if
-# any step failed.
+# any step failed. Steps, budgets and outputs: tests/gpu/evidence_run.sh.
+# With OUT set (the device tool), results are written to a scratch folder and only their archive
+# goes to $OUT: the tool brings back at most 8 files.
 gpu:
-	@mkdir -p $(RESULTS_DIR)
-	@status=0; \
-	$(MAKE) --no-print-directory FASTATTN_USE_CURRENT_ENV=1 build-in-place 2>&1 | tee $(RESULTS_DIR)/gpu-build.log; \
-	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest $(PYTEST_FLAGS) -m gpu tests/gpu \
-	  --junitxml=$(RESULTS_DIR)/gpu-tests.xml 2>&1 | tee $(RESULTS_DIR)/gpu-tests.log; \
-	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
-	PYTHONPATH=$(CURDIR) $(PYTHON) -m fastattn bench --quick \
-	  --results-dir $(RESULTS_DIR) 2>&1 | tee $(RESULTS_DIR)/gpu-bench.log; \
-	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
-	echo "make gpu: logs and results in $(RESULTS_DIR) (status $$status)"; exit $$status
+	PYTHON=$(PYTHON) $(if $(OUT),PACK_DIR=$(OUT)) bash tests/gpu/evidence_run.sh \
+	  $(if $(OUT),/tmp/fastattn-gpu-results,benchmarks/results)
 
 clean:
 	rm -rf build *.egg-info fastattn/_C*.so .pytest_cache .benchmarks $(REPORTS_DIR)

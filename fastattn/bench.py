@@ -111,7 +111,15 @@ def run_suites(root, args):
     files = [os.path.join("benchmarks", SUITES[n]) for n in present]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH")) if p))
-    return subprocess.call(_pytest_command(files, args, quick, results_dir), cwd=root, env=env)
+    suites = subprocess.Popen(_pytest_command(files, args, quick, results_dir), cwd=root, env=env)
+    try:
+        return suites.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C (or a time budget's SIGINT) reaches the suites' pytest too, which stops after the
+        # case in hand and still writes the results of the finished cases: wait for it to do so.
+        _say("interrupted: keeping the results of the finished cases")
+        suites.wait()
+        return 130
 
 
 def run_compare(root, args):

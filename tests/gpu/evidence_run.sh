@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `make gpu`: one call on a lent GPU machine brings back all the evidence (DESIGN §7).
+#
+#   bash tests/gpu/evidence_run.sh RESULTS_DIR
+#
+# Device time is scarce (15 minutes a session, machine start included), so the steps overlap and
+# each has a time budget, after which it is interrupted (SIGINT: pytest still writes its summary,
+# JUnit report and benchmark results):
+#   1. versions and nvidia-smi                                   -> gpu-env.log
+#   2. build fastattn._C in place for this GPU's arch only, in the background
+#                                                                -> gpu-build.log
+#   3. meanwhile, gpu-tier tests that need no extension (-k "not cuda"), in parallel workers when
+#      pytest-xdist is there (Triton's JIT is CPU-bound)         -> gpu-tests-1.{log,xml}
+#   4. after the build, the tests that involve the cuda backend  -> gpu-tests-2.{log,xml}
+#   5. the quick benchmark pass                                  -> gpu-bench.log, <device>.json/.md/.png
+# Everything is also packed into PACK_DIR/gpu-evidence.tar.gz after each step (PACK_DIR from the
+# environment, default RESULTS_DIR): the device tool brings back at most 8 files, and a run cut off
+# at its limit still returns what was packed.
+#
+# Budgets (seconds) and workers can be set from the environment:
+#   GPU_BUILD_BUDGET_S=240 GPU_TESTS_1_BUDGET_S=200 GPU_TESTS_2_BUDGET_S=120 GPU_BENCH_BUDGET_S=200
+#   GPU_TEST_WORKERS=12 GPU_BENCH_SUITES="attention models ffn layernorm gelu softmax" PYTHON=python3
+# Exit status: 1 if any step failed or ran out of its budget, else 0.
+set -u
+results=${1:?usage: evidence_run.sh RESULTS_DIR}
+mkdir -p "$results"
+results=$(cd "$results" && pwd)
+pack_dir=${PACK_DIR:-$results}
+mkdir -p "$pack_dir"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+PY=${PYTHON:-python3}
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+status=0
+start=$SECONDS
+
+say() { echo "[evidence +$((SECONDS - start))s] $*"; }
+pack() {  # everything but the archive itself, so a cut-off run still returns what it has
+  tar czf "$pack_dir/gpu-evidence.tar.gz.tmp" -C "$results" --exclude='gpu-evidence.tar.gz*' . \
+    && mv "$pack_dir/gpu-evidence.tar.gz.tmp" "$pack_dir/gpu-evidence.tar.gz"
+}
+# run_budgeted NAME BUDGET CMD...: SIGINT at the budget (pytest's graceful stop), KILL 20 s later.
+run_budgeted() {
+  local name=$1 budget=$2; shift 2
+  timeout -s INT -k 20 "$budget" "$@"
+  local rc=$?
+  case $rc in
+    0) say "$name: ok" ;;
+    124|137) say "$name: ran out of its ${budget}s budget (interrupted)"; status=1 ;;
+    *) say "$name: failed (exit $rc)"; status=1 ;;
+  esac
+  return $rc
+}
+
+{
+  say "env"
+  nvidia-smi || true
+  "$PY" -c "import sys, torch, triton; print(sys.version); print('torch', torch.__version__, 'cuda', torch.version.cuda); print('triton', triton.__version__); print(torch.cuda.get_device_name(0), torch.cuda.get_device_capability(0))" || true
+  nproc
+} > "$results/gpu-env.log" 2>&1
+pack
+
+arch=$("$PY" -c "import torch; print('%d%d' % torch.cuda.get_device_capability(0))" 2>/dev/null || echo "")
+workers=${GPU_TEST_WORKERS:-12}
+xdist=()
+if "$PY" -c "import xdist" 2>/dev/null; then xdist=(-n "$workers"); fi
+timeout_flag=()
+if "$PY" -c "import pytest_timeout" 2>/dev/null; then timeout_flag=(--timeout 150 --timeout-method thread); fi
+say "arch sm_${arch:-?}, pytest workers: ${xdist[*]:-none}"
+
+(
+  run_budgeted build "${GPU_BUILD_BUDGET_S:-240}" \
+    env ${arch:+FASTATTN_CUDA_ARCHS=$arch} MAX_JOBS=$(nproc) "$PY" setup.py -q build_ext --inplace \
+    && "$PY" -m fastattn info
+) > "$results/gpu-build.log" 2>&1 &
+build_pid=$!
+
+pytest_gpu() {  # pytest_gpu PART BUDGET -k EXPR
+  local part=$1 budget=$2; shift 2
+  run_budgeted "tests $part" "$budget" "$PY" -m pytest -q -rfE --durations=10 -p no:cacheprovider \
+    "${xdist[@]}" "${timeout_flag[@]}" -m gpu tests/gpu "$@" \
+    --junitxml="$results/gpu-tests-$part.xml" > "$results/gpu-tests-$part.log" 2>&1
+  tail -n 25 "$results/gpu-tests-$part.log"
+}
+
+say "tests 1 (no extension needed) while the extension builds"
+pytest_gpu 1 "${GPU_TESTS_1_BUDGET_S:-200}" -k "not cuda" || true
+pack
+wait "$build_pid" || status=1
+say "build: $(tail -n 3 "$results/gpu-build.log" | tr '\n' ' ')"
+
+say "tests 2 (cuda backend)"
+pytest_gpu 2 "${GPU_TESTS_2_BUDGET_S:-120}" -k "cuda" || true
+pack
+
+say "quick benchmark pass"
+# The model and attention suites first: a pass cut off by its budget loses the least telling cases.
+suites=()
+for suite in ${GPU_BENCH_SUITES:-attention models ffn layernorm gelu softmax}; do suites+=(--suite "$suite"); done
+run_budgeted bench "${GPU_BENCH_BUDGET_S:-200}" "$PY" -m fastattn bench --quick "${suites[@]}" --results-dir "$results" \
+  > "$results/gpu-bench.log" 2>&1 || true
+tail -n 40 "$results/gpu-bench.log"
+pack
+
+"$PY" tests/junit_summary.py "$results" || status=1
+say "done (status $status); results in $results, packed into $pack_dir/gpu-evidence.tar.gz"
+exit $status
