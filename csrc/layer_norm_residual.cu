@@ -135,7 +135,9 @@ layer_norm_residual_bwd_rows_kernel(LayerNormResidualBwdParams p) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
         const float xhat = (to_float(hv.v[j]) - mean) * rstd;
-        const float wdy = to_float(wv.v[j]) * to_float(dyv.v[j]);
+        // __fmul_rn: a rounded product that is never contracted into an FMA, so that w * dy
+        // cancels exactly against the row mean of the same products (dh = 0 at hidden = 1).
+        const float wdy = __fmul_rn(to_float(wv.v[j]), to_float(dyv.v[j]));
         sum_xhat_wdy += xhat * wdy;
         sum_wdy += wdy;
       }
@@ -151,7 +153,7 @@ layer_norm_residual_bwd_rows_kernel(LayerNormResidualBwdParams p) {
 #pragma unroll
       for (int j = 0; j < VEC; ++j) {
         const float xhat = (to_float(hv.v[j]) - mean) * rstd;
-        const float wdy = to_float(wv.v[j]) * to_float(dyv.v[j]);
+        const float wdy = __fmul_rn(to_float(wv.v[j]), to_float(dyv.v[j]));  // as above
         float grad = (wdy - (xhat * c1 + c2)) * rstd;
         if (dh_out != nullptr) grad += to_float(dho.v[j]);
         dhv.v[j] = from_float<T>(grad);

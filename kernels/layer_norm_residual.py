@@ -14,8 +14,23 @@ CUDA backend and fastattn.reference.dropout_keep_mask generate, so the backward 
 backends) regenerate the identical mask.
 """
 
+import os
+
 import triton
 import triton.language as tl
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    @triton.jit
+    def _rounded_mul(a, b):
+        """a * b rounded to float32 (numpy never contracts it into an FMA)."""
+        return a * b
+else:
+    @triton.jit
+    def _rounded_mul(a, b):
+        """a * b rounded to float32: PTX's mul.rn is never contracted into an FMA (a plain product
+        feeding a subtraction is, and the compiler sees through tl.where), as CUDA's __fmul_rn."""
+        return tl.inline_asm_elementwise("mul.rn.f32 $0, $1, $2;", "=f,f,f", [a, b],
+                                         dtype=tl.float32, is_pure=True, pack=1)
 
 
 @triton.jit
@@ -85,7 +100,11 @@ def layer_norm_residual_bwd_kernel(
         dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
         rstd = tl.load(RSTD + row)
         xhat = tl.where(in_row, (h - tl.load(MEAN + row)) * rstd, 0.0)
-        wdy = w * dy
+        # A rounded product: contracted into fma(w, dy, -(...)) below, the unrounded w * dy would
+        # no longer cancel against the row mean of rounded products. At hidden = 1 (xhat = 0,
+        # rstd = 1/sqrt(eps)) that left 1.8e-5 in dh where the exact answer, and eager's, is 0
+        # (H200, float32, 2026-11-26).
+        wdy = _rounded_mul(w, dy)
         if ROW_SUMS_GIVEN:
             c1 = tl.load(ROW_SUMS + 2 * row)
             c2 = tl.load(ROW_SUMS + 2 * row + 1)
@@ -122,7 +141,7 @@ def layer_norm_residual_bwd_row_sums_kernel(
         h = tl.load(H + row * stride_h_row + cols, mask=in_row, other=0.0).to(tl.float32)
         dy = tl.load(DY + row * stride_dy_row + cols, mask=in_row, other=0.0).to(tl.float32)
         w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
-        wdy = w * dy
+        wdy = _rounded_mul(w, dy)  # rounded, as in the kernel above
         sum_xhat_wdy += tl.where(in_row, (h - mean) * rstd, 0.0) * wdy
         sum_wdy += wdy
     tl.store(ROW_SUMS + 2 * row, tl.sum(sum_xhat_wdy, axis=0) / n_cols)

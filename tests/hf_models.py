@@ -72,3 +72,28 @@ def variants(model, device, dtype, backend=None):
     eager = copy.deepcopy(model).to(device, dtype)
     patched = fastattn.patch(copy.deepcopy(model).to(device, dtype), backend=backend)
     return ref, eager, patched
+
+
+def compile_patched(stock, patched, compile_backend, *args, **kwargs):
+    """torch.compile(patched, fullgraph=True), checked to trace on (args, kwargs).
+
+    Where the stock model cannot compile with fullgraph=True itself (transformers' own code breaks
+    the graph: 5.17's output capturing calls ContextVar.get, which dynamo cannot trace), fullgraph
+    cannot hold for the patched one either; then the patched model must break the graph no more
+    often than the stock model (fastattn adds no break), and it is compiled with breaks allowed."""
+    torch._dynamo.reset()
+    try:
+        with torch.no_grad():
+            torch.compile(stock, fullgraph=True, backend="eager")(*args, **kwargs)
+        fullgraph = True
+    except torch._dynamo.exc.Unsupported:
+        fullgraph = False
+    torch._dynamo.reset()
+    if not fullgraph:
+        with torch.no_grad():
+            stock_breaks = torch._dynamo.explain(stock)(*args, **kwargs).graph_break_count
+            patched_breaks = torch._dynamo.explain(patched)(*args, **kwargs).graph_break_count
+        assert patched_breaks <= stock_breaks, (
+            f"the patched model breaks the graph {patched_breaks} times, the stock one {stock_breaks}")
+        torch._dynamo.reset()
+    return torch.compile(patched, fullgraph=fullgraph, backend=compile_backend)

@@ -28,6 +28,7 @@ from fastattn._rng.draw_dropout_seed, and the keep mask must be
 fastattn.reference.attention_dropout_keep_mask(seed, B, H, Sq, Sk, p) (Sq, Sk = max_seqlen for varlen).
 """
 
+import functools
 import importlib
 import importlib.util
 import math
@@ -37,6 +38,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from ._fused_op import fused_op
 from .._dispatch import BACKENDS, resolve_backend
 from .._rng import draw_dropout_seed
 from . import cu_seqlens_facts
@@ -50,19 +52,26 @@ def _backend_module(name):
     return importlib.import_module(f"fastattn.backends.{name}_attention")
 
 
-def missing_backends():
-    """name -> why that backend has no attention implementation in this installation."""
+@functools.lru_cache(maxsize=None)
+def _missing_backends():
+    # Asked once per process: find_spec walks the file system, once per attention call was
+    # measurable host time in a patched model's forward.
     return {name: f"this installation has no {name} attention kernels "
                   f"(fastattn/backends/{name}_attention.py)"
             for name in BACKENDS
             if importlib.util.find_spec(f"fastattn.backends.{name}_attention") is None}
 
 
+def missing_backends():
+    """name -> why that backend has no attention implementation in this installation."""
+    return dict(_missing_backends())
+
+
 def _seed_int(seed):
     return None if seed is None else int(seed.item())
 
 
-@torch.library.custom_op("fastattn::attention_fwd", mutates_args=())
+@fused_op("fastattn::attention_fwd")
 def attention_fwd(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor],
                   cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
                   max_seqlen_q: int, max_seqlen_k: int, causal: bool, scale: float,
@@ -79,7 +88,7 @@ def _(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_s
     return torch.empty_like(q, memory_format=torch.contiguous_format), saved
 
 
-@torch.library.custom_op("fastattn::attention_bwd", mutates_args=())
+@fused_op("fastattn::attention_bwd")
 def attention_bwd(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, saved_softmax: Tensor,
                   key_padding_mask: Optional[Tensor], cu_seqlens_q: Optional[Tensor],
                   cu_seqlens_k: Optional[Tensor], max_seqlen_q: int, max_seqlen_k: int,

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from ._fused_op import fused_op
 from .._dispatch import resolve_backend
 
 OP = "bias_gelu"
@@ -22,7 +23,7 @@ def _backend_module(name):
     return importlib.import_module(f"fastattn.backends.{name}_gelu")
 
 
-@torch.library.custom_op("fastattn::bias_gelu_fwd", mutates_args=())
+@fused_op("fastattn::bias_gelu_fwd")
 def bias_gelu_fwd(x: Tensor, bias: Tensor, approximate: str, backend: str) -> Tensor:
     return _backend_module(backend).bias_gelu_fwd(_checks.rows_view(x), bias.contiguous(), approximate)
 
@@ -32,7 +33,7 @@ def _(x, bias, approximate, backend):
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("fastattn::bias_gelu_bwd", mutates_args=())
+@fused_op("fastattn::bias_gelu_bwd")
 def bias_gelu_bwd(grad_out: Tensor, x: Tensor, bias: Tensor, approximate: str,
                   backend: str) -> tuple[Tensor, Tensor]:
     return _backend_module(backend).bias_gelu_bwd(

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from ._fused_op import fused_op
 from .._dispatch import resolve_backend
 from .._rng import draw_dropout_seed
 
@@ -47,7 +48,7 @@ def _seed_int(seed):
     return None if seed is None else int(seed.item())
 
 
-@torch.library.custom_op("fastattn::ffn_fwd", mutates_args=())
+@fused_op("fastattn::ffn_fwd")
 def ffn_fwd(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, approximate: str,
             dropout_p: float, seed: Optional[Tensor], store_pre: bool,
             backend: str) -> tuple[Tensor, Tensor, Tensor]:
@@ -63,7 +64,7 @@ def _(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre, backend):
     return x.new_empty(rows, w2.shape[0]), x.new_empty(rows, hidden), pre
 
 
-@torch.library.custom_op("fastattn::ffn_bwd", mutates_args=())
+@fused_op("fastattn::ffn_bwd")
 def ffn_bwd(dy: Tensor, x: Tensor, w1: Tensor, w2: Tensor, h: Tensor, pre: Tensor,
             approximate: str, dropout_p: float, seed: Optional[Tensor],
             backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from ._fused_op import fused_op
 from .._dispatch import resolve_backend
 from .._rng import draw_dropout_seed
 
@@ -31,7 +32,7 @@ def _seed_int(seed):
     return None if seed is None else int(seed.item())
 
 
-@torch.library.custom_op("fastattn::layer_norm_residual_fwd", mutates_args=())
+@fused_op("fastattn::layer_norm_residual_fwd")
 def layer_norm_residual_fwd(x: Tensor, residual: Optional[Tensor], weight: Tensor, bias: Tensor,
                             eps: float, dropout_p: float, seed: Optional[Tensor], store_h: bool,
                             backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -49,7 +50,7 @@ def _(x, residual, weight, bias, eps, dropout_p, seed, store_h, backend):
     return torch.empty_like(x), h, mean, torch.empty_like(mean)
 
 
-@torch.library.custom_op("fastattn::layer_norm_residual_bwd", mutates_args=())
+@fused_op("fastattn::layer_norm_residual_bwd")
 def layer_norm_residual_bwd(dy: Tensor, dh_out: Optional[Tensor], h: Tensor, weight: Tensor,
                             mean: Tensor, rstd: Tensor, dropout_p: float, seed: Optional[Tensor],
                             backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:

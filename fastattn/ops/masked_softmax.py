@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from ._fused_op import fused_op
 from .._dispatch import resolve_backend
 
 OP = "masked_softmax"
@@ -23,7 +24,7 @@ def _backend_module(name):
     return importlib.import_module(f"fastattn.backends.{name}_softmax")
 
 
-@torch.library.custom_op("fastattn::masked_softmax_fwd", mutates_args=())
+@fused_op("fastattn::masked_softmax_fwd")
 def masked_softmax_fwd(scores: Tensor, key_padding_mask: Optional[Tensor], causal: bool,
                        scale: float, backend: str) -> Tensor:
     return _backend_module(backend).masked_softmax_fwd(scores, key_padding_mask, causal, scale)
@@ -34,7 +35,7 @@ def _(scores, key_padding_mask, causal, scale, backend):
     return torch.empty_like(scores, memory_format=torch.contiguous_format)
 
 
-@torch.library.custom_op("fastattn::masked_softmax_bwd", mutates_args=())
+@fused_op("fastattn::masked_softmax_bwd")
 def masked_softmax_bwd(grad_out: Tensor, out: Tensor, scale: float, backend: str) -> Tensor:
     return _backend_module(backend).masked_softmax_bwd(grad_out, out, scale)
 

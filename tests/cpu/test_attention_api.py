@@ -2,6 +2,7 @@
 the custom ops pass opcheck, torch.compile(fullgraph=True) traces through them, unpad/pad
 round-trip, and the choice of backend."""
 
+import functools
 import importlib.util
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 import fastattn
 from fastattn import reference
 from fastattn._dispatch import resolve_backend, why_backend_cannot_run
+from fastattn.ops import attention as attention_op
 from fastattn.ops.attention import missing_backends
 from numerics import assert_grad_numerics, assert_numerics
 
@@ -130,6 +132,9 @@ def test_a_backend_without_attention_kernels_is_refused_with_its_reason(monkeypa
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None
                         if name == "fastattn.backends.cuda_attention" else find_spec(name, *args))
+    attention_op._missing_backends.cache_clear()  # asked once per process: ask again here
+    monkeypatch.setattr(attention_op, "_missing_backends",
+                        functools.lru_cache(maxsize=None)(attention_op._missing_backends.__wrapped__))
     missing = missing_backends()
     assert "no cuda attention kernels" in missing["cuda"] and "cuda_attention.py" in missing["cuda"]
     # On CUDA tensors (dispatch needs only the device): the automatic choice passes it over, and

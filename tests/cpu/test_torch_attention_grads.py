@@ -1,16 +1,51 @@
 """The torch backend's closed-form attention backward, taken in blocks of query rows: one row per
-block here (the default blocks cover the small suite shapes whole), against the reference."""
+block here (the default blocks cover the small suite shapes whole), against the reference.
+
+In eager mode the backward differentiates the recomputed forward with autograd (the attention
+suite covers that); the closed form runs where autograd is off, inside the custom op's
+implementation (the torch.compile path). These tests force it."""
 
 import pytest
 import torch
 
 import attn_cases
-from fastattn.backends import torch_attention_grads
+import fastattn
+from fastattn.backends import torch_attention, torch_attention_grads
 
 
 @pytest.fixture
 def one_row_blocks(monkeypatch):
     monkeypatch.setattr(torch_attention_grads, "BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(torch_attention, "_autograd_works_here", lambda: False)
+
+
+@pytest.fixture
+def closed_form_calls(monkeypatch):
+    calls = []
+    closed_form = torch_attention._closed_form_grads
+
+    def counted(*args):
+        calls.append(1)
+        return closed_form(*args)
+
+    monkeypatch.setattr(torch_attention, "_closed_form_grads", counted)
+    return calls
+
+
+def test_eager_backward_recomputes_with_autograd(closed_form_calls):
+    q, k, v = (t.requires_grad_() for t in attn_cases.make_qkv(2, 2, 2, 5, 5, 16, torch.float32, "cpu"))
+    fastattn.attention(q, k, v, causal=True, backend="torch").sum().backward()
+    assert closed_form_calls == [] and q.grad is not None
+
+
+def test_custom_op_backward_uses_the_closed_form(closed_form_calls):
+    """Inside the custom op (as torch.compile runs it) autograd is dispatched below: closed form."""
+    q, k, v = attn_cases.make_qkv(2, 2, 2, 5, 5, 16, torch.float32, "cpu")
+    out, saved = torch.ops.fastattn.attention_fwd(q, k, v, None, None, None, 5, 5, True, 0.25, 0.0,
+                                                  None, "torch")
+    grads = torch.ops.fastattn.attention_bwd(torch.ones_like(out), q, k, v, out, saved, None, None,
+                                             None, 5, 5, True, 0.25, 0.0, None, "torch")
+    assert closed_form_calls == [1] and all(g.shape == t.shape for g, t in zip(grads, (q, k, v)))
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])

@@ -30,12 +30,14 @@ def _mask(pattern, batch=4):
 
 @pytest.fixture
 def sdpa_key_lengths(monkeypatch):
-    """The key counts SDPA is called with."""
+    """The (rows, key count) the forward calls SDPA with. The backward's recompute (under autograd)
+    follows the same plan; its gradients are checked against the reference."""
     lengths = []
     sdpa = torch_attention._sdpa
 
     def recording(q, k, v, visible, is_causal, scale):
-        lengths.append((q.shape[0], k.shape[2]))
+        if not torch.is_grad_enabled():
+            lengths.append((q.shape[0], k.shape[2]))
         return sdpa(q, k, v, visible, is_causal, scale)
 
     monkeypatch.setattr(torch_attention, "_sdpa", recording)

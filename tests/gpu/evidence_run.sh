@@ -20,6 +20,7 @@
 # Budgets (seconds) and workers can be set from the environment:
 #   GPU_BUILD_BUDGET_S=240 GPU_TESTS_1_BUDGET_S=200 GPU_TESTS_2_BUDGET_S=120 GPU_BENCH_BUDGET_S=200
 #   GPU_TEST_WORKERS=12 GPU_BENCH_SUITES="attention models ffn layernorm gelu softmax" PYTHON=python3
+#   GPU_BENCH_K="pytest -k expression" (a re-run of some cases only)
 # Exit status: 1 if any step failed or ran out of its budget, else 0.
 set -u
 results=${1:?usage: evidence_run.sh RESULTS_DIR}
@@ -97,7 +98,9 @@ say "quick benchmark pass"
 # The model and attention suites first: a pass cut off by its budget loses the least telling cases.
 suites=()
 for suite in ${GPU_BENCH_SUITES:-attention models ffn layernorm gelu softmax}; do suites+=(--suite "$suite"); done
-run_budgeted bench "${GPU_BENCH_BUDGET_S:-200}" "$PY" -m fastattn bench --quick "${suites[@]}" --results-dir "$results" \
+select=()
+if [ -n "${GPU_BENCH_K:-}" ]; then select=(-k "$GPU_BENCH_K"); fi
+run_budgeted bench "${GPU_BENCH_BUDGET_S:-200}" "$PY" -m fastattn bench --quick "${suites[@]}" "${select[@]}" --results-dir "$results" \
   > "$results/gpu-bench.log" 2>&1 || true
 tail -n 40 "$results/gpu-bench.log"
 pack

@@ -42,11 +42,11 @@ def test_greedy_generation(device, backend):
 @pytest.mark.parametrize("model_class,config", [(GPT2LMHeadModel, hf_models.gpt2_config),
                                                 (BertModel, hf_models.bert_config)], ids=["gpt2", "bert"])
 def test_inductor_fullgraph_compile(device, backend, model_class, config):
-    torch._dynamo.reset()
     model = hf_models.make_model(model_class, config()).to(device)
-    compiled = torch.compile(fastattn.patch(copy.deepcopy(model), backend=backend), fullgraph=True)
     ids = hf_models.input_ids(4, 65).to(device)
     mask = hf_models.attention_mask(4, 65, "left").to(device)
+    compiled = hf_models.compile_patched(model, fastattn.patch(copy.deepcopy(model), backend=backend),
+                                         "inductor", ids, attention_mask=mask)
     with torch.no_grad():
         got, expected = compiled(ids, attention_mask=mask)[0], model(ids, attention_mask=mask)[0]
     real = mask.bool()
