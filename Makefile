@@ -18,6 +18,15 @@ TRITON_AOT_VENV ?= .venv-triton36
 TORCH_VERSION ?= 2.14.1
 # The GPU machines' triton: the compile tier also runs against it.
 TRITON_AOT_VERSION ?= 3.6.0
+# The GPU machines' torch and transformers: the version-sensitive cpu tests (torch.compile tracing,
+# custom ops, Hugging Face patching) also run against them, so that a dynamo or transformers
+# difference shows here and not first on a lent GPU.
+GPU_TORCH_VERSION ?= 2.11.0
+GPU_TRANSFORMERS_VERSION ?= 5.17.0
+GPU_VERSIONS_VENV ?= .venv-gpu-versions
+GPU_VERSIONS_TESTS := $(addprefix tests/cpu/,test_hf_compile.py test_hf_models.py \
+  test_hf_training.py test_hf_patching.py test_attention_api.py test_custom_op.py \
+  test_ffn_custom_op.py test_bias_gelu_api.py test_masked_softmax_api.py)
 PYTEST_FLAGS ?= -q -ra
 
 ifeq ($(FASTATTN_USE_CURRENT_ENV),1)
@@ -35,7 +44,7 @@ RESULTS_DIR := $(if $(OUT),$(OUT),benchmarks/results)
 REPORTS_DIR ?= .test-reports
 
 .PHONY: test bench gpu setup build-in-place test-cpu test-interpret test-compile \
-        test-compile-triton36 test-gpu clean
+        test-compile-triton36 test-gpu-versions test-gpu clean
 
 setup: $(SETUP)
 
@@ -57,7 +66,8 @@ build-in-place:
 # gpu tier alone, all skips without a GPU, would otherwise close the run).
 test: setup
 	@rm -rf $(REPORTS_DIR)
-	$(MAKE) --no-print-directory test-cpu test-interpret test-compile test-compile-triton36 test-gpu
+	$(MAKE) --no-print-directory test-cpu test-interpret test-compile test-compile-triton36 \
+	  test-gpu-versions test-gpu
 	@$(PYTHON) tests/junit_summary.py $(REPORTS_DIR)
 
 test-cpu: setup
@@ -78,6 +88,19 @@ else
 	$(TRITON_AOT_VENV)/bin/pip install -q triton==$(TRITON_AOT_VERSION) numpy pytest
 	$(TRITON_AOT_VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/compile \
 	  --junitxml=$(REPORTS_DIR)/compile-triton36.xml
+endif
+
+# fastattn from the source tree (PYTHONPATH): its extension, built for the main venv's torch, does
+# not load under this torch, and these tests do not need it.
+test-gpu-versions:
+ifeq ($(FASTATTN_USE_CURRENT_ENV),1)
+	@echo "test-gpu-versions: skipped: FASTATTN_USE_CURRENT_ENV=1 installs nothing (it needs torch==$(GPU_TORCH_VERSION) in $(GPU_VERSIONS_VENV))"
+else
+	test -x $(GPU_VERSIONS_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VERSIONS_VENV)
+	$(GPU_VERSIONS_VENV)/bin/pip install -q torch==$(GPU_TORCH_VERSION) \
+	  transformers==$(GPU_TRANSFORMERS_VERSION) numpy pytest
+	env PYTHONPATH=$(CURDIR) $(GPU_VERSIONS_VENV)/bin/python -m pytest $(PYTEST_FLAGS) \
+	  $(GPU_VERSIONS_TESTS) --junitxml=$(REPORTS_DIR)/cpu-gpu-versions.xml
 endif
 
 # Skipped, with the reason printed, where there is no GPU.

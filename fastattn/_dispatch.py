@@ -35,6 +35,14 @@ class BackendUnavailableError(RuntimeError):
 _context_backend = contextvars.ContextVar("fastattn_backend", default=None)
 
 
+@torch.compiler.assume_constant_result
+def _backend_in_context():
+    """The backend fastattn.use_backend chose here, or None. torch.compile reads it once, when it
+    traces (torch 2.11's dynamo cannot trace ContextVar.get; seen on an H200 machine, 2026-11-26):
+    a compiled model keeps the backend it was traced with."""
+    return _context_backend.get()
+
+
 def _check_name(name, source):
     if name not in BACKENDS:
         raise ValueError(f"{source}: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
@@ -114,7 +122,7 @@ def resolve_backend(op, device, requested=None, unsupported=None):
     raises BackendUnavailableError; the automatic choice skips it.
     """
     unsupported = unsupported or {}
-    for name, source in ((requested, "backend="), (_context_backend.get(), "fastattn.use_backend"),
+    for name, source in ((requested, "backend="), (_backend_in_context(), "fastattn.use_backend"),
                          (os.environ.get("FASTATTN_BACKEND") or None, "FASTATTN_BACKEND")):
         if name is None:
             continue

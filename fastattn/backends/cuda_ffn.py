@@ -2,7 +2,8 @@
 fastattn._C.ffn_gemm (csrc/ffn_cublaslt.cpp), our bias+GELU kernels (csrc/bias_gelu.cu) and the
 output dropout (csrc/ffn_dropout.cu).
 
-cuBLASLt's GELU epilogues are the tanh form, so they serve approximate="tanh" only:
+cuBLASLt's GELU epilogues are the tanh form, so they serve approximate="tanh" only, and only in
+16-bit (in float32 their GELU is measurably less exact than ours; float32 takes the erf form's route):
 - forward, up projection: GELU_AUX_BIAS writes h = gelu(x @ W1^T + b1) and, as its aux output, the
   pre-activation pre = x @ W1^T + b1 the backward needs; GELU_BIAS when nothing will be
   differentiated (no pre). The erf form runs BIAS (pre) and then our GELU kernel (bias_gelu with a
@@ -52,7 +53,7 @@ def _dropout(t, dropout_p, seed):
 def ffn_up(x, w1, b1, approximate, store_pre):
     """(h, pre): h = gelu(x @ W1^T + b1), and pre = x @ W1^T + b1 when store_pre (else empty)."""
     shape = (x.shape[0], w1.shape[0])
-    if approximate == "tanh":
+    if approximate == "tanh" and x.dtype != torch.float32:  # see _gelu_input_grad
         if not store_pre:
             return _linear(x, w1, b1, _alloc.empty(shape, x), gelu_tanh=True), x.new_empty(0)
         h, pre = _alloc.empty(shape, x), _alloc.empty(shape, x)
@@ -72,9 +73,9 @@ def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
 
 def _gelu_input_grad(dy, w2, pre, approximate):
     """(dA, db1): dA = (dY @ W2) * gelu'(pre), db1 = the column sums of dA."""
-    # float32 takes our GELU derivative: DGELU_BGRAD's (approximate) derivative left dW1 and dX
-    # 10-40x further from the float64 reference than eager float32 (H200, 2026-11-26); in 16-bit
-    # its error is below the dtype's rounding.
+    # float32 takes our GELU and its derivative: cuBLASLt's GELU epilogues left dW2 (through h)
+    # and dW1, dX (through gelu') 10-40x further from the float64 reference than eager float32
+    # (H200, 2026-11-26); in 16-bit their error is below the dtype's rounding.
     if approximate == "tanh" and pre.dtype != torch.float32:
         da, db1 = _alloc.empty_like(pre), _alloc.empty((pre.shape[1],), pre)
         if _fused(dy, w2.t(), da, "dgelu_bgrad", db1, pre):

@@ -9,7 +9,7 @@ import os
 import torch
 import triton
 
-from .. import _alloc
+from .. import _alloc, _tensor_memo
 from .._rng import dropout_scale
 from ..kernels import attention_settings as settings
 from ..kernels.attention_bwd import (
@@ -65,7 +65,11 @@ def _common_arguments(q, key_padding_mask, cu_seqlens_q, cu_seqlens_k):
         mask, bounds, stride_mask = q, q, 0
     else:
         mask = key_padding_mask.contiguous().view(torch.uint8)
-        bounds, stride_mask = layout.key_bounds(key_padding_mask), mask.stride(0)
+        # One mask serves every layer of a model, forward and backward: its key bounds (about ten
+        # small launches) are computed once per mask, not once per call.
+        bounds = _tensor_memo.remembered(key_padding_mask, "_fastattn_key_bounds_device",
+                                         layout.key_bounds)
+        stride_mask = mask.stride(0)
     cu_q = cu_seqlens_q if cu_seqlens_q is not None else q
     cu_k = cu_seqlens_k if cu_seqlens_k is not None else q
     return mask, bounds, cu_q, cu_k, stride_mask

@@ -62,9 +62,16 @@ def _missing_backends():
             if importlib.util.find_spec(f"fastattn.backends.{name}_attention") is None}
 
 
+@torch.compiler.assume_constant_result
+def _missing_backend_items():
+    # torch.compile takes the answer as a constant instead of tracing find_spec (which dynamo
+    # refuses, and which would see through the lru_cache).
+    return tuple(_missing_backends().items())
+
+
 def missing_backends():
     """name -> why that backend has no attention implementation in this installation."""
-    return dict(_missing_backends())
+    return dict(_missing_backend_items())
 
 
 def _seed_int(seed):
