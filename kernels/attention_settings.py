@@ -8,7 +8,7 @@ is checked without a GPU. Head dims that are not powers of two run in the next p
 
 from typing import NamedTuple
 
-import triton
+from .host_math import ceil_div, next_power_of_2
 
 HEAD_DIMS = (16, 32, 64, 80, 96, 128, 256)
 ARCHS = (80, 90)
@@ -42,7 +42,7 @@ def head_block(head_dim):
     """BLOCK_D: the power-of-two tile width that holds `head_dim` columns."""
     if head_dim not in HEAD_DIMS:
         raise ValueError(f"head dim {head_dim} is not supported; expected one of {HEAD_DIMS}")
-    return triton.next_power_of_2(head_dim)
+    return next_power_of_2(head_dim)
 
 
 # Tiles per (BLOCK_D, 32-bit inputs, dropout). The compile tier checks every entry on sm_80 and
@@ -210,13 +210,13 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
     MIN_BLOCKS_PER_SPLIT key blocks long. Returns (splits, keys_per_split), keys_per_split a
     multiple of block_n.
     """
-    key_blocks = triton.cdiv(max(max_seqlen_k, 1), block_n)
+    key_blocks = ceil_div(max(max_seqlen_k, 1), block_n)
     splits = 1
     if query_programs < program_slots:
-        splits = min(triton.cdiv(program_slots, query_programs), MAX_KEY_SPLITS,
+        splits = min(ceil_div(program_slots, query_programs), MAX_KEY_SPLITS,
                      max(1, key_blocks // MIN_BLOCKS_PER_SPLIT))
-    blocks_per_split = triton.cdiv(key_blocks, splits)
-    splits = triton.cdiv(key_blocks, blocks_per_split)  # no empty trailing split
+    blocks_per_split = ceil_div(key_blocks, splits)
+    splits = ceil_div(key_blocks, blocks_per_split)  # no empty trailing split
     return splits, blocks_per_split * block_n
 
 

@@ -9,6 +9,7 @@ float32 column sums of dx as one row of partials, which the host sums: a determi
 
 import triton
 import triton.language as tl
+from .host_math import next_power_of_2
 
 # About this many elements per tile: 16 float32 per thread at 8 warps. (At 4 warps the backward
 # spilled on sm_80/sm_90: erf and the float32 column sums keep several values per element live.)
@@ -20,7 +21,7 @@ NUM_WARPS = 8
 
 def tile_settings(n_cols):
     """(BLOCK_M, BLOCK_N, num_warps) for rows of n_cols elements."""
-    block_n = min(max(triton.next_power_of_2(n_cols), MIN_BLOCK_N), MAX_BLOCK_N)
+    block_n = min(max(next_power_of_2(n_cols), MIN_BLOCK_N), MAX_BLOCK_N)
     return TILE_ELEMENTS // block_n, block_n, NUM_WARPS
 
 

@@ -1,6 +1,6 @@
 """One place that decides tile width and warps for kernels that keep a whole row in registers."""
 
-import triton
+from .host_math import next_power_of_2
 
 # Widest row a row-in-registers kernel takes: a 32768-wide row spilled on sm_90 at 16 and 32 warps
 # (ptxas STACK 1024 and 472 bytes); 16384 fits in 128 registers at 16 warps. The compile tier checks.
@@ -11,7 +11,7 @@ def row_block_settings(n_cols):
     """(BLOCK_N, num_warps) for one row of `n_cols` elements held by one program."""
     if n_cols < 1:
         raise ValueError(f"row length must be at least 1, got {n_cols}")
-    block = triton.next_power_of_2(n_cols)
+    block = next_power_of_2(n_cols)
     if block > MAX_ROW_BLOCK:
         raise ValueError(f"row length {n_cols} exceeds the fused kernels' limit of {MAX_ROW_BLOCK}")
     # About 8-16 fp32 values per thread and tensor keeps registers free of spills.

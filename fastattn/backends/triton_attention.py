@@ -7,7 +7,6 @@ fastattn.backends._attention_layout describes.
 import os
 
 import torch
-import triton
 
 from .. import _alloc, _tensor_memo
 from .._rng import dropout_scale
@@ -19,6 +18,7 @@ from ..kernels.attention_bwd import (
 )
 from ..kernels.attention_fwd import attention_fwd_kernel
 from ..kernels.attention_split_combine import attention_split_combine_kernel
+from ..kernels.host_math import ceil_div
 from . import _attention_layout as layout
 from ._device import multiprocessor_count
 
@@ -108,8 +108,8 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
     decode = settings.uses_decode_tiles(problem.seqlen_q)
     tiles = (settings.decode_tiles(problem.head_dim, is_fp32, dropout) if decode
              else settings.forward_tiles(problem.head_dim, _arch(q.device), is_fp32, dropout))
-    query_blocks = triton.cdiv(problem.seqlen_q, tiles.block_m)
-    key_span = triton.cdiv(max(problem.seqlen_k, 1), tiles.block_n) * tiles.block_n
+    query_blocks = ceil_div(problem.seqlen_q, tiles.block_m)
+    key_span = ceil_div(max(problem.seqlen_k, 1), tiles.block_n) * tiles.block_n
     splits, keys_per_split = 1, key_span
     if decode:
         splits, keys_per_split = settings.key_splits(
@@ -140,7 +140,7 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
     )
     if splits > 1:
         rows = lse.numel()
-        attention_split_combine_kernel[(triton.cdiv(rows, settings.COMBINE_BLOCK_ROWS),)](
+        attention_split_combine_kernel[(ceil_div(rows, settings.COMBINE_BLOCK_ROWS),)](
             out_target, lse_target, out, lse, rows, splits, problem.head_dim,
             BLOCK_ROWS=settings.COMBINE_BLOCK_ROWS, BLOCK_D=settings.head_block(problem.head_dim),
             num_warps=settings.COMBINE_WARPS,
@@ -152,7 +152,7 @@ def _row_deltas(out, dout, lse):
     """delta = rowsum(dO * O), float32, shaped like the log-sum-exp (same flat row order)."""
     delta = _alloc.empty(lse.shape, out, torch.float32)
     rows, head_dim = lse.numel(), out.shape[-1]
-    attention_bwd_delta_kernel[(triton.cdiv(rows, settings.DELTA_BLOCK_ROWS),)](
+    attention_bwd_delta_kernel[(ceil_div(rows, settings.DELTA_BLOCK_ROWS),)](
         out, dout, delta, rows, head_dim,
         BLOCK_ROWS=settings.DELTA_BLOCK_ROWS, BLOCK_D=settings.head_block(head_dim),
         num_warps=settings.DELTA_WARPS,
@@ -188,7 +188,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
 
     if problem.seqlen_k > 0:
         tiles = settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32, dropout)
-        grid = (triton.cdiv(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
+        grid = (ceil_div(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
         attention_bwd_dkdv_kernel[grid](
             q, k, v, dout, lse, delta, dk, dv, mask, bounds, cu_q, cu_k, *tensor_strides,
             *layout.seq_strides(dk, problem.varlen), *layout.seq_strides(dv, problem.varlen), *tail,
@@ -198,7 +198,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
             num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
         )
     tiles = settings.backward_dq_tiles(problem.head_dim, arch, is_fp32, dropout)
-    grid = (triton.cdiv(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
+    grid = (ceil_div(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
     attention_bwd_dq_kernel[grid](
         q, k, v, dout, lse, delta, dq, mask, bounds, cu_q, cu_k, *tensor_strides,
         *layout.seq_strides(dq, problem.varlen), *tail,

@@ -6,7 +6,6 @@ activations of the weight gradients are never copied.
 """
 
 import torch
-import triton
 
 from .. import _alloc
 from .._rng import dropout_scale
@@ -14,6 +13,7 @@ from ..kernels import ffn_dropout
 from ..kernels import ffn_settings as settings
 from ..kernels.ffn_dropout import ffn_dropout_bwd_kernel
 from ..kernels.ffn_matmul import ffn_matmul_kernel
+from ..kernels.host_math import ceil_div
 from ._attention_layout import dot_precision
 from .triton_attention import _arch
 
@@ -25,7 +25,7 @@ def _matmul(a, b, out, *, bias=None, pre=None, dbias_partial=None, apply_gelu=Fa
     if m == 0 or n == 0:
         return out
     tiles = settings.matmul_tiles(_arch(a.device), a.dtype == torch.float32, gelu_grad)
-    grid = (triton.cdiv(m, tiles.block_m) * triton.cdiv(n, tiles.block_n),)
+    grid = (ceil_div(m, tiles.block_m) * ceil_div(n, tiles.block_n),)
     pre_arg = pre if pre is not None else out
     ffn_matmul_kernel[grid](
         a, b, bias if bias is not None else out, pre_arg, out,
@@ -62,7 +62,7 @@ def _dropout_bwd(dy, dropout_p, seed):
     rows, cols = dy.shape
     dropped = _alloc.empty_like(dy)
     if dy.numel():
-        grid = (triton.cdiv(rows, ffn_dropout.BLOCK_M), triton.cdiv(cols, ffn_dropout.BLOCK_N))
+        grid = (ceil_div(rows, ffn_dropout.BLOCK_M), ceil_div(cols, ffn_dropout.BLOCK_N))
         ffn_dropout_bwd_kernel[grid](
             dy, dropped, rows, cols, dy.stride(0), dropped.stride(0), dropout_p,
             dropout_scale(dropout_p), seed, BLOCK_M=ffn_dropout.BLOCK_M, BLOCK_N=ffn_dropout.BLOCK_N,
@@ -76,7 +76,7 @@ def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
         dy = _dropout_bwd(dy, dropout_p, seed)
     tiles = settings.matmul_tiles(_arch(x.device), x.dtype == torch.float32, gelu_grad=True)
     # One float32 row of b1-gradient column sums per row block of dA, added up here in order.
-    partial = _alloc.empty((triton.cdiv(rows, tiles.block_m), hidden), x, torch.float32)
+    partial = _alloc.empty((ceil_div(rows, tiles.block_m), hidden), x, torch.float32)
     da = _matmul(dy, w2, _alloc.empty((rows, hidden), x), pre=pre, dbias_partial=partial,
                  gelu_grad=True, approximate=approximate)
     db1 = partial.sum(0).to(x.dtype)
