@@ -40,7 +40,7 @@ from torch import Tensor
 from .. import _checks
 from ._fused_op import fused_op
 from .._dispatch import BACKENDS, resolve_backend
-from .._rng import draw_dropout_seed
+from .._rng import draw_dropout_seed, seed_value
 from . import cu_seqlens_facts
 
 OP = "attention"
@@ -74,10 +74,6 @@ def missing_backends():
     return dict(_missing_backend_items())
 
 
-def _seed_int(seed):
-    return None if seed is None else int(seed.item())
-
-
 @fused_op("fastattn::attention_fwd")
 def attention_fwd(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor],
                   cu_seqlens_q: Optional[Tensor], cu_seqlens_k: Optional[Tensor],
@@ -85,7 +81,7 @@ def attention_fwd(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Te
                   dropout_p: float, seed: Optional[Tensor], backend: str) -> tuple[Tensor, Tensor]:
     return _backend_module(backend).attention_fwd(
         q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
-        scale, dropout_p, _seed_int(seed))
+        scale, dropout_p, seed_value(seed))
 
 
 @attention_fwd.register_fake
@@ -103,7 +99,7 @@ def attention_bwd(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, sa
                   backend: str) -> tuple[Tensor, Tensor, Tensor]:
     return _backend_module(backend).attention_bwd(
         dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
-        max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, _seed_int(seed))
+        max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed_value(seed))
 
 
 @attention_bwd.register_fake

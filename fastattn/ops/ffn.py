@@ -32,7 +32,7 @@ from torch import Tensor
 from .. import _checks
 from ._fused_op import fused_op
 from .._dispatch import resolve_backend
-from .._rng import draw_dropout_seed
+from .._rng import draw_dropout_seed, seed_value
 
 OP = "ffn"
 APPROXIMATIONS = ("none", "tanh")
@@ -44,17 +44,13 @@ def _backend_module(name):
     return importlib.import_module(f"fastattn.backends.{name}_ffn")
 
 
-def _seed_int(seed):
-    return None if seed is None else int(seed.item())
-
-
 @fused_op("fastattn::ffn_fwd")
 def ffn_fwd(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor, approximate: str,
             dropout_p: float, seed: Optional[Tensor], store_pre: bool,
             backend: str) -> tuple[Tensor, Tensor, Tensor]:
     return _backend_module(backend).ffn_fwd(_checks.rows_view(x), w1, b1.contiguous(), w2,
                                             b2.contiguous(), approximate, dropout_p,
-                                            _seed_int(seed), store_pre)
+                                            seed_value(seed), store_pre)
 
 
 @ffn_fwd.register_fake
@@ -69,7 +65,7 @@ def ffn_bwd(dy: Tensor, x: Tensor, w1: Tensor, w2: Tensor, h: Tensor, pre: Tenso
             approximate: str, dropout_p: float, seed: Optional[Tensor],
             backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     return _backend_module(backend).ffn_bwd(_checks.rows_view(dy), _checks.rows_view(x), w1, w2, h,
-                                            pre, approximate, dropout_p, _seed_int(seed))
+                                            pre, approximate, dropout_p, seed_value(seed))
 
 
 @ffn_bwd.register_fake

@@ -15,7 +15,7 @@ from torch import Tensor
 from .. import _checks
 from ._fused_op import fused_op
 from .._dispatch import resolve_backend
-from .._rng import draw_dropout_seed
+from .._rng import draw_dropout_seed, seed_value
 
 OP = "layer_norm_residual"
 
@@ -28,10 +28,6 @@ def _backend_module(name):
     return importlib.import_module(f"fastattn.backends.{name}_layer_norm")
 
 
-def _seed_int(seed):
-    return None if seed is None else int(seed.item())
-
-
 @fused_op("fastattn::layer_norm_residual_fwd")
 def layer_norm_residual_fwd(x: Tensor, residual: Optional[Tensor], weight: Tensor, bias: Tensor,
                             eps: float, dropout_p: float, seed: Optional[Tensor], store_h: bool,
@@ -39,7 +35,7 @@ def layer_norm_residual_fwd(x: Tensor, residual: Optional[Tensor], weight: Tenso
     x = _checks.rows_view(x)
     residual = None if residual is None else _checks.rows_view(residual)
     return _backend_module(backend).layer_norm_residual_fwd(
-        x, residual, weight.contiguous(), bias.contiguous(), eps, dropout_p, _seed_int(seed), store_h)
+        x, residual, weight.contiguous(), bias.contiguous(), eps, dropout_p, seed_value(seed), store_h)
 
 
 @layer_norm_residual_fwd.register_fake
@@ -57,7 +53,7 @@ def layer_norm_residual_bwd(dy: Tensor, dh_out: Optional[Tensor], h: Tensor, wei
     dy = _checks.rows_view(dy)
     dh_out = None if dh_out is None else _checks.rows_view(dh_out)
     return _backend_module(backend).layer_norm_residual_bwd(
-        dy, dh_out, _checks.rows_view(h), weight.contiguous(), mean, rstd, dropout_p, _seed_int(seed))
+        dy, dh_out, _checks.rows_view(h), weight.contiguous(), mean, rstd, dropout_p, seed_value(seed))
 
 
 @layer_norm_residual_bwd.register_fake
