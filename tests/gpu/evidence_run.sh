@@ -14,13 +14,14 @@
 #   4. after the build, the tests that involve the cuda backend  -> gpu-tests-2.{log,xml}, then
 #      those that skipped in step 3 only because the extension was still building -> gpu-tests-3
 #   5. the quick benchmark pass                                  -> gpu-bench.log, <device>.json/.md/.png
+#   6. host vs device time of the BERT cases (benchmarks/profile_models.py) -> gpu-profile.log
 # Everything is also packed into PACK_DIR/gpu-evidence.tar.gz after each step (PACK_DIR from the
 # environment, default RESULTS_DIR): the device tool brings back at most 8 files, and a run cut off
 # at its limit still returns what was packed.
 #
 # Budgets (seconds) and workers can be set from the environment:
 #   GPU_BUILD_BUDGET_S=240 GPU_TESTS_1_BUDGET_S=150 GPU_TESTS_2_BUDGET_S=60 GPU_TESTS_3_BUDGET_S=45
-#   GPU_BENCH_BUDGET_S=240  (H200, 2026-11-26: tests part 1 took 104-121 s, part 2 35-41 s; the
+#   GPU_BENCH_BUDGET_S=200 GPU_PROFILE_BUDGET_S=60 (0 skips it)  (H200, 2026-11-26: tests part 1 took 104-121 s, part 2 35-41 s; the
 #   quick benchmark pass did not finish in 190 s, with 10 model cases left: the suites run models
 #   and attention first for that reason)
 #   GPU_TEST_WORKERS=12 GPU_BENCH_SUITES="attention models ffn layernorm gelu softmax" PYTHON=python3
@@ -111,10 +112,20 @@ suites=()
 for suite in ${GPU_BENCH_SUITES:-attention models ffn layernorm gelu softmax}; do suites+=(--suite "$suite"); done
 select=()
 if [ -n "${GPU_BENCH_K:-}" ]; then select=(-k "$GPU_BENCH_K"); fi
-run_budgeted bench "${GPU_BENCH_BUDGET_S:-240}" "$PY" -m fastattn bench --quick "${suites[@]}" "${select[@]}" --results-dir "$results" \
+run_budgeted bench "${GPU_BENCH_BUDGET_S:-200}" "$PY" -m fastattn bench --quick "${suites[@]}" "${select[@]}" --results-dir "$results" \
   > "$results/gpu-bench.log" 2>&1 || true
 tail -n 40 "$results/gpu-bench.log"
 pack
+
+# Where the model cases spend their time (host or device), for the next round of tuning.
+if [ "${GPU_PROFILE_BUDGET_S:-60}" -gt 0 ]; then
+  say "model profile (host vs device time)"
+  run_budgeted profile "${GPU_PROFILE_BUDGET_S:-60}" "$PY" -m benchmarks.profile_models \
+    --case bert-latency --case bert-padded --impl eager --impl triton --impl cuda --tables \
+    > "$results/gpu-profile.log" 2>&1 || true
+  tail -n 8 "$results/gpu-profile.log"
+  pack
+fi
 
 "$PY" tests/junit_summary.py "$results" || status=1
 say "done (status $status); results in $results, packed into $pack_dir/gpu-evidence.tar.gz"
