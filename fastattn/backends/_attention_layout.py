@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import torch
 
+from .. import _tensor_memo
+
 
 class AttentionProblem(NamedTuple):
     batch: int
@@ -77,6 +79,13 @@ def varlen_token_positions(cu_seqlens, total):
     return sequence, tokens - cu_seqlens.long()[sequence]
 
 
+def _remembered_positions(cu_seqlens, total):
+    """varlen_token_positions, kept on the cu_seqlens tensor: a patched model hands the same one to
+    every layer, forward and backward (about six small launches saved per use)."""
+    return _tensor_memo.remembered(cu_seqlens, f"_fastattn_token_positions_{total}",
+                                   lambda t: varlen_token_positions(t, total))
+
+
 class VarlenPadding:
     """Packed varlen tensors [T, H, D] as a padded dense problem [B, H, max_seqlen, D] (zeros past
     each sequence) and back: for backends whose kernels take the dense layout."""
@@ -84,8 +93,8 @@ class VarlenPadding:
     def __init__(self, q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
         self.batch = cu_seqlens_q.shape[0] - 1
         self.max_q, self.max_k = max_seqlen_q, max_seqlen_k
-        self.q_at = varlen_token_positions(cu_seqlens_q, q.shape[0])
-        self.k_at = varlen_token_positions(cu_seqlens_k, k.shape[0])
+        self.q_at = _remembered_positions(cu_seqlens_q, q.shape[0])
+        self.k_at = _remembered_positions(cu_seqlens_k, k.shape[0])
 
     def _pad(self, x, at, max_seqlen):
         padded = x.new_zeros(self.batch, max_seqlen, *x.shape[1:])
