@@ -20,6 +20,7 @@ from .layer_norm_residual import LayerNormResidual
 from .packing import PackedBatch
 
 BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
+QKV_CACHE = "_fastattn_qkv_cache"  # an instance attribute, not a buffer: no state_dict entry
 
 
 class BertLayer(HFBertLayer):
@@ -39,6 +40,7 @@ class BertLayer(HFBertLayer):
         return layer
 
     def release(self):
+        self.__dict__.pop(QKV_CACHE, None)
         for norm in self._norms():
             norm.release()
         self.attention.self.__dict__.pop(BACKEND, None)
@@ -64,11 +66,7 @@ class BertLayer(HFBertLayer):
     def forward_packed(self, x, packing):
         """x [T, hidden] packed real tokens -> [T, hidden]."""
         backend, attention = getattr(self, BACKEND), self.attention
-        projections = (attention.self.query, attention.self.key, attention.self.value)
-        # One GEMM for q, k and v: the concatenated weight costs a 3*hidden^2 copy per call,
-        # small next to the GEMM itself, and keeps the original parameters (and their keys).
-        qkv_weight = torch.cat([p.weight for p in projections])
-        qkv_bias = torch.cat([p.bias for p in projections])
+        qkv_weight, qkv_bias = self._fused_qkv()
         context = packed_self_attention(
             x, qkv_weight, qkv_bias, attention.self.num_attention_heads, packing,
             scale=attention.self.scaling,
@@ -76,6 +74,26 @@ class BertLayer(HFBertLayer):
         out = attention.output
         h = out.LayerNorm(out.dense(context), x, dropout_p=out.dropout.p)
         return self.output.LayerNorm(self._feed_forward(h), h, dropout_p=self.output.dropout.p)
+
+    def _fused_qkv(self):
+        """(weight, bias) of one GEMM for q, k and v: the three projections concatenated, so the
+        original parameters (and their state_dict keys) stay. With autograd on they are
+        concatenated on every call (gradients reach the originals); in inference the
+        concatenation is kept until a parameter is replaced or written to (version counters),
+        saving two copies and launches per layer and call."""
+        projections = (self.attention.self.query, self.attention.self.key, self.attention.self.value)
+        params = [t for p in projections for t in (p.weight, p.bias)]
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled()
+                                             and any(t.requires_grad for t in params)):
+            return torch.cat(params[0::2]), torch.cat(params[1::2])
+        # `module.to()` swaps a parameter's data without a version bump: the storage is in the key.
+        key = tuple((id(t), t.data_ptr(), t.dtype, t.device,
+                     None if t.is_inference() else t._version) for t in params)
+        cached = self.__dict__.get(QKV_CACHE)
+        if cached is None or cached[0] != key or any(k[-1] is None for k in key):
+            cached = (key, (torch.cat(params[0::2]), torch.cat(params[1::2])))
+            self.__dict__[QKV_CACHE] = cached
+        return cached[1]
 
     def _feed_forward(self, h):
         """fc2(act(fc1(h))), without the dropout (fused into the LayerNorm after it)."""
