@@ -4,9 +4,9 @@ Forward: scaled_dot_product_attention with the equivalent boolean mask (SDPA's o
 Sq == Sk; bottom-right causal, key padding and varlen sequence bounds as an explicit mask). SDPA
 returns NaN for a query row that sees no key, so such rows are given a dummy all-visible row and
 their output is zeroed. Varlen inputs are padded to [B, H, max_seqlen, D] and packed back.
-Dropout draws the same Philox keep mask as the triton backend
-(fastattn.reference.attention_dropout_keep_mask) and runs the eager composition, since SDPA's own
-dropout cannot be replayed.
+Dropout draws the same Philox keep mask as the triton backend (torch_philox: the oracle's
+fastattn.reference.attention_dropout_keep_mask, made faster) and runs the eager composition, since
+SDPA's own dropout cannot be replayed.
 
 Padded batches (a key_padding_mask, no dropout) leave out the key columns no query sees and may
 split the batch into buckets by length: torch_attention_windows.plan decides, and the backward
@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from .. import _tensor_memo
 from .._rng import dropout_scale
-from ..reference import attention_dropout_keep_mask, attention_visible_keys
-from . import torch_attention_windows
+from ..reference import attention_visible_keys
+from . import torch_attention_windows, torch_philox
 from ._attention_layout import VarlenPadding, key_bounds
 from .torch_attention_grads import attention_grads, probabilities
 
@@ -52,8 +52,8 @@ def _keep_mask(seed, q, k, dropout_p):
     """The dropout keep mask [B, H, Sq, Sk] of dense q, k (None without dropout)."""
     if seed is None:
         return None
-    return attention_dropout_keep_mask(seed, q.shape[0], q.shape[1], q.shape[2], k.shape[2],
-                                       dropout_p, q.device)
+    return torch_philox.attention_keep_mask(seed, q.shape[0], q.shape[1], q.shape[2], k.shape[2],
+                                            dropout_p, q.device)
 
 
 def _eager_with_dropout(q, k, v, visible, scale, dropout_p, keep):
