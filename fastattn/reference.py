@@ -35,9 +35,16 @@ def philox_uniform(seed, offsets):
         high_a, low_a = _mul_hi_lo(c0, _PHILOX_ROUND_A)
         c0, c1, c2, c3 = high_b ^ c1 ^ k0, low_b, high_a ^ c3 ^ k1, low_a
         k0, k1 = (k0 + _PHILOX_KEY_A) & _MASK32, (k1 + _PHILOX_KEY_B) & _MASK32
-    as_int32 = torch.where(c0 >= 2**31, c0 - 2**32, c0)
+    return philox_word_to_uniform(c0)
+
+
+def philox_word_to_uniform(word):
+    """Triton's map of Philox's first 32-bit word (held in int64) to float32 in [0, 1): as int32,
+    then |x| (-x - 1 for negatives), then scaled."""
+    as_int32 = torch.where(word >= 2**31, word - 2**32, word)
     non_negative = torch.where(as_int32 < 0, -as_int32 - 1, as_int32)
-    return non_negative.to(torch.float32) * torch.tensor(_UINT_TO_UNIFORM, dtype=torch.float32)
+    return non_negative.to(torch.float32) * torch.tensor(_UINT_TO_UNIFORM, dtype=torch.float32,
+                                                         device=word.device)
 
 
 def dropout_keep_mask(seed, shape, dropout_p, device="cpu"):

@@ -3,7 +3,8 @@ fastattn._C.ffn_gemm (csrc/ffn_cublaslt.cpp), our bias+GELU kernels (csrc/bias_g
 output dropout (csrc/ffn_dropout.cu).
 
 cuBLASLt's GELU epilogues are the tanh form, so they serve approximate="tanh" only, and only in
-16-bit (in float32 their GELU is measurably less exact than ours; float32 takes the erf form's route):
+16-bit (in float32 their GELU is measurably less exact than ours: float32 takes the erf form's
+route):
 - forward, up projection: GELU_AUX_BIAS writes h = gelu(x @ W1^T + b1) and, as its aux output, the
   pre-activation pre = x @ W1^T + b1 the backward needs; GELU_BIAS when nothing will be
   differentiated (no pre). The erf form runs BIAS (pre) and then our GELU kernel (bias_gelu with a
@@ -11,7 +12,8 @@ cuBLASLt's GELU epilogues are the tanh form, so they serve approximate="tanh" on
 - down projection: BIAS.
 - backward: DGELU_BGRAD gives dA = (dY @ W2) * gelu'(pre) and db1 (the column sums of dA) in one
   call for the tanh form in 16-bit; float32 (whose derivative it leaves too inexact) and the erf
-  form run a plain GEMM and our bias_gelu backward (which also gives db1). dW2 = dY^T @ h with BGRADB, which gives db2 (the column sums of dY) in the same call;
+  form run a plain GEMM and our bias_gelu backward (which also gives db1). dW2 = dY^T @ h with
+  BGRADB, which gives db2 (the column sums of dY) in the same call;
   dW1 and dX are plain GEMMs.
 
 A call cuBLASLt cannot take (the extension built without it, the aux matrix's row stride not a

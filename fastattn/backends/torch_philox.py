@@ -33,10 +33,7 @@ def _uniform_chunk(seed, offsets):
         c0, c1, c2, c3 = (((product_b >> 32) & _MASK32) ^ c1 ^ k0, product_b & _MASK32,
                           ((product_a >> 32) & _MASK32) ^ c3 ^ k1, product_a & _MASK32)
         k0, k1 = (k0 + reference._PHILOX_KEY_A) & _MASK32, (k1 + reference._PHILOX_KEY_B) & _MASK32
-    # As Triton maps the first word: to int32, then |x| (with -x - 1 for negatives), then scaled.
-    as_int32 = torch.where(c0 >= 2**31, c0 - 2**32, c0)
-    non_negative = torch.where(as_int32 < 0, -as_int32 - 1, as_int32)
-    return non_negative.to(torch.float32) * reference._UINT_TO_UNIFORM
+    return reference.philox_word_to_uniform(c0)
 
 
 def uniform(seed, start, count, device):

@@ -65,7 +65,8 @@ def _missing_backends():
 @torch.compiler.assume_constant_result
 def _missing_backend_items():
     # torch.compile takes the answer as a constant instead of tracing find_spec (which dynamo
-    # refuses, and which would see through the lru_cache).
+    # refuses). Not merged with _missing_backends: torch 2.11's dynamo ignores this mark on an
+    # lru_cache wrapper and traces the wrapped function (test-gpu-versions).
     return tuple(_missing_backends().items())
 
 
