@@ -23,7 +23,7 @@ from benchmarks import test_models
 
 CASES = {"bert-padded": ("bert", "fwd", "padded"), "bert-latency": ("bert", "fwd", "latency"),
          "gpt2-train": ("gpt2", "train", "train")}
-IMPLS = ("eager", "sdpa", "torch", "triton", "cuda")
+IMPLS = ("eager", "sdpa", "torch", "triton", "cuda", "auto")  # auto: fastattn.patch(model)
 
 
 def _sync(device):

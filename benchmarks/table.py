@@ -6,7 +6,7 @@ the same wherever it is seen.
 
 from benchmarks.records import throughput
 
-IMPL_ORDER = ("eager", "torch.compile", "sdpa", "flash-attn", "torch", "triton", "cuda")
+IMPL_ORDER = ("eager", "torch.compile", "sdpa", "flash-attn", "torch", "triton", "cuda", "auto")
 DIRECTION_ORDER = ("fwd", "bwd")
 COLUMNS = ("case", "backend", "dtype", "shape", "ms p50 (p20-p80)", "throughput", "% of peak",
            "vs eager", "vs best baseline", "target")

@@ -38,8 +38,9 @@ def check_same_device(op, tensors):
     """tensors: (name, tensor) pairs; None tensors are skipped. The first one sets the device."""
     present = [(name, t) for name, t in tensors if t is not None]
     first_name, first = present[0]
+    device = first.device
     for name, t in present[1:]:
-        if t.device != first.device:
+        if t.device != device:
             raise ValueError(f"fastattn.{op}: {name} is on {t.device} but {first_name} is on "
                              f"{first.device}; all tensors must be on one device")
 
@@ -62,7 +63,7 @@ def check_bool(op, name, value):
 
 def rows_view(t):
     """t as a 2D [rows, last dim] tensor whose last dim is contiguous (what every kernel reads)."""
-    t2d = t.reshape(-1, t.shape[-1])
+    t2d = t if t.dim() == 2 else t.reshape(-1, t.shape[-1])
     return t2d if t2d.stride(-1) == 1 else t2d.contiguous()
 
 

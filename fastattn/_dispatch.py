@@ -7,6 +7,7 @@ tensors use the first backend in AUTO_ORDER[op] that can run the call.
 
 import contextlib
 import contextvars
+import functools
 import os
 
 import torch
@@ -67,8 +68,13 @@ def use_backend(name):
         _context_backend.reset(token)
 
 
+# Read once, at import: Triton itself decides interpreter or compiler when our kernels are defined
+# (at import), so a later change of the variable would not change what runs.
+_TRITON_INTERPRETER = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def triton_interpreter_enabled():
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return _TRITON_INTERPRETER
 
 
 def _triton_import_error():
@@ -81,24 +87,31 @@ def _triton_import_error():
 
 def why_backend_cannot_run(name, device):
     """None when backend `name` can run on tensors of `device`, else the reason."""
+    return _why_backend_cannot_run(name, device.type)
+
+
+# Every op call asks (several times under the automatic choice); the answer depends only on the
+# installation and the device type, so it is worked out once per pair.
+@functools.lru_cache(maxsize=None)
+def _why_backend_cannot_run(name, device_type):
     if name == "torch":
         return None
     if name == "triton":
         missing = _triton_import_error()
         if missing:
             return missing
-        if device.type == "cuda":
+        if device_type == "cuda":
             return None
-        if device.type == "cpu" and triton_interpreter_enabled():
+        if device_type == "cpu" and triton_interpreter_enabled():
             return None
-        return (f"the triton backend needs CUDA tensors, got {device.type} tensors "
+        return (f"the triton backend needs CUDA tensors, got {device_type} tensors "
                 "(set TRITON_INTERPRET=1 before importing fastattn to run it on CPU tensors)")
     if name == "cuda":
         module, error = _extension.load()
         if module is None:
             return error
-        if device.type != "cuda":
-            return f"the cuda backend needs CUDA tensors, got {device.type} tensors"
+        if device_type != "cuda":
+            return f"the cuda backend needs CUDA tensors, got {device_type} tensors"
         return None
     raise AssertionError(name)
 
@@ -127,20 +140,28 @@ def resolve_backend(op, device, requested=None, unsupported=None):
     (e.g. a hidden size beyond a kernel's limit). A backend chosen by the user that cannot run
     raises BackendUnavailableError; the automatic choice skips it.
     """
-    unsupported = unsupported or {}
-    for name, source in ((requested, "backend="), (_backend_in_context(), "fastattn.use_backend"),
-                         (os.environ.get("FASTATTN_BACKEND") or None, "FASTATTN_BACKEND")):
-        if name is None:
-            continue
-        _check_name(name, f"fastattn.{op}: {source}")
-        reason = why_backend_cannot_run(name, device) or unsupported.get(name)
-        if reason is not None:
-            raise BackendUnavailableError(
-                f"fastattn.{op}: backend {name!r} (chosen by {source}) cannot run this call: {reason}")
-        return name
+    if requested is not None:
+        return _chosen(op, requested, "backend=", device, unsupported)
+    name = _backend_in_context()
+    if name is not None:
+        return _chosen(op, name, "fastattn.use_backend", device, unsupported)
+    name = os.environ.get("FASTATTN_BACKEND")
+    if name:
+        return _chosen(op, name, "FASTATTN_BACKEND", device, unsupported)
     if device.type != "cuda":
         return "torch"
     for name in AUTO_ORDER[op]:
-        if why_backend_cannot_run(name, device) is None and name not in unsupported:
+        if why_backend_cannot_run(name, device) is None and not (unsupported and name in unsupported):
             return name
     return "torch"
+
+
+def _chosen(op, name, source, device, unsupported):
+    """`name`, chosen by the user through `source`, once it is known to run this call."""
+    if name not in BACKENDS:
+        _check_name(name, f"fastattn.{op}: {source}")
+    reason = why_backend_cannot_run(name, device) or (unsupported or {}).get(name)
+    if reason is not None:
+        raise BackendUnavailableError(
+            f"fastattn.{op}: backend {name!r} (chosen by {source}) cannot run this call: {reason}")
+    return name

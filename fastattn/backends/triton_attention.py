@@ -4,6 +4,7 @@ Saved for the backward (SAVED_SOFTMAX = "lse"): the float32 log-sum-exp per quer
 fastattn.backends._attention_layout describes.
 """
 
+import functools
 import os
 
 import torch
@@ -47,7 +48,13 @@ def _arch(device):
             raise ValueError(f"{INTERPRET_ARCH_VARIABLE}={arch!r}: expected one of "
                              f"{', '.join(map(str, settings.ARCHS))}")
         return int(arch)
-    major, minor = torch.cuda.get_device_capability(device)
+    return _cuda_arch(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_arch(index):
+    # Asked by every launch; get_device_capability costs a few microseconds of host time.
+    major, minor = torch.cuda.get_device_capability(index)
     return major * 10 + minor
 
 

@@ -21,10 +21,8 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
-def _is_traced(args):
-    if torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None:
-        return True
-    return any(isinstance(a, torch.Tensor) and type(a) not in _PLAIN_TENSOR_TYPES for a in args)
+def _tracing_mode_active():
+    return torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None
 
 
 class FusedOp:
@@ -56,10 +54,16 @@ class FusedOp:
             {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
     def __call__(self, *args):
-        if _is_traced(args):
+        # One pass over the arguments (this runs on every op call; host time is what it saves).
+        if _tracing_mode_active():
             return self.custom_op(*args)
-        if self._eager_function is not None and torch.is_grad_enabled() and any(
-                isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        wants_grad = False
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                if type(a) not in _PLAIN_TENSOR_TYPES:  # FakeTensor, FunctionalTensor, ...
+                    return self.custom_op(*args)
+                wants_grad = wants_grad or a.requires_grad
+        if wants_grad and self._eager_function is not None and torch.is_grad_enabled():
             return self._eager_function.apply(*args)
         return self.impl(*args)
 

@@ -144,6 +144,7 @@ def ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
     dropout_p = float(dropout_p)
     seed = draw_dropout_seed(dropout_p)
     store_pre = torch.is_grad_enabled() and any(t.requires_grad for t in (x, w1, b1, w2, b2))
-    out, _h, _pre = ffn_fwd(x.reshape(-1, x.shape[-1]), w1, b1, w2, b2, approximate, dropout_p, seed,
-                            store_pre, name)
-    return out.reshape(*x.shape[:-1], w2.shape[0])
+    rows = x.dim() == 2
+    out, _h, _pre = ffn_fwd(x if rows else x.reshape(-1, x.shape[-1]), w1, b1, w2, b2, approximate,
+                            dropout_p, seed, store_pre, name)
+    return out if rows else out.reshape(*x.shape[:-1], w2.shape[0])

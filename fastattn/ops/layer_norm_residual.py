@@ -22,6 +22,7 @@ OP = "layer_norm_residual"
 # Widest hidden size each fused backend takes (triton: kernels.row_settings.MAX_ROW_BLOCK); wider
 # rows go to "torch" under the automatic choice.
 MAX_HIDDEN = {"triton": 16384, "cuda": 32768}
+_NARROWEST_LIMIT = min(MAX_HIDDEN.values())
 
 
 def _backend_module(name):
@@ -122,20 +123,30 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
     """
     _check_arguments(x, residual, weight, bias, eps, dropout_p, return_residual)
     hidden = x.shape[-1]
-    unsupported = {name: f"hidden size {hidden} exceeds its limit of {limit}"
-                   for name, limit in MAX_HIDDEN.items() if hidden > limit}
+    unsupported = None
+    if hidden > _NARROWEST_LIMIT:
+        unsupported = {name: f"hidden size {hidden} exceeds its limit of {limit}"
+                       for name, limit in MAX_HIDDEN.items() if hidden > limit}
     name = resolve_backend(OP, x.device, backend, unsupported)
-    weight, bias = weight.to(x.dtype), bias.to(x.dtype)
+    if weight.dtype != x.dtype:
+        weight, bias = weight.to(x.dtype), bias.to(x.dtype)
+    elif bias.dtype != x.dtype:
+        bias = bias.to(x.dtype)
     dropout_p = float(dropout_p)
     seed = draw_dropout_seed(dropout_p)
     h_is_x = residual is None and seed is None
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (x, residual, weight, bias))
-    store_h = not h_is_x and (return_residual or needs_grad)
-    residual_rows = None if residual is None else residual.reshape(-1, hidden)
-    y, h, _mean, _rstd = layer_norm_residual_fwd(x.reshape(-1, hidden), residual_rows, weight, bias,
-                                                 float(eps), dropout_p, seed, store_h, name)
-    y = y.reshape(x.shape)
+    store_h = not h_is_x and (return_residual or _needs_grad(x, residual, weight, bias))
+    rows = x.dim() == 2
+    y, h, _mean, _rstd = layer_norm_residual_fwd(
+        x if rows else x.reshape(-1, hidden),
+        residual if rows or residual is None else residual.reshape(-1, hidden),
+        weight, bias, float(eps), dropout_p, seed, store_h, name)
+    if not rows:
+        y = y.reshape(x.shape)
     if not return_residual:
         return y
-    return y, (x if h_is_x else h.reshape(x.shape))
+    return y, (x if h_is_x else h if rows else h.reshape(x.shape))
+
+
+def _needs_grad(*tensors):
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

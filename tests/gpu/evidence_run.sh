@@ -13,15 +13,18 @@
 #      pytest-xdist is there (Triton's JIT is CPU-bound)         -> gpu-tests-1.{log,xml}
 #   4. after the build, the tests that involve the cuda backend  -> gpu-tests-2.{log,xml}, then
 #      those that skipped in step 3 only because the extension was still building -> gpu-tests-3
-#   5. the quick benchmark pass                                  -> gpu-bench.log, <device>.json/.md/.png
-#   6. host vs device time of the BERT cases (benchmarks/profile_models.py) -> gpu-profile.log
+#   5. host time per op call and per small-BERT forward (benchmarks/host_overhead.py; set
+#      against the committed CPU run, where Triton's launches are stubbed, it shows what Triton's
+#      launch costs)                                             -> gpu-host-overhead.log
+#   6. the quick benchmark pass                                  -> gpu-bench.log, <device>.json/.md/.png
+#   7. host vs device time of the BERT cases (benchmarks/profile_models.py) -> gpu-profile.log
 # Everything is also packed into PACK_DIR/gpu-evidence.tar.gz after each step (PACK_DIR from the
 # environment, default RESULTS_DIR): the device tool brings back at most 8 files, and a run cut off
 # at its limit still returns what was packed.
 #
 # Budgets (seconds) and workers can be set from the environment:
 #   GPU_BUILD_BUDGET_S=240 GPU_TESTS_1_BUDGET_S=150 GPU_TESTS_2_BUDGET_S=60 GPU_TESTS_3_BUDGET_S=45
-#   GPU_BENCH_BUDGET_S=200 GPU_PROFILE_BUDGET_S=60 (0 skips it)  (H200, 2026-11-26: tests part 1 took 104-121 s, part 2 35-41 s; the
+#   GPU_HOST_BUDGET_S=50 GPU_BENCH_BUDGET_S=200 GPU_PROFILE_BUDGET_S=60 (0 skips those)  (H200, 2026-11-26: tests part 1 took 104-121 s, part 2 35-41 s; the
 #   quick benchmark pass did not finish in 190 s, with 10 model cases left: the suites run models
 #   and attention first for that reason)
 #   GPU_TEST_WORKERS=12 GPU_BENCH_SUITES="attention models ffn layernorm gelu softmax" PYTHON=python3
@@ -106,6 +109,15 @@ if [ "${#rerun[@]}" -gt 0 ]; then
 fi
 pack
 
+# Host time per call (seconds to run; most of it compiling the kernels of its small shapes).
+if [ "${GPU_HOST_BUDGET_S:-50}" -gt 0 ]; then
+  say "host time per op call"
+  run_budgeted host "${GPU_HOST_BUDGET_S:-50}" "$PY" -m benchmarks.host_overhead \
+    > "$results/gpu-host-overhead.log" 2>&1 || true
+  tail -n 20 "$results/gpu-host-overhead.log"
+  pack
+fi
+
 say "quick benchmark pass"
 # The model and attention suites first: a pass cut off by its budget loses the least telling cases.
 suites=()
@@ -121,7 +133,7 @@ pack
 if [ "${GPU_PROFILE_BUDGET_S:-60}" -gt 0 ]; then
   say "model profile (host vs device time)"
   run_budgeted profile "${GPU_PROFILE_BUDGET_S:-60}" "$PY" -m benchmarks.profile_models \
-    --case bert-latency --case bert-padded --impl eager --impl triton --impl cuda --tables \
+    --case bert-latency --case bert-padded --impl eager --impl triton --impl cuda --impl auto --tables \
     > "$results/gpu-profile.log" 2>&1 || true
   tail -n 8 "$results/gpu-profile.log"
   pack
