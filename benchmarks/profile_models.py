@@ -1,14 +1,15 @@
 """Where a model benchmark case spends its time: host (Python and launches) or device.
 
     python -m benchmarks.profile_models [--case bert-padded|bert-latency|gpt2-train]
-                                        [--impl eager|sdpa|torch|triton|cuda ...] [--steps N]
+                                        [--impl eager|sdpa|torch|triton|cuda|auto ...] [--steps N]
 
 For each case and implementation (the models and inputs of benchmarks/test_models.py): the host
 time of one step (wall clock to the return of the call, no synchronisation), the whole step with
 the device's work (synchronised), kernel launches per step, and torch.profiler's ops by their own
-host time. When the host time is close to the whole step, the GPU waits on Python: the case is
-host-bound and faster kernels will not show. The first H200 runs (benchmarks/results/NOTES.md)
-suggested exactly that for the patched models; this says which calls cost the host time.
+host time and (on a GPU) kernels by their device time. When the host time is close to the whole
+step, the GPU waits on Python: the case is host-bound and faster kernels will not show. The first
+H200 runs (benchmarks/results/NOTES.md) suggested exactly that for the patched models; this says
+which calls cost the host time, and which kernels the device time.
 """
 
 import argparse
@@ -55,7 +56,7 @@ def make_step(case, impl, device):
 
 
 def measure(step, device, steps):
-    """(host ms per step, whole step ms, kernel launches per step, profiler table)."""
+    """(host ms per step, whole step ms, kernel launches per step, [(title, profiler table)])."""
     for _ in range(3):
         step()
     _sync(device)
@@ -73,8 +74,12 @@ def measure(step, device, steps):
     events = prof.key_averages()
     launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
                                                            "cudaLaunchKernelExC", "cuLaunchKernelEx"))
-    table = events.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60)
-    return 1e3 * host / steps, 1e3 * whole / steps, launches, table
+    tables = [("ops by their own host time",
+               events.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))]
+    if device.type == "cuda":  # which kernels the device time goes to
+        tables.append(("kernels by their device time", events.table(
+            sort_by="self_device_time_total", row_limit=20, max_name_column_width=60)))
+    return 1e3 * host / steps, 1e3 * whole / steps, launches, tables
 
 
 def main(argv=None):
@@ -93,10 +98,11 @@ def main(argv=None):
             except (Exception, pytest.skip.Exception) as exc:  # cannot run here: say so, go on
                 print(f"{case} {impl}: skipped: {type(exc).__name__}: {str(exc)[:160]}")
                 continue
-            host, whole, launches, table = measure(step, device, args.steps)
+            host, whole, launches, tables = measure(step, device, args.steps)
             summary.append((case, impl, host, whole, launches))
             if args.tables:
-                print(f"\n== {case} {impl}: ops by their own host time ==\n{table}")
+                for title, table in tables:
+                    print(f"\n== {case} {impl}: {title} ==\n{table}", flush=True)
     print(f"\n{'case':14s} {'impl':7s} {'host ms':>9s} {'step ms':>9s} {'host/step':>9s} {'launches':>9s}")
     for case, impl, host, whole, launches in summary:
         print(f"{case:14s} {impl:7s} {host:9.2f} {whole:9.2f} {host / whole:9.0%} {launches:9d}")

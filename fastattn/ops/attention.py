@@ -39,6 +39,7 @@ from torch import Tensor
 
 from .. import _checks
 from ._fused_op import fused_op
+from ..backends import module_for
 from .._dispatch import BACKENDS, resolve_backend
 from .._rng import draw_dropout_seed, seed_value
 from . import cu_seqlens_facts
@@ -49,7 +50,7 @@ HEAD_DIMS = (16, 32, 64, 80, 96, 128, 256)  # = kernels.attention_settings.HEAD_
 
 
 def _backend_module(name):
-    return importlib.import_module(f"fastattn.backends.{name}_attention")
+    return module_for(name, "attention")
 
 
 @functools.lru_cache(maxsize=None)

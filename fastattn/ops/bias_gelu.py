@@ -6,13 +6,13 @@ activation's slope from the saved inputs x and bias (not from the output), and t
 reduced from float32 partial sums in a fixed order, so it is the same on every run.
 """
 
-import importlib
 
 import torch
 from torch import Tensor
 
 from .. import _checks
 from ._fused_op import fused_op
+from ..backends import module_for
 from .._dispatch import resolve_backend
 
 OP = "bias_gelu"
@@ -20,7 +20,7 @@ APPROXIMATIONS = ("none", "tanh")
 
 
 def _backend_module(name):
-    return importlib.import_module(f"fastattn.backends.{name}_gelu")
+    return module_for(name, "gelu")
 
 
 @fused_op("fastattn::bias_gelu_fwd")

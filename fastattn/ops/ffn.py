@@ -23,7 +23,6 @@ Dropout keeps output element (row, col) of the [rows, out] result iff Philox(see
 the backward regenerates it. The torch backend draws from a torch.Generator seeded the same way.
 """
 
-import importlib
 from typing import Optional
 
 import torch
@@ -31,6 +30,7 @@ from torch import Tensor
 
 from .. import _checks
 from ._fused_op import fused_op
+from ..backends import module_for
 from .._dispatch import resolve_backend
 from .._rng import draw_dropout_seed, seed_value
 
@@ -41,7 +41,7 @@ TRITON_MAX_ELEMENTS = 2**31 - 1
 
 
 def _backend_module(name):
-    return importlib.import_module(f"fastattn.backends.{name}_ffn")
+    return module_for(name, "ffn")
 
 
 @fused_op("fastattn::ffn_fwd")

@@ -6,7 +6,6 @@ returns (dh, dx, dweight, dbias). h = dropout(x) + residual is written only when
 it or the backward needs it; dx is written only under dropout (otherwise dx == dh).
 """
 
-import importlib
 from typing import Optional
 
 import torch
@@ -14,6 +13,7 @@ from torch import Tensor
 
 from .. import _checks
 from ._fused_op import fused_op
+from ..backends import module_for
 from .._dispatch import resolve_backend
 from .._rng import draw_dropout_seed, seed_value
 
@@ -26,7 +26,7 @@ _NARROWEST_LIMIT = min(MAX_HIDDEN.values())
 
 
 def _backend_module(name):
-    return importlib.import_module(f"fastattn.backends.{name}_layer_norm")
+    return module_for(name, "layer_norm")
 
 
 @fused_op("fastattn::layer_norm_residual_fwd")

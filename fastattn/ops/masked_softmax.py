@@ -7,7 +7,6 @@ saves only the output. The padding mask and causality need not be known to the b
 zero wherever a key was hidden, and so is dx.
 """
 
-import importlib
 from typing import Optional
 
 import torch
@@ -15,13 +14,14 @@ from torch import Tensor
 
 from .. import _checks
 from ._fused_op import fused_op
+from ..backends import module_for
 from .._dispatch import resolve_backend
 
 OP = "masked_softmax"
 
 
 def _backend_module(name):
-    return importlib.import_module(f"fastattn.backends.{name}_softmax")
+    return module_for(name, "softmax")
 
 
 @fused_op("fastattn::masked_softmax_fwd")
