@@ -1,0 +1,204 @@
+"""Time candidate tiles of the Triton attention kernels on this GPU: the sweep a tuning session runs.
+
+    python -m benchmarks.tune_attention [--role forward|backward_dkdv|backward_dq ...]
+                                        [--head-dim 64|128 ...] [--seqlen 2048] [--json PATH]
+
+For each role (forward, backward dK/dV, backward dQ) and head dim, every candidate in CANDIDATES
+replaces the tiles kernels.attention_settings would choose, for that role only, and is
+1. checked for numerics on a small awkward case (odd lengths, causal and not, a key padding mask
+   with a hole) against fastattn.reference under DESIGN §5's rule: a tile that computes wrongly is
+   reported, never timed;
+2. timed on the issue's case: bfloat16, S = --seqlen, hidden 2048 (16 heads x 128 or 32 x 64),
+   16k tokens a batch, causal and not; forward alone, or the backward alone (the forward in the
+   untimed setup; the untouched kernel of the other backward role keeps its tiles).
+The table gives TFLOP/s (FLOPs as DESIGN §6 counts them) per candidate against the current tiles.
+The candidates are sm_90 16-bit tiles that compiled ahead of time without spills and with every
+tl.dot on wgmma (screened with tests/compile's helpers under triton 3.6, 2026-11-26); on another
+architecture the sweep still runs, but the numbers answer a different question.
+
+Nothing here changes the package: a winner goes into kernels/attention_settings.py by hand, where
+the compile tier then checks it in every flag variant.
+"""
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+
+if __name__ == "__main__":  # before fastattn (and Triton's kernels) are imported
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import torch  # noqa: E402
+
+import fastattn  # noqa: E402
+from benchmarks.timing import time_fn  # noqa: E402
+from fastattn.kernels import attention_settings as settings  # noqa: E402
+
+Tiles = settings.Tiles
+ROLES = ("forward", "backward_dkdv", "backward_dq")
+# The function of kernels.attention_settings each role's tiles come from.
+SETTING = {"forward": "forward_tiles", "backward_dkdv": "backward_dkdv_tiles",
+           "backward_dq": "backward_dq_tiles"}
+HIDDEN, TOKENS = 2048, 16384  # the flash-attention grid of the issue
+FLOOR = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
+
+# (role, head dim) -> candidate tiles (block_m, block_n, num_warps, num_stages), sm_90 16-bit.
+CANDIDATES = {
+    ("forward", 128): [Tiles(128, 64, 8, 3), Tiles(128, 128, 8, 3), Tiles(128, 128, 8, 2),
+                       Tiles(128, 64, 8, 4), Tiles(64, 128, 4, 3), Tiles(64, 64, 4, 3),
+                       Tiles(128, 128, 4, 3)],
+    ("forward", 64): [Tiles(128, 64, 4, 3), Tiles(128, 128, 8, 3), Tiles(128, 128, 4, 3),
+                      Tiles(128, 64, 8, 3), Tiles(64, 128, 4, 3), Tiles(128, 64, 4, 4),
+                      Tiles(128, 32, 4, 3)],
+    ("backward_dkdv", 128): [Tiles(16, 64, 8, 2), Tiles(32, 64, 8, 2), Tiles(16, 128, 8, 2),
+                             Tiles(32, 128, 8, 2), Tiles(16, 64, 8, 3), Tiles(64, 64, 8, 2),
+                             Tiles(32, 64, 8, 3), Tiles(16, 128, 8, 3)],
+    ("backward_dkdv", 64): [Tiles(16, 64, 8, 2), Tiles(32, 64, 8, 2), Tiles(16, 128, 8, 2),
+                            Tiles(32, 128, 8, 2), Tiles(64, 64, 8, 2), Tiles(16, 64, 8, 3),
+                            Tiles(32, 128, 8, 3), Tiles(64, 128, 8, 2)],
+    ("backward_dq", 128): [Tiles(64, 32, 8, 3), Tiles(64, 64, 8, 3), Tiles(128, 32, 8, 3),
+                           Tiles(64, 32, 8, 4), Tiles(128, 64, 8, 2), Tiles(64, 64, 8, 2),
+                           Tiles(128, 32, 8, 2)],
+    ("backward_dq", 64): [Tiles(64, 32, 4, 3), Tiles(64, 64, 4, 3), Tiles(128, 32, 8, 3),
+                          Tiles(64, 64, 8, 3), Tiles(128, 64, 8, 3), Tiles(64, 32, 4, 4),
+                          Tiles(128, 32, 4, 3)],
+}
+
+
+@contextlib.contextmanager
+def tiles_for(role, tiles):
+    """Inside the block, `role`'s kernels launch with `tiles` whatever the call (dropout and float32
+    calls included: the sweep makes neither)."""
+    name = SETTING[role]
+    chosen = getattr(settings, name)
+    setattr(settings, name, lambda *args, **kwargs: tiles)
+    try:
+        yield
+    finally:
+        setattr(settings, name, chosen)
+
+
+def _inputs(batch, heads, seqlen, head_dim, dtype, device, seed=0):
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return [torch.randn(batch, heads, seqlen, head_dim, generator=generator, device=device,
+                        dtype=torch.float32).to(dtype).requires_grad_() for _ in range(3)]
+
+
+def _error(a, b):
+    return (a.double() - b.double()).abs().max().item()
+
+
+def numerics_failures(head_dim, dtype, device):
+    """What fails DESIGN §5's rule (outputs 2x, gradients 3x eager's error plus a floor) for the
+    current tiles on a small awkward case; [] when all passes."""
+    failures = []
+    seqlen = 113 if device.type == "cpu" else 257  # odd, more than one tile of any candidate
+    mask = torch.ones(2, seqlen, dtype=torch.bool, device=device)
+    mask[0, :5] = False  # left padding
+    mask[1, seqlen // 3: seqlen // 2] = False  # a hole
+    for causal in (False, True):
+        q, k, v = _inputs(2, 2, seqlen, head_dim, dtype, device, seed=1)
+        dout = torch.randn_like(q)
+        results = {}
+        for name, fn in (("out", lambda *t: fastattn.attention(*t, causal=causal,
+                                                               key_padding_mask=mask, backend="triton")),
+                         ("ref", lambda *t: fastattn.reference.attention(
+                             *t, causal=causal, key_padding_mask=mask, upcast=True)),
+                         ("eager", lambda *t: fastattn.reference.attention(
+                             *t, causal=causal, key_padding_mask=mask, upcast=False))):
+            out = fn(q, k, v)
+            results[name] = (out.detach(), *torch.autograd.grad(out, (q, k, v), dout))
+        for index, (label, factor) in enumerate((("out", 2), ("dq", 3), ("dk", 3), ("dv", 3))):
+            out, ref, eager = (results[n][index] for n in ("out", "ref", "eager"))
+            error, bound = _error(out, ref), factor * _error(eager, ref) + FLOOR[dtype]
+            if not (math.isfinite(error) and error <= bound):
+                failures.append(f"{label} {'causal' if causal else 'full'}: error {error:.2e} > "
+                                f"bound {bound:.2e}")
+    return failures
+
+
+def time_case(role, head_dim, causal, seqlen, dtype, device):
+    """(ms p50, TFLOP/s) of the role's direction on the flash-attention grid case."""
+    heads = HIDDEN // head_dim
+    batch = max(1, TOKENS // seqlen)
+    if device.type == "cpu":  # the interpreter: a token run that only proves the path works
+        batch, heads = 1, 1
+    q, k, v = _inputs(batch, heads, seqlen, head_dim, dtype, device)
+    flops = 4 * batch * heads * seqlen * seqlen * head_dim // (2 if causal else 1)
+    if role == "forward":
+        with torch.no_grad():
+            timing = time_fn(lambda: fastattn.attention(q, k, v, causal=causal, backend="triton"),
+                             device)
+    else:
+        flops = int(2.5 * flops)
+        dout = torch.randn_like(q)
+        timing = time_fn(lambda out: torch.autograd.grad(out, (q, k, v), dout), device,
+                         setup=lambda: (fastattn.attention(q, k, v, causal=causal, backend="triton"),))
+    return timing.p50, flops / (timing.p50 * 1e-3) / 1e12
+
+
+def sweep(roles, head_dims, seqlen, device, dtype, report=print):
+    """Yields one result dict per (role, head dim, causal, candidate)."""
+    current = {"forward": lambda d: settings.forward_tiles(d, _arch(device), False),
+               "backward_dkdv": lambda d: settings.backward_dkdv_tiles(d, _arch(device), False),
+               "backward_dq": lambda d: settings.backward_dq_tiles(d, _arch(device), False)}
+    for role in roles:
+        for head_dim in head_dims:
+            chosen = current[role](head_dim)
+            for tiles in CANDIDATES[(role, head_dim)]:
+                with tiles_for(role, tiles):
+                    failures = numerics_failures(head_dim, dtype, device)
+                    for causal in (False, True):
+                        result = {"role": role, "head_dim": head_dim, "causal": causal,
+                                  "seqlen": seqlen, "tiles": list(tiles), "current": tiles == chosen,
+                                  "numerics": failures or "ok", "ms": None, "tflop_s": None}
+                        if not failures:
+                            result["ms"], result["tflop_s"] = time_case(role, head_dim, causal,
+                                                                        seqlen, dtype, device)
+                        report(_line(result))
+                        yield result
+
+
+def _arch(device):
+    if device.type != "cuda":
+        return 90  # what the candidates are for; the interpreter runs any tiles
+    major, minor = torch.cuda.get_device_capability(device)
+    return 10 * major + minor
+
+
+def _line(result):
+    tiles = "x".join(map(str, result["tiles"][:2])) + f" w{result['tiles'][2]} s{result['tiles'][3]}"
+    speed = (f"{result['tflop_s']:8.1f} TFLOP/s {result['ms']:8.3f} ms" if result["tflop_s"]
+             else f"  numerics FAILED: {'; '.join(result['numerics'])}")
+    return (f"{result['role']:14s} d{result['head_dim']:<4d} {'causal' if result['causal'] else 'full':6s} "
+            f"{tiles:16s}{' (current)' if result['current'] else '          '} {speed}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--role", action="append", choices=ROLES)
+    parser.add_argument("--head-dim", action="append", type=int, choices=(64, 128))
+    parser.add_argument("--seqlen", type=int, default=2048)
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    # The interpreter cannot do bfloat16 arithmetic (DESIGN §5): float16 there.
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float16
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (Triton interpreter)"
+    print(f"device: {name}, {dtype}, torch {torch.__version__}", flush=True)
+    report = lambda line: print(line, flush=True)  # noqa: E731  (a run cut short keeps its lines)
+    results = list(sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device, dtype,
+                         report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": name, "dtype": str(dtype), "results": results}, f, indent=1)
+    return 0 if all(r["numerics"] == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

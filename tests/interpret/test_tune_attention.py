@@ -1,0 +1,51 @@
+"""benchmarks/tune_attention.py under the interpreter: a candidate's tiles reach the launch, its
+numerics check catches a wrong kernel, and a sweep writes its table and JSON."""
+
+import json
+
+import torch
+from triton.runtime.interpreter import InterpretedFunction
+
+import fastattn
+from benchmarks import tune_attention as tune
+
+
+def test_candidate_tiles_reach_the_kernel_launch(monkeypatch):
+    launched = []
+    real_run = InterpretedFunction.run
+
+    def recording_run(self, *args, **kwargs):
+        launched.append((self.fn.__name__, kwargs.get("BLOCK_M"), kwargs.get("BLOCK_N"),
+                         kwargs.get("num_warps")))
+        return real_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(InterpretedFunction, "run", recording_run)
+    q, k, v = (torch.randn(1, 2, 40, 64) for _ in range(3))
+    with tune.tiles_for("forward", tune.Tiles(32, 16, 2, 1)):
+        inside = fastattn.attention(q, k, v, backend="triton")
+    outside = fastattn.attention(q, k, v, backend="triton")
+    assert launched[0] == ("attention_fwd_kernel", 32, 16, 2)
+    assert launched[1][1:3] != (32, 16)  # the settings' own tiles again
+    torch.testing.assert_close(inside, outside)
+
+
+def test_the_numerics_check_catches_a_wrong_kernel(monkeypatch):
+    assert tune.numerics_failures(64, torch.float16, torch.device("cpu")) == []
+    real = fastattn.attention
+    monkeypatch.setattr(fastattn, "attention", lambda *a, **kw: real(*a, **kw) * 1.01)
+    failures = tune.numerics_failures(64, torch.float16, torch.device("cpu"))
+    assert any(f.startswith("out full") for f in failures)
+
+
+def test_a_sweep_reports_every_candidate(monkeypatch, tmp_path, capsys):
+    current = tune.settings.backward_dq_tiles(64, 90, False)
+    monkeypatch.setitem(tune.CANDIDATES, ("backward_dq", 64), [current, tune.Tiles(32, 32, 4, 2)])
+    path = tmp_path / "sweep.json"
+    assert tune.main(["--role", "backward_dq", "--head-dim", "64", "--seqlen", "32",
+                      "--json", str(path)]) == 0
+    results = json.loads(path.read_text())["results"]
+    assert [(r["tiles"], r["causal"], r["current"]) for r in results] == [
+        (list(current), False, True), (list(current), True, True),
+        ([32, 32, 4, 2], False, False), ([32, 32, 4, 2], True, False)]
+    assert all(r["numerics"] == "ok" and r["tflop_s"] > 0 for r in results)
+    assert "(current)" in capsys.readouterr().out
