@@ -42,15 +42,16 @@ def implementation(impl, eager_fn, fastattn_fn, device):
     return functools.partial(fastattn_fn, backend=impl)
 
 
-def time_case(benchmark, impl, device, fn, setup=None):
+def time_case(benchmark, impl, device, fn, setup=None, hide_host=True):
     """Time `fn(*setup())` (setup untimed); returns timing.py's Timing, also runs pytest-benchmark.
+    hide_host=False for end-to-end cases (whole models): see benchmarks/timing.py.
 
     timing.py's numbers (device events, L2 flushed) are the ones reported; pytest-benchmark's
     wall-clock rounds (with a synchronize, so they cover the device work; no warm-up rounds, as
     time_fn has warmed up) are kept so that `pytest --benchmark-only` and its tools work as usual.
     """
     try:
-        timing = time_fn(fn, device, setup=setup)
+        timing = time_fn(fn, device, setup=setup, hide_host=hide_host)
     except torch.OutOfMemoryError as exc:
         # Paths that materialise [B, H, Sq, Sk] scores (eager, the Megatron-style cuda attention)
         # do not fit at the long-sequence sizes: a visible skip, and the suite goes on.

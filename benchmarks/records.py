@@ -67,6 +67,8 @@ def make_record(*, op, direction, impl, shape, dtype, timing, device_info, bytes
         "ms_p50": timing.p50,
         "ms_p80": timing.p80,
         "runs": timing.runs,
+        "host_ms": timing.host_ms,
+        "host_hidden": timing.hide_host,
         "bytes": None if bytes_moved is None else int(bytes_moved),
         "flops": None if flops is None else int(flops),
         "gb_s": gb_s,

@@ -106,7 +106,8 @@ def padded_batch(batch, seqlen, device, variant, seed=0):
 
 def _time_generation(benchmark, device, fn):
     """Generation runs for seconds: a few runs, not timing.py's hundred."""
-    timing = time_fn(fn, device, warmup_ms=1.0, budget_ms=1.0, min_runs=3, max_runs=3)
+    timing = time_fn(fn, device, warmup_ms=1.0, budget_ms=1.0, min_runs=3, max_runs=3,
+                     hide_host=False)
     benchmark.pedantic(fn, rounds=1, iterations=1)
     return timing
 
@@ -133,7 +134,7 @@ def test_model(benchmark, bench_device, bench_device_info, bench_results, quick,
             with torch.no_grad():
                 model(input_ids=ids, attention_mask=mask)
 
-        timing = harness.time_case(benchmark, impl, device, run)
+        timing = harness.time_case(benchmark, impl, device, run, hide_host=False)
     elif direction == "train":
         batch, seqlen = size["train"]
         ids, _mask, lengths = padded_batch(batch, seqlen, device, variant)
@@ -144,7 +145,8 @@ def test_model(benchmark, bench_device, bench_device_info, bench_results, quick,
             model(input_ids=ids, labels=ids).loss.backward()
 
         timing = harness.time_case(benchmark, impl, device, step,
-                                   setup=lambda: model.zero_grad(set_to_none=True) or ())
+                                   setup=lambda: model.zero_grad(set_to_none=True) or (),
+                                   hide_host=False)
     else:
         batch = size["generate_batches"][variant != "B=1"]
         new_tokens = size["new_tokens"]["quick" if quick else "full"]
