@@ -112,7 +112,7 @@ pack
 # Host time per call (seconds to run; most of it compiling the kernels of its small shapes).
 if [ "${GPU_HOST_BUDGET_S:-50}" -gt 0 ]; then
   say "host time per op call"
-  run_budgeted host "${GPU_HOST_BUDGET_S:-50}" "$PY" -m benchmarks.host_overhead \
+  run_budgeted host "${GPU_HOST_BUDGET_S:-50}" "$PY" -m benchmarks.host_overhead --calls 100 \
     > "$results/gpu-host-overhead.log" 2>&1 || true
   tail -n 20 "$results/gpu-host-overhead.log"
   pack
