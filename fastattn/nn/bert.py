@@ -81,19 +81,21 @@ class BertLayer(HFBertLayer):
         concatenated on every call (gradients reach the originals); in inference the
         concatenation is kept until a parameter is replaced or written to (version counters),
         saving two copies and launches per layer and call."""
-        projections = (self.attention.self.query, self.attention.self.key, self.attention.self.value)
-        params = [t for p in projections for t in (p.weight, p.bias)]
+        attention = self.attention.self
+        params = (attention.query.weight, attention.key.weight, attention.value.weight,
+                  attention.query.bias, attention.key.bias, attention.value.bias)
         if torch.compiler.is_compiling() or (torch.is_grad_enabled()
                                              and any(t.requires_grad for t in params)):
-            return torch.cat(params[0::2]), torch.cat(params[1::2])
-        # `module.to()` swaps a parameter's data without a version bump: the storage is in the key.
-        key = tuple((id(t), t.data_ptr(), t.dtype, t.device,
-                     None if t.is_inference() else t._version) for t in params)
+            return torch.cat(params[:3]), torch.cat(params[3:])
+        if any(t.is_inference() for t in params):  # no version counter: writes would go unseen
+            return torch.cat(params[:3]), torch.cat(params[3:])
+        # `module.to()` swaps a parameter's data without a version bump: the storage is in the stamp.
+        stamp = tuple((t._version, t.data_ptr()) for t in params)
         cached = self.__dict__.get(QKV_CACHE)
-        if cached is None or cached[0] != key or any(k[-1] is None for k in key):
-            cached = (key, (torch.cat(params[0::2]), torch.cat(params[1::2])))
+        if cached is None or cached[1] != stamp or any(a is not b for a, b in zip(cached[0], params)):
+            cached = (params, stamp, (torch.cat(params[:3]), torch.cat(params[3:])))
             self.__dict__[QKV_CACHE] = cached
-        return cached[1]
+        return cached[2]
 
     def _feed_forward(self, h):
         """fc2(act(fc1(h))), without the dropout (fused into the LayerNorm after it)."""

@@ -49,3 +49,16 @@ def test_gradients_reach_the_original_projections():
     projection = patched.encoder.layer[0].attention.self
     assert all(p.grad is not None and p.grad.abs().sum() > 0
                for p in (projection.query.weight, projection.key.bias, projection.value.weight))
+
+
+def test_a_replaced_parameter_is_seen():
+    stock, patched = _model()
+    ids, mask = hf_models.input_ids(2, 9), hf_models.attention_mask(2, 9, "right")
+    real = mask.bool()
+    first = _outputs(patched, ids, mask)
+    for model in (stock, patched):
+        query = model.encoder.layer[1].attention.self.query
+        query.weight = torch.nn.Parameter(query.weight.detach() * -1.0)
+    second = _outputs(patched, ids, mask)
+    assert not torch.allclose(first[real], second[real])
+    torch.testing.assert_close(second[real], _outputs(stock, ids, mask)[real], rtol=1e-5, atol=1e-5)
