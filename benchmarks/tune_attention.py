@@ -13,8 +13,10 @@ replaces the tiles kernels.attention_settings would choose, for that role only, 
    untimed setup; the untouched kernel of the other backward role keeps its tiles).
 The table gives TFLOP/s (FLOPs as DESIGN §6 counts them) per candidate against the current tiles.
 The candidates are sm_90 16-bit tiles that compiled ahead of time without spills and with every
-tl.dot on wgmma (screened with tests/compile's helpers under triton 3.6, 2026-11-26); on another
-architecture the sweep still runs, but the numbers answer a different question.
+tl.dot on wgmma (screened with tests/compile's helpers under triton 3.6, 2026-11-26; see
+CANDIDATES); on another architecture the sweep still runs, but the numbers answer a different
+question. About 30 candidates, each compiled in a few variants and timed twice: run one role per
+call on a lent GPU (a few minutes each).
 
 Nothing here changes the package: a winner goes into kernels/attention_settings.py by hand, where
 the compile tier then checks it in every flag variant.
@@ -47,26 +49,44 @@ SETTING = {"forward": "forward_tiles", "backward_dkdv": "backward_dkdv_tiles",
 HIDDEN, TOKENS = 2048, 16384  # the flash-attention grid of the issue
 FLOOR = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
 
-# (role, head dim) -> candidate tiles (block_m, block_n, num_warps, num_stages), sm_90 16-bit.
+# (role, head dim) -> candidate tiles (block_m, block_n, num_warps, num_stages), sm_90 16-bit, the
+# current tiles first. Screened ahead of time (triton 3.6, sm_90, bf16, the six causal x dense /
+# key mask / varlen variants, head dims 80 and 96 too for BLOCK_D 128; 2026-11-26): all lower every
+# tl.dot to wgmma and none spills; the comment is the most registers a thread took. Rejected for
+# spilling: forward D=128 128x128 (8 warps, 2-3 stages: 96 B), 64x128/4, 128x128/4; forward D=64
+# 128x128/4, 64x128/4; dK/dV D=128 32x64, 32x128, 64x64, 16x128/3 stages; dK/dV D=64 64x64,
+# 64x128, 32x128/3 stages.
 CANDIDATES = {
-    ("forward", 128): [Tiles(128, 64, 8, 3), Tiles(128, 128, 8, 3), Tiles(128, 128, 8, 2),
-                       Tiles(128, 64, 8, 4), Tiles(64, 128, 4, 3), Tiles(64, 64, 4, 3),
-                       Tiles(128, 128, 4, 3)],
-    ("forward", 64): [Tiles(128, 64, 4, 3), Tiles(128, 128, 8, 3), Tiles(128, 128, 4, 3),
-                      Tiles(128, 64, 8, 3), Tiles(64, 128, 4, 3), Tiles(128, 64, 4, 4),
-                      Tiles(128, 32, 4, 3)],
-    ("backward_dkdv", 128): [Tiles(16, 64, 8, 2), Tiles(32, 64, 8, 2), Tiles(16, 128, 8, 2),
-                             Tiles(32, 128, 8, 2), Tiles(16, 64, 8, 3), Tiles(64, 64, 8, 2),
-                             Tiles(32, 64, 8, 3), Tiles(16, 128, 8, 3)],
-    ("backward_dkdv", 64): [Tiles(16, 64, 8, 2), Tiles(32, 64, 8, 2), Tiles(16, 128, 8, 2),
-                            Tiles(32, 128, 8, 2), Tiles(64, 64, 8, 2), Tiles(16, 64, 8, 3),
-                            Tiles(32, 128, 8, 3), Tiles(64, 128, 8, 2)],
-    ("backward_dq", 128): [Tiles(64, 32, 8, 3), Tiles(64, 64, 8, 3), Tiles(128, 32, 8, 3),
-                           Tiles(64, 32, 8, 4), Tiles(128, 64, 8, 2), Tiles(64, 64, 8, 2),
-                           Tiles(128, 32, 8, 2)],
-    ("backward_dq", 64): [Tiles(64, 32, 4, 3), Tiles(64, 64, 4, 3), Tiles(128, 32, 8, 3),
-                          Tiles(64, 64, 8, 3), Tiles(128, 64, 8, 3), Tiles(64, 32, 4, 4),
-                          Tiles(128, 32, 4, 3)],
+    ("forward", 128): [Tiles(128, 64, 8, 3),   # 248
+                       Tiles(128, 64, 8, 4),   # 255
+                       Tiles(64, 64, 4, 3)],   # 255
+    ("forward", 64): [Tiles(128, 64, 4, 3),    # 255
+                      Tiles(128, 128, 8, 3),   # 253
+                      Tiles(128, 64, 8, 3),    # 166
+                      Tiles(128, 64, 4, 4),    # 255
+                      Tiles(128, 32, 4, 3)],   # 213
+    ("backward_dkdv", 128): [Tiles(16, 64, 8, 2),    # 244
+                             Tiles(16, 128, 8, 2),   # 255
+                             Tiles(16, 64, 8, 3)],   # 255
+    ("backward_dkdv", 64): [Tiles(16, 64, 8, 2),     # 198
+                            Tiles(32, 64, 8, 2),     # 252
+                            Tiles(16, 128, 8, 2),    # 234
+                            Tiles(32, 128, 8, 2),    # 255
+                            Tiles(16, 64, 8, 3)],    # 242
+    ("backward_dq", 128): [Tiles(64, 32, 8, 3),      # 122
+                           Tiles(64, 64, 8, 3),      # 184
+                           Tiles(128, 32, 8, 3),     # 165
+                           Tiles(64, 32, 8, 4),      # 122
+                           Tiles(128, 64, 8, 2),     # 230
+                           Tiles(64, 64, 8, 2),      # 184
+                           Tiles(128, 32, 8, 2)],    # 165
+    ("backward_dq", 64): [Tiles(64, 32, 4, 3),       # 117
+                          Tiles(64, 64, 4, 3),       # 168
+                          Tiles(128, 32, 8, 3),      # 116
+                          Tiles(64, 64, 8, 3),       # 153
+                          Tiles(128, 64, 8, 3),      # 166
+                          Tiles(64, 32, 4, 4),       # 117
+                          Tiles(128, 32, 4, 3)],     # 201
 }
 
 
