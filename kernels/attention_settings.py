@@ -19,6 +19,14 @@ DECODE_BLOCK_M = 16
 MAX_KEY_SPLITS = 64
 # A split should hold at least this many key blocks, or the combine step costs more than it saves.
 MIN_BLOCKS_PER_SPLIT = 2
+# Keys fewer than this many blocks are not split at all. Splitting buys parallelism for a long
+# stream of keys and costs a second launch (the combine kernel): a few microseconds of device time,
+# and in KV-cache generation at small batch, where splitting happens, 10-20 us of host time the
+# token waits for. Eight blocks of 64 keys at D=64 in 16-bit are 128 KB of K and V, a couple of
+# microseconds of one SM's streaming: below that one program is estimated to finish before the
+# second launch would (not yet measured on a GPU). GPT2-small generating 256 tokens after a short
+# prompt stays below it and runs one launch per layer and token.
+MIN_KEY_BLOCKS_TO_SPLIT = 8
 
 # maxnreg of every attention launch. Without it ptxas, knowing the block size, trades registers
 # for occupancy and spills a few bytes (e.g. decode D=16 on sm_90: 96 registers and 8 B of stack);
@@ -206,13 +214,13 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
     """How many programs share one query block's keys (split-K / flash-decoding).
 
     `query_programs` programs exist without splitting; `program_slots` is how many the GPU runs at
-    once. Split only when that leaves the GPU short of work, and keep each split at least
-    MIN_BLOCKS_PER_SPLIT key blocks long. Returns (splits, keys_per_split), keys_per_split a
-    multiple of block_n.
+    once. Split only when that leaves the GPU short of work and the keys are at least
+    MIN_KEY_BLOCKS_TO_SPLIT blocks long, and keep each split at least MIN_BLOCKS_PER_SPLIT key
+    blocks long. Returns (splits, keys_per_split), keys_per_split a multiple of block_n.
     """
     key_blocks = ceil_div(max(max_seqlen_k, 1), block_n)
     splits = 1
-    if query_programs < program_slots:
+    if query_programs < program_slots and key_blocks >= MIN_KEY_BLOCKS_TO_SPLIT:
         splits = min(ceil_div(program_slots, query_programs), MAX_KEY_SPLITS,
                      max(1, key_blocks // MIN_BLOCKS_PER_SPLIT))
     blocks_per_split = ceil_div(key_blocks, splits)
