@@ -26,6 +26,16 @@ def remembered(tensor, key, compute):
     return facts
 
 
+def peek(tensor, key):
+    """What remembered() or remember() last attached under `key`, if the tensor has not changed
+    since; else None. Never computes (never reads the device)."""
+    version = _version(tensor)
+    memo = getattr(tensor, key, None)
+    if version is not None and memo is not None and memo[0] == version:
+        return memo[1]
+    return None
+
+
 def remember(tensor, key, facts):
     """Attach facts known without reading the tensor. An inference tensor is first copied into a
     normal one, so that later writes to it are seen; returns the tensor to use from now on."""

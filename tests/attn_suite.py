@@ -70,6 +70,14 @@ def test_varlen(backend, device, dtype, causal):
                             causal)
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_varlen_uniform_lengths(backend, device, dtype, causal):
+    """Every sequence the same length (one sequence, or a batch without padding: what a patched
+    encoder packs most often); the torch backend runs it as a dense batch."""
+    attn_cases.check_varlen(backend, [19, 19, 19], [19, 19, 19], 4, 2, 32, dtype, device, causal)
+    attn_cases.check_varlen(backend, [40], [40], 2, 2, 64, dtype, device, causal)
+
+
 @pytest.mark.parametrize("case", ["one_query", "few_queries_masked"])
 def test_decode_split_keys(backend, device, dtype, case):
     """KV-cache decoding: one (or a few) queries against many keys and few heads, so the triton

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .. import _tensor_memo
 from .._rng import dropout_scale
+from ..ops import cu_seqlens_facts
 from ..reference import attention_visible_keys
 from . import torch_attention_windows, torch_philox
 from ._attention_layout import VarlenPadding, key_bounds
@@ -161,10 +162,36 @@ def _varlen_attention(q, k, v, varlen, scale, dropout_p, seed):
     return varlen.pack_q(padded)
 
 
+def _uniform_length(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k):
+    """L when every sequence holds exactly L queries and L keys, L = max_seqlen_q = max_seqlen_k
+    (one sequence, or a batch without padding): packed [B * L, H, D] is then a dense [B, H, L, D]
+    batch, down to the dropout keep mask's layout. Else None. Decided from cu_seqlens' host facts
+    when they are already known (the eager front reads or is given them), never by reading the
+    device; without them (torch.compile) the padded path runs."""
+    if torch.compiler.is_compiling() or max_seqlen_q != max_seqlen_k or max_seqlen_q < 1:
+        return None
+    facts_q, facts_k = cu_seqlens_facts.known(cu_seqlens_q), cu_seqlens_facts.known(cu_seqlens_k)
+    if facts_q is None or facts_k is None:
+        return None
+    batch = cu_seqlens_q.shape[0] - 1
+    # Lengths at most `longest` that add up to batch * longest are all equal to it.
+    if (facts_q.longest == facts_k.longest == max_seqlen_q and q.shape[0] == batch * max_seqlen_q
+            and k.shape[0] == batch * max_seqlen_k):
+        return max_seqlen_q
+    return None
+
+
 def _attention(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                causal, scale, dropout_p, seed):
     if cu_seqlens_q is None:
         return _dense_attention(q, k, v, key_padding_mask, causal, scale, dropout_p, seed)
+    length = _uniform_length(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    if length is not None:  # no padding to add and strip, no mask to build
+        def dense(t):
+            return t.unflatten(0, (-1, length)).transpose(1, 2)
+
+        out = _dense_attention(dense(q), dense(k), dense(v), None, causal, scale, dropout_p, seed)
+        return out.transpose(1, 2).flatten(0, 1)
     varlen = _Varlen(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal)
     return _varlen_attention(q, k, v, varlen, scale, dropout_p, seed)
 

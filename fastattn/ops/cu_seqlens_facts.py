@@ -34,6 +34,12 @@ def read(cu_seqlens):
     return _tensor_memo.remembered(cu_seqlens, _KEY, _summarise)
 
 
+def known(cu_seqlens):
+    """The facts of cu_seqlens if already read or vouched for (and unchanged since), else None:
+    for callers that may use them but must not cause a device read."""
+    return _tensor_memo.peek(cu_seqlens, _KEY)
+
+
 def vouch(cu_seqlens, total, longest):
     """cu_seqlens built from non-negative lengths summing to `total`, the longest `longest`, with
     those facts attached (no device read); returns the tensor to use (see _tensor_memo.remember).

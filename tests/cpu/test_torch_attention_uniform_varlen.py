@@ -1,0 +1,63 @@
+"""The torch backend's packed batch of equal-length sequences: run as a dense [B, H, L, D] batch
+(no padding added and stripped, no mask built) when cu_seqlens' host facts are already known, with
+the same numbers, gradients and dropout keep mask as the padded path."""
+
+import pytest
+import torch
+
+import fastattn
+from fastattn.backends import torch_attention
+from fastattn.ops import cu_seqlens_facts
+
+
+def _packed(lengths, heads=4, kv_heads=2, head_dim=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    total = sum(lengths)
+    q = torch.randn(total, heads, head_dim, generator=generator, requires_grad=True)
+    k, v = (torch.randn(total, kv_heads, head_dim, generator=generator, requires_grad=True)
+            for _ in range(2))
+    cu = torch.tensor([0] + torch.tensor(lengths).cumsum(0).tolist(), dtype=torch.int32)
+    return q, k, v, cu
+
+
+def _run(q, k, v, cu, length, **options):
+    out = fastattn.attention_varlen(q, k, v, cu, cu, length, length, backend="torch", **options)
+    return (out, *torch.autograd.grad(out.square().sum(), (q, k, v)))
+
+
+def _padded_path_only(monkeypatch):
+    monkeypatch.setattr(torch_attention, "_uniform_length", lambda *args: None)
+
+
+def test_uniform_lengths_take_the_dense_path(monkeypatch):
+    def no_padding(*args, **kwargs):
+        raise AssertionError("the padded path ran")
+
+    monkeypatch.setattr(torch_attention, "_Varlen", no_padding)
+    q, k, v, cu = _packed([9, 9, 9])
+    _run(q, k, v, cu, 9, causal=True)
+    with pytest.raises(AssertionError, match="padded path"):  # unequal lengths do pad
+        q, k, v, cu = _packed([9, 4, 9])
+        _run(q, k, v, cu, 9)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.4])
+def test_dense_and_padded_paths_agree(monkeypatch, causal, dropout_p):
+    q, k, v, cu = _packed([13, 13, 13, 13], seed=1)
+    torch.manual_seed(7)
+    dense = _run(q, k, v, cu, 13, causal=causal, dropout_p=dropout_p)
+    _padded_path_only(monkeypatch)
+    torch.manual_seed(7)
+    padded = _run(q, k, v, cu, 13, causal=causal, dropout_p=dropout_p)
+    for name, a, b in zip(("out", "dq", "dk", "dv"), dense, padded):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_larger_max_seqlen_or_unknown_facts_keep_the_padded_path():
+    q, k, v, cu = _packed([6, 6])
+    assert cu_seqlens_facts.known(cu) is None  # nothing has read it yet
+    assert torch_attention._uniform_length(q, k, cu, cu, 6, 6) is None  # and nothing reads it here
+    cu_seqlens_facts.read(cu)
+    assert torch_attention._uniform_length(q, k, cu, cu, 6, 6) == 6
+    assert torch_attention._uniform_length(q, k, cu, cu, 8, 8) is None  # bound above the lengths
