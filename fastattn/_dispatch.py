@@ -2,7 +2,8 @@
 
 Precedence: the op's `backend=` argument, then the innermost `use_backend(...)` context, then the
 FASTATTN_BACKEND environment variable, then the automatic choice: CPU tensors use "torch"; CUDA
-tensors use the first backend in AUTO_ORDER[op] that can run the call.
+tensors use the first backend in auto_order(op, size) (AUTO_ORDER[op], or for some ops a
+size-dependent order) that can run the call.
 """
 
 import contextlib
@@ -20,8 +21,8 @@ BACKENDS = ("triton", "cuda", "torch")
 # numbers: H200, 2026-11-26, NOTES.md; many small cases there were host-bound, so the orders below
 # are provisional where the two kernels were close).
 AUTO_ORDER = {
-    # H200: triton ahead at hidden 4096 (4.2 vs 3.2 TB/s forward), cuda at 1024 (3.0 vs 2.1 TB/s,
-    # the triton number host-bound); kept until a host-light re-run.
+    # H200: triton ahead at hidden 4096 (4.2 vs 3.2 TB/s forward, 1.02x vs 0.90x eager backward);
+    # narrower rows: AUTO_ORDER_UP_TO_SIZE.
     "layer_norm_residual": ("triton", "cuda", "torch"),
     # H200: forward about equal, backward cuda 1.7-1.9x faster.
     "masked_softmax": ("cuda", "triton", "torch"),
@@ -33,6 +34,26 @@ AUTO_ORDER = {
     "attention": ("triton", "cuda", "torch"),
     "attention_varlen": ("triton", "cuda", "torch"),
 }
+
+
+# Where the order depends on the call's size (an op-specific size: the hidden size for
+# layer_norm_residual): op -> (largest size, order used up to it); larger calls use AUTO_ORDER.
+AUTO_ORDER_UP_TO_SIZE = {
+    # H200, 32768 rows: at hidden 1024 cuda 3.04 vs triton 2.09 TB/s forward (0.44x vs 0.33x eager
+    # backward, both host-bound); at 4096 triton ahead (above). The crossover lies between: 2048
+    # splits the two measured sizes until one is measured there. Host time also favours cuda for
+    # the small row counts of latency-bound models: its launch is one C++ call, Triton's a Python
+    # launcher (benchmarks/host_overhead.py). BERT-base and GPT2 (768, 1024) fall here.
+    "layer_norm_residual": (2048, ("cuda", "triton", "torch")),
+}
+
+
+def auto_order(op, size=None):
+    """The automatic choice's backend order for `op` on CUDA tensors, at `size` if given."""
+    bound = AUTO_ORDER_UP_TO_SIZE.get(op)
+    if bound is not None and size is not None and size <= bound[0]:
+        return bound[1]
+    return AUTO_ORDER[op]
 
 
 class BackendUnavailableError(RuntimeError):
@@ -133,12 +154,13 @@ def available_backends():
     return status
 
 
-def resolve_backend(op, device, requested=None, unsupported=None):
+def resolve_backend(op, device, requested=None, unsupported=None, size=None):
     """The backend that runs `op` on tensors of `device`.
 
     `unsupported` maps backend name -> reason for backends that cannot take this particular call
     (e.g. a hidden size beyond a kernel's limit). A backend chosen by the user that cannot run
-    raises BackendUnavailableError; the automatic choice skips it.
+    raises BackendUnavailableError; the automatic choice skips it. `size`: what auto_order's
+    size-dependent orders go by, for ops that have one.
     """
     if requested is not None:
         return _chosen(op, requested, "backend=", device, unsupported)
@@ -150,7 +172,7 @@ def resolve_backend(op, device, requested=None, unsupported=None):
         return _chosen(op, name, "FASTATTN_BACKEND", device, unsupported)
     if device.type != "cuda":
         return "torch"
-    for name in AUTO_ORDER[op]:
+    for name in auto_order(op, size):
         if why_backend_cannot_run(name, device) is None and not (unsupported and name in unsupported):
             return name
     return "torch"

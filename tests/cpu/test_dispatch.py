@@ -1,6 +1,8 @@
 """Backend choice (DESIGN §3): argument > use_backend() > FASTATTN_BACKEND > automatic, and errors
 that say why a backend cannot run."""
 
+import functools
+
 import pytest
 import torch
 
@@ -95,3 +97,16 @@ def test_available_backends_reports_every_backend_with_a_reason():
         assert isinstance(entry["available"], bool) and entry["detail"], name
     if not torch.cuda.is_available():
         assert status["cuda"]["available"] is False
+
+
+def test_the_automatic_layer_norm_choice_depends_on_the_hidden_size(monkeypatch):
+    """On a GPU: cuda up to hidden 2048 (BERT-base, GPT2), triton above (H200 measurements, see
+    fastattn/_dispatch.py); a backend that cannot run is skipped either way."""
+    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
+    cuda = torch.device("cuda")
+    pick = functools.partial(_dispatch.resolve_backend, "layer_norm_residual", cuda)
+    assert pick(size=768) == pick(size=2048) == "cuda"
+    assert pick(size=2049) == pick(size=4096) == "triton"
+    assert pick() == "triton"  # no size: the size-independent order
+    assert pick(size=768, unsupported={"cuda": "not built"}) == "triton"
+    assert _dispatch.auto_order("ffn", size=768) == _dispatch.AUTO_ORDER["ffn"]
