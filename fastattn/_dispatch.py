@@ -45,6 +45,11 @@ AUTO_ORDER_UP_TO_SIZE = {
     # the small row counts of latency-bound models: its launch is one C++ call, Triton's a Python
     # launcher (benchmarks/host_overhead.py). BERT-base and GPT2 (768, 1024) fall here.
     "layer_norm_residual": (2048, ("cuda", "triton", "torch")),
+    # Decoding (size: query rows B * H * Sq of a call with Sq <= 16; ops/attention.py). H200, Sk 4096,
+    # D=128: at 32 rows (B=1) cuda 0.052 ms, triton 0.123 (both host-bound: cuda's three launches
+    # are C++ calls, Triton's split and combine Python launches); at 512 rows (B=16) triton 0.252
+    # vs cuda 0.272. 128 splits the two until measured between.
+    "attention": (128, ("cuda", "triton", "torch")),
 }
 
 

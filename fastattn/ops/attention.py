@@ -47,6 +47,7 @@ from . import cu_seqlens_facts
 OP = "attention"
 OP_VARLEN = "attention_varlen"
 HEAD_DIMS = (16, 32, 64, 80, 96, 128, 256)  # = kernels.attention_settings.HEAD_DIMS
+DECODE_QUERIES = 16  # = kernels.attention_settings.DECODE_BLOCK_M: the triton decode path's limit
 
 
 def _backend_module(name):
@@ -228,9 +229,18 @@ def _unsupported_backends(q, k, v, dropout_p):
     return unsupported
 
 
+def _decode_rows(op, q, max_seqlen_q):
+    """Query rows B * H * Sq of a dense call with few queries (KV-cache decoding), else None: the
+    size the automatic choice's decode order goes by (fastattn._dispatch.AUTO_ORDER_UP_TO_SIZE)."""
+    if op != OP or max_seqlen_q > DECODE_QUERIES:
+        return None
+    return q.shape[0] * q.shape[1] * max_seqlen_q
+
+
 def _run(op, q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
          causal, scale, dropout_p, backend):
-    name = resolve_backend(op, q.device, backend, _unsupported_backends(q, k, v, dropout_p))
+    name = resolve_backend(op, q.device, backend, _unsupported_backends(q, k, v, dropout_p),
+                           size=_decode_rows(op, q, max_seqlen_q))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     dropout_p = float(dropout_p)
     q, k, v = (_checks.last_dim_contiguous(t) for t in (q, k, v))

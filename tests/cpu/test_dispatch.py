@@ -110,3 +110,29 @@ def test_the_automatic_layer_norm_choice_depends_on_the_hidden_size(monkeypatch)
     assert pick() == "triton"  # no size: the size-independent order
     assert pick(size=768, unsupported={"cuda": "not built"}) == "triton"
     assert _dispatch.auto_order("ffn", size=768) == _dispatch.AUTO_ORDER["ffn"]
+
+
+def test_the_automatic_attention_choice_for_decoding_goes_by_query_rows(monkeypatch):
+    """cuda for KV-cache decoding with few query rows (B * H * Sq <= 128, Sq <= 16), triton
+    otherwise: what fastattn.attention asks the dispatcher for each call."""
+    from fastattn.ops import attention as attention_op
+
+    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
+    asked = []
+    real = _dispatch.resolve_backend
+    cuda = torch.device("cuda")  # the choice as it would be for these shapes on a GPU
+
+    def ask(op, device, *args, **kwargs):
+        asked.append(real(op, cuda, *args, **kwargs))
+        return "torch"
+
+    monkeypatch.setattr(attention_op, "resolve_backend", ask)
+    for batch, heads, seqlen_q in ((1, 12, 1), (1, 32, 4), (16, 32, 1), (1, 12, 17), (1, 4, 64)):
+        q = torch.randn(batch, heads, seqlen_q, 16)
+        k = torch.randn(batch, heads, 40, 16)
+        fastattn.attention(q, k, k)
+    assert asked == ["cuda", "cuda", "triton", "triton", "triton"]
+    cu = torch.tensor([0, 1], dtype=torch.int32)  # varlen keeps the size-independent order
+    q1 = torch.randn(1, 2, 16)
+    fastattn.attention_varlen(q1, q1, q1, cu, cu, 1, 1)
+    assert asked[-1] == "triton"
