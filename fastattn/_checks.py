@@ -115,12 +115,3 @@ def check_choice(op, name, value, choices):
         raise ValueError(f"fastattn.{op}: {name} must be one of {', '.join(map(repr, choices))}, "
                          f"got {value!r}")
     return value
-
-
-def check_bool_tensor(op, name, value):
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"fastattn.{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.dtype != torch.bool:
-        raise TypeError(f"fastattn.{op}: {name} must be a bool tensor (True = a real token), "
-                        f"got {_dtype_name(value.dtype)}")
-    return value

@@ -65,7 +65,7 @@ def _check_arguments(scores, key_padding_mask, causal, scale):
         raise ValueError(f"fastattn.{OP}: scores must be 4D [batch, heads, queries, keys], "
                          f"got shape {list(scores.shape)}")
     if key_padding_mask is not None:
-        _checks.check_bool_tensor(OP, "key_padding_mask", key_padding_mask)
+        _checks.check_bool_mask(OP, "key_padding_mask", key_padding_mask)
         batch, keys = scores.shape[0], scores.shape[-1]
         _checks.check_shape(OP, "key_padding_mask", key_padding_mask, (batch, keys))
         _checks.check_same_device(OP, [("scores", scores), ("key_padding_mask", key_padding_mask)])
