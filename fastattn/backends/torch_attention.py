@@ -99,7 +99,19 @@ def _put(target, rows, keys, value):
         target[rows, :, keys] = value
 
 
+def _all_real(key_padding_mask):
+    """True when the mask marks every key real (a batch without padding, as Hugging Face passes for
+    unpadded input): it then says nothing, and SDPA runs without one. Read once per mask tensor (a
+    device read on GPUs), not while torch.compile traces."""
+    if key_padding_mask is None or torch.compiler.is_compiling():
+        return False
+    return _tensor_memo.remembered(key_padding_mask, "_fastattn_all_real",
+                                   lambda mask: bool(mask.all()))
+
+
 def _dense_attention(q, k, v, key_padding_mask, causal, scale, dropout_p, seed):
+    if _all_real(key_padding_mask):
+        key_padding_mask = None
     keep = _keep_mask(seed, q, k, dropout_p)
     # SDPA's causal flag is top-left aligned: the same as ours only when Sq == Sk.
     if (causal and key_padding_mask is None and keep is None and q.shape[2] == k.shape[2]):

@@ -1,6 +1,8 @@
-"""The torch backend's packed batch of equal-length sequences: run as a dense [B, H, L, D] batch
-(no padding added and stripped, no mask built) when cu_seqlens' host facts are already known, with
-the same numbers, gradients and dropout keep mask as the padded path."""
+"""The torch backend on batches without padding, the common case, with no padding machinery:
+- a packed batch of equal-length sequences runs as a dense [B, H, L, D] batch (no padding added
+  and stripped, no mask built) when cu_seqlens' host facts are already known, with the same
+  numbers, gradients and dropout keep mask as the padded path;
+- a key padding mask that marks every key real runs as no mask."""
 
 import pytest
 import torch
@@ -61,3 +63,23 @@ def test_a_larger_max_seqlen_or_unknown_facts_keep_the_padded_path():
     cu_seqlens_facts.read(cu)
     assert torch_attention._uniform_length(q, k, cu, cu, 6, 6) == 6
     assert torch_attention._uniform_length(q, k, cu, cu, 8, 8) is None  # bound above the lengths
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_a_mask_without_padding_runs_as_no_mask(monkeypatch, causal):
+    """A key padding mask of all True (Hugging Face's for unpadded input) builds no visibility
+    mask; the result is the maskless one."""
+    generator = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 4, 11, 32, generator=generator) for _ in range(3))
+    expected = fastattn.attention(q, k, v, causal=causal, backend="torch")
+
+    def no_mask_building(*args, **kwargs):
+        raise AssertionError("a visibility mask was built")
+
+    monkeypatch.setattr(torch_attention, "attention_visible_keys", no_mask_building)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    got = fastattn.attention(q, k, v, causal=causal, key_padding_mask=mask, backend="torch")
+    torch.testing.assert_close(got, expected)
+    mask[1, 3] = False  # a hole: now the mask matters (and is built)
+    with pytest.raises(AssertionError, match="visibility mask"):
+        fastattn.attention(q, k, v, causal=causal, key_padding_mask=mask, backend="torch")
