@@ -43,7 +43,7 @@ RESULTS_DIR := $(if $(OUT),$(OUT),benchmarks/results)
 # Each tier's JUnit report; `make test` adds them up into its closing line.
 REPORTS_DIR ?= .test-reports
 
-.PHONY: test bench gpu setup build-in-place test-cpu test-interpret test-compile \
+.PHONY: test bench gpu gpu-tune setup build-in-place test-cpu test-interpret test-compile \
         test-compile-triton36 test-gpu-versions test-gpu clean
 
 setup: $(SETUP)
@@ -118,6 +118,19 @@ bench: setup
 gpu:
 	PYTHON=$(PYTHON) $(if $(OUT),PACK_DIR=$(OUT)) bash tests/gpu/evidence_run.sh \
 	  $(if $(OUT),/tmp/fastattn-gpu-results,benchmarks/results)
+
+# After `make gpu`, on the same machine: the attention tile sweep (benchmarks/tune_attention.py),
+# one role at a time, each within TUNE_BUDGET_S seconds (interrupted after it, keeping the lines it
+# printed), JSON and log per role into $OUT (else benchmarks/results/tune/). Needs no extension.
+TUNE_ROLES ?= backward_dkdv backward_dq forward
+TUNE_BUDGET_S ?= 170
+TUNE_DIR := $(if $(OUT),$(OUT),benchmarks/results/tune)
+gpu-tune:
+	mkdir -p $(TUNE_DIR)
+	for role in $(TUNE_ROLES); do \
+	  env PYTHONPATH=$(CURDIR) timeout -s INT -k 20 $(TUNE_BUDGET_S) $(PYTHON) -m benchmarks.tune_attention \
+	    --role $$role --json $(TUNE_DIR)/tune-$$role.json 2>&1 | tee $(TUNE_DIR)/tune-$$role.log; \
+	done
 
 clean:
 	rm -rf build *.egg-info fastattn/_C*.so .pytest_cache .benchmarks $(REPORTS_DIR)

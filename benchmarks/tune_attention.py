@@ -2,6 +2,7 @@
 
     python -m benchmarks.tune_attention [--role forward|backward_dkdv|backward_dq ...]
                                         [--head-dim 64|128 ...] [--seqlen 2048] [--json PATH]
+    make gpu-tune        (after make gpu, on the same machine: every role within a time budget)
 
 For each role (forward, backward dK/dV, backward dQ) and head dim, every candidate in CANDIDATES
 replaces the tiles kernels.attention_settings would choose, for that role only, and is
@@ -212,11 +213,18 @@ def main(argv=None):
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (Triton interpreter)"
     print(f"device: {name}, {dtype}, torch {torch.__version__}", flush=True)
     report = lambda line: print(line, flush=True)  # noqa: E731  (a run cut short keeps its lines)
-    results = list(sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device, dtype,
-                         report))
+    results, interrupted = [], False
+    try:
+        for result in sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device,
+                            dtype, report):
+            results.append(result)
+    except KeyboardInterrupt:  # a time budget ran out (make gpu-tune): keep what was measured
+        interrupted = True
+        print(f"interrupted after {len(results)} results", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": name, "dtype": str(dtype), "results": results}, f, indent=1)
+            json.dump({"device": name, "dtype": str(dtype), "complete": not interrupted,
+                       "results": results}, f, indent=1)
     return 0 if all(r["numerics"] == "ok" for r in results) else 1
 
 

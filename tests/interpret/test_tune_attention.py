@@ -49,3 +49,18 @@ def test_a_sweep_reports_every_candidate(monkeypatch, tmp_path, capsys):
         ([32, 32, 4, 2], False, False), ([32, 32, 4, 2], True, False)]
     assert all(r["numerics"] == "ok" and r["tflop_s"] > 0 for r in results)
     assert "(current)" in capsys.readouterr().out
+
+
+def test_an_interrupted_sweep_keeps_what_it_measured(monkeypatch, tmp_path):
+    """make gpu-tune stops a role at its time budget with SIGINT: the JSON still holds the
+    results so far and says the sweep is incomplete."""
+    def two_then_interrupt(*args, **kwargs):
+        yield {"tiles": [1], "numerics": "ok"}
+        yield {"tiles": [2], "numerics": "ok"}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune, "sweep", two_then_interrupt)
+    path = tmp_path / "cut.json"
+    assert tune.main(["--role", "forward", "--json", str(path)]) == 0
+    written = json.loads(path.read_text())
+    assert written["complete"] is False and len(written["results"]) == 2
