@@ -46,6 +46,19 @@ def _linear(a, weight, bias, out, gelu_tanh=False):
     return out
 
 
+_ZERO_BIASES = {}
+
+
+def _zero_bias(size, like):
+    """A zero bias for our GELU kernels where the GEMM already added the real one: read-only, so
+    kept per (size, dtype, device) instead of allocated and filled (a launch) on every call."""
+    key = (size, like.dtype, like.device)
+    zeros = _ZERO_BIASES.get(key)
+    if zeros is None:
+        zeros = _ZERO_BIASES[key] = torch.zeros(size, dtype=like.dtype, device=like.device)
+    return zeros
+
+
 def _dropout(t, dropout_p, seed):
     out = _alloc.empty_like(t)
     _extension.require().ffn_dropout(t, out, dropout_p, dropout_scale(dropout_p), seed)
@@ -62,7 +75,8 @@ def ffn_up(x, w1, b1, approximate, store_pre):
         if _fused(x, w1, h, "gelu_aux_bias", b1, pre):
             return h, pre
     pre = _linear(x, w1, b1, _alloc.empty(shape, x))
-    return bias_gelu_fwd(pre, torch.zeros_like(b1), approximate), (pre if store_pre else x.new_empty(0))
+    return (bias_gelu_fwd(pre, _zero_bias(b1.shape[0], b1), approximate),
+            pre if store_pre else x.new_empty(0))
 
 
 def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
@@ -83,7 +97,7 @@ def _gelu_input_grad(dy, w2, pre, approximate):
         if _fused(dy, w2.t(), da, "dgelu_bgrad", db1, pre):
             return da, db1
     dh = _linear(dy, w2.t(), None, _alloc.empty(tuple(pre.shape), pre))
-    return bias_gelu_bwd(dh, pre, pre.new_zeros(pre.shape[1]), approximate)
+    return bias_gelu_bwd(dh, pre, _zero_bias(pre.shape[1], pre), approximate)
 
 
 def _down_weight_grads(dy, h, w2):

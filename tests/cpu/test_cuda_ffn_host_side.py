@@ -113,3 +113,14 @@ def test_float32_takes_our_gelu_not_cublaslts(monkeypatch):
     eager (H200 gpu tier, 2026-11-26): float32 runs the plain GEMMs and our bias_gelu kernels."""
     fake, _, _ = run(monkeypatch, "tanh", dtype=torch.float32)
     assert fake.calls == ["bias", "bias", "none", "bgradb", "none", "none"]
+
+
+def test_the_kept_zero_bias_stays_zero_and_is_reused(monkeypatch):
+    """The erf form adds the bias in the GEMM and hands our GELU kernels a zero bias, kept between
+    calls: it must come back unwritten, and be the same tensor next time."""
+    cuda_ffn._ZERO_BIASES.clear()
+    run(monkeypatch, "none")
+    kept = dict(cuda_ffn._ZERO_BIASES)
+    assert kept and all(not zeros.any() for zeros in kept.values())
+    run(monkeypatch, "none")
+    assert all(cuda_ffn._ZERO_BIASES[key] is zeros for key, zeros in kept.items())
