@@ -5,7 +5,10 @@ import platform
 import torch
 
 from . import __version__, _extension
-from ._dispatch import available_backends, triton_interpreter_enabled
+from ._dispatch import AUTO_ORDER, AUTO_ORDER_UP_TO_SIZE, available_backends, triton_interpreter_enabled
+
+# What each op's size-dependent order goes by (fastattn._dispatch.AUTO_ORDER_UP_TO_SIZE).
+_SIZE_NAMES = {"layer_norm_residual": "hidden", "attention": "decode query rows"}
 
 
 def _ffn_gemm_line(path):
@@ -54,7 +57,24 @@ def collect_info():
         "extension": _extension.build_info(),
         "triton_interpreter": triton_interpreter_enabled(),
         "backends": available_backends(),
+        "automatic_choice": automatic_choice(),
     }
+
+
+def automatic_choice():
+    """op -> [(condition, backend order)]: what backend=None tries first on CUDA tensors."""
+    table = {}
+    for op, order in AUTO_ORDER.items():
+        bands = []
+        if op in AUTO_ORDER_UP_TO_SIZE:
+            bound, small = AUTO_ORDER_UP_TO_SIZE[op]
+            size = _SIZE_NAMES.get(op, "size")
+            bands.append((f"{size} <= {bound}", list(small)))
+            bands.append(("otherwise", list(order)))
+        else:
+            bands.append(("always", list(order)))
+        table[op] = bands
+    return table
 
 
 def format_info(facts):
@@ -80,4 +100,9 @@ def format_info(facts):
     for name, status in facts["backends"].items():
         mark = "yes" if status["available"] else "no "
         lines.append(f"  {name:7s} {mark}  {status['detail']}")
+    lines.append("automatic choice (backend=None) on CUDA tensors, first that can run; CPU tensors: torch")
+    for op, bands in facts["automatic_choice"].items():
+        text = "; ".join(f"{' > '.join(order)}" + ("" if when == "always" else f" ({when})")
+                         for when, order in bands)
+        lines.append(f"  {op:21s} {text}")
     return "\n".join(lines)

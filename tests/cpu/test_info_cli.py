@@ -57,3 +57,18 @@ def test_ffn_gemm_path_of_extensions_with_and_without_cublaslt():
         "cublaslt 13.1.1"
     assert ffn_gemm_path(SimpleNamespace(ffn_gemm_path="aten", cublaslt_version=None)) == "aten"
     assert ffn_gemm_path(SimpleNamespace()) == "aten"  # an extension built before the path existed
+
+
+def test_info_shows_the_automatic_choice_per_op():
+    """What fastattn.patch(model) will run on a GPU, op by op, as the dispatch table says."""
+    from fastattn import _dispatch
+
+    out = run_info()
+    assert "automatic choice (backend=None) on CUDA tensors" in out
+    for op in _dispatch.AUTO_ORDER:
+        line = next(line for line in out.splitlines() if line.strip().startswith(op + " "))
+        assert " > ".join(_dispatch.AUTO_ORDER[op]) in line, line
+    ln = next(line for line in out.splitlines() if line.strip().startswith("layer_norm_residual "))
+    assert "cuda > triton > torch (hidden <= 2048)" in ln
+    facts = json.loads(run_info("--json"))
+    assert facts["automatic_choice"]["ffn"] == [["always", list(_dispatch.AUTO_ORDER["ffn"])]]
