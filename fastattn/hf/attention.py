@@ -51,7 +51,13 @@ def fastattn_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0,
         missing = kv_length - attention_mask.shape[-1]
         if missing > 0:  # a mask shorter than the keys leaves the extra keys out, as in transformers
             attention_mask = F.pad(attention_mask, (0, missing))
-        return attention_mask[:, :kv_length].to(torch.bool)
+        mask = attention_mask[:, :kv_length].to(torch.bool)
+        # A mask with no padding says nothing: None spares every layer its mask handling (and BERT
+        # its unpadding). One read of the mask per forward, as transformers' own sdpa path makes
+        # to skip its masks; not while torch.compile traces (the answer is data).
+        if not torch.compiler.is_compiling() and bool(mask.all()):
+            return None
+        return mask
     kwargs.update(allow_is_causal_skip=False, allow_is_bidirectional_skip=False)
     return masking_utils.sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length,
                                    q_offset=q_offset, kv_offset=kv_offset,

@@ -170,6 +170,23 @@ def test_bert_unpads_once_and_runs_varlen_on_real_tokens():
     assert cu_seqlens.tolist() == [0] + mask.sum(1).cumsum(0).tolist()
 
 
+def test_a_mask_without_padding_reaches_no_layer():
+    """An all-ones attention mask (what tokenizers and generate() give unpadded input) says
+    nothing: BERT does not unpad, GPT2's attention gets no key padding mask; outputs unchanged."""
+    stock_bert, stock_gpt2 = bert(), gpt2()
+    patched_bert, patched_gpt2 = (fastattn.patch(copy.deepcopy(m)) for m in (stock_bert, stock_gpt2))
+    ids, mask = batch("none")
+    assert mask.bool().all()
+    with spy("unpad", "attention_varlen", "attention") as calls, torch.no_grad():
+        got_bert = patched_bert(ids, attention_mask=mask).logits
+        got_gpt2 = patched_gpt2(ids, attention_mask=mask).logits
+    assert not calls["unpad"] and calls["attention_varlen"] and calls["attention"]
+    assert all(kwargs["key_padding_mask"] is None for _, kwargs in calls["attention"])
+    with torch.no_grad():
+        close_on_real_tokens("bert", got_bert, stock_bert(ids, attention_mask=mask).logits, mask)
+        close_on_real_tokens("gpt2", got_gpt2, stock_gpt2(ids, attention_mask=mask).logits, mask)
+
+
 def test_gpt2_generation_uses_decode_path_with_padding_mask():
     model = fastattn.patch(gpt2())
     ids, mask = batch("left", seqlen=7)
