@@ -36,28 +36,28 @@ AUTO_ORDER = {
 }
 
 
-# Where the order depends on the call's size (an op-specific size: the hidden size for
-# layer_norm_residual): op -> (largest size, order used up to it); larger calls use AUTO_ORDER.
+# Where the order depends on the call's size: op -> (what the size is, largest size, order used up
+# to it); larger calls, and calls without a size, use AUTO_ORDER.
 AUTO_ORDER_UP_TO_SIZE = {
     # H200, 32768 rows: at hidden 1024 cuda 3.04 vs triton 2.09 TB/s forward (0.44x vs 0.33x eager
     # backward, both host-bound); at 4096 triton ahead (above). The crossover lies between: 2048
     # splits the two measured sizes until one is measured there. Host time also favours cuda for
     # the small row counts of latency-bound models: its launch is one C++ call, Triton's a Python
     # launcher (benchmarks/host_overhead.py). BERT-base and GPT2 (768, 1024) fall here.
-    "layer_norm_residual": (2048, ("cuda", "triton", "torch")),
+    "layer_norm_residual": ("hidden", 2048, ("cuda", "triton", "torch")),
     # Decoding (size: query rows B * H * Sq of a call with Sq <= 16; ops/attention.py). H200, Sk 4096,
     # D=128: at 32 rows (B=1) cuda 0.052 ms, triton 0.123 (both host-bound: cuda's three launches
     # are C++ calls, Triton's split and combine Python launches); at 512 rows (B=16) triton 0.252
     # vs cuda 0.272. 128 splits the two until measured between.
-    "attention": (128, ("cuda", "triton", "torch")),
+    "attention": ("decode query rows", 128, ("cuda", "triton", "torch")),
 }
 
 
 def auto_order(op, size=None):
     """The automatic choice's backend order for `op` on CUDA tensors, at `size` if given."""
-    bound = AUTO_ORDER_UP_TO_SIZE.get(op)
-    if bound is not None and size is not None and size <= bound[0]:
-        return bound[1]
+    band = AUTO_ORDER_UP_TO_SIZE.get(op)
+    if band is not None and size is not None and size <= band[1]:
+        return band[2]
     return AUTO_ORDER[op]
 
 

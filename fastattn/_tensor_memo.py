@@ -16,11 +16,11 @@ def _version(tensor):
 
 def remembered(tensor, key, compute):
     """compute(tensor) (host values), or what it gave last time if the tensor has not changed."""
-    version = _version(tensor)
-    memo = getattr(tensor, key, None)
-    if version is not None and memo is not None and memo[0] == version:
-        return memo[1]
+    facts = peek(tensor, key)
+    if facts is not None:
+        return facts
     facts = compute(tensor)
+    version = _version(tensor)
     if version is not None:
         setattr(tensor, key, (version, facts))
     return facts
@@ -28,7 +28,8 @@ def remembered(tensor, key, compute):
 
 def peek(tensor, key):
     """What remembered() or remember() last attached under `key`, if the tensor has not changed
-    since; else None. Never computes (never reads the device)."""
+    since; else None (so facts themselves are never None). Never computes (never reads the
+    device)."""
     version = _version(tensor)
     memo = getattr(tensor, key, None)
     if version is not None and memo is not None and memo[0] == version:

@@ -7,9 +7,6 @@ import torch
 from . import __version__, _extension
 from ._dispatch import AUTO_ORDER, AUTO_ORDER_UP_TO_SIZE, available_backends, triton_interpreter_enabled
 
-# What each op's size-dependent order goes by (fastattn._dispatch.AUTO_ORDER_UP_TO_SIZE).
-_SIZE_NAMES = {"layer_norm_residual": "hidden", "attention": "decode query rows"}
-
 
 def _ffn_gemm_line(path):
     if path.startswith("cublaslt"):
@@ -67,8 +64,7 @@ def automatic_choice():
     for op, order in AUTO_ORDER.items():
         bands = []
         if op in AUTO_ORDER_UP_TO_SIZE:
-            bound, small = AUTO_ORDER_UP_TO_SIZE[op]
-            size = _SIZE_NAMES.get(op, "size")
+            size, bound, small = AUTO_ORDER_UP_TO_SIZE[op]
             bands.append((f"{size} <= {bound}", list(small)))
             bands.append(("otherwise", list(order)))
         else:

@@ -11,8 +11,8 @@ SDPA's own dropout cannot be replayed.
 Batches without padding take no padding machinery: a key_padding_mask of all True is dropped,
 and packed sequences of one common length run as a dense batch. Padded batches (a
 key_padding_mask, no dropout) leave out the key columns no query sees and may split the batch into
-buckets by length: torch_attention_windows.plan decides, and the backward follows the same plan. With dropout the keep mask's layout is the whole [B, H, Sq, Sk], so the
-eager path runs uncut.
+buckets by length: torch_attention_windows.plan decides, and the backward follows the same plan.
+With dropout the keep mask's layout is the whole [B, H, Sq, Sk], so the eager path runs uncut.
 
 Saved for the backward (SAVED_SOFTMAX = "none"): nothing. The backward recomputes the forward
 (with a fixed seed, the same dropout mask) and differentiates it with autograd, which reaches
