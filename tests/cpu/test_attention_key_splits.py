@@ -46,3 +46,11 @@ def test_splitting_starts_at_the_threshold():
     blocks = settings.MIN_KEY_BLOCKS_TO_SPLIT
     assert settings.key_splits(12, 64 * (blocks - 1), 64, H100_SLOTS)[0] == 1
     assert settings.key_splits(12, 64 * blocks, 64, H100_SLOTS)[0] > 1
+
+
+def test_the_fronts_copies_of_kernel_constants_match():
+    """fastattn.ops.attention cannot import kernels/ (triton may be absent) and keeps copies."""
+    from fastattn.ops import attention
+
+    assert attention.HEAD_DIMS == settings.HEAD_DIMS
+    assert attention.DECODE_QUERIES == settings.DECODE_BLOCK_M
