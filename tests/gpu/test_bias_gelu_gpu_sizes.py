@@ -37,11 +37,20 @@ def test_fused_backends_agree(device, dtype, approximate):
         leaves = [t.detach().requires_grad_() for t in (x, bias)]
         out = fastattn.bias_gelu(*leaves, approximate=approximate, backend=name)
         results[name] = (out, *torch.autograd.grad(out, leaves, dy))
+    # Relative above 1: two correct kernels may round one element apart, and one 16-bit ulp at
+    # |y| ~ 4 (2^-8 in float16, 2^-5 in bfloat16; seen on an H100, tanh form) exceeds any absolute
+    # tolerance that would still catch a wrong formula near 0.
     tolerance = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
     for name in ("cuda", "torch"):
         for label, got, expected in zip(("y", "dx", "dbias"), results[name], results["triton"]):
-            scale = max(1.0, expected.abs().max().item()) if label == "dbias" else 1.0
-            assert max_abs_diff(got, expected) <= tolerance * scale, f"{name} {label}"
+            if label == "dbias":  # a sum over rows: its rounding scales with the largest sum
+                allowed = tolerance * max(1.0, expected.abs().max().item())
+            else:
+                allowed = tolerance * expected.detach().double().abs().clamp(min=1.0)
+            excess = (got.detach().double() - expected.detach().double()).abs() - allowed
+            assert excess.max().item() <= 0, (
+                f"{name} {label}: max|diff| {max_abs_diff(got, expected):.3e}, "
+                f"worst excess over the allowed {excess.max().item():.3e}")
 
 
 def test_automatic_choice_on_gpu_is_a_fused_backend(device):
