@@ -51,12 +51,12 @@ HIDDEN, TOKENS = 2048, 16384  # the flash-attention grid of the issue
 FLOOR = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
 
 # (role, head dim) -> candidate tiles (block_m, block_n, num_warps, num_stages), sm_90 16-bit, the
-# current tiles first. Screened ahead of time (triton 3.6, sm_90, bf16, the six causal x dense /
-# key mask / varlen variants, head dims 80 and 96 too for BLOCK_D 128; 2026-11-26): all lower every
-# tl.dot to wgmma and none spills; the comment is the most registers a thread took. Rejected for
-# spilling: forward D=128 128x128 (8 warps, 2-3 stages: 96 B), 64x128/4, 128x128/4; forward D=64
-# 128x128/4, 64x128/4; dK/dV D=128 32x64, 32x128, 64x64, 16x128/3 stages; dK/dV D=64 64x64,
-# 64x128, 32x128/3 stages.
+# tiles chosen before the first H100 sweep (2026-11-26) first. Screened ahead of time (triton 3.6,
+# sm_90, bf16, the six causal x dense / key mask / varlen variants, head dims 80 and 96 too for
+# BLOCK_D 128; 2026-11-26): all lower every tl.dot to wgmma and none spills; the comment is the
+# most registers a thread took. Rejected for spilling: forward D=128 128x128 (8 warps, 2-3 stages:
+# 96 B), 64x128/4, 128x128/4; forward D=64 128x128/4, 64x128/4; dK/dV D=128 32x64, 32x128, 64x64,
+# 16x128/3 stages; dK/dV D=64 64x64, 64x128, 32x128/3 stages.
 CANDIDATES = {
     ("forward", 128): [Tiles(128, 64, 8, 3),   # 248
                        Tiles(128, 64, 8, 4),   # 255

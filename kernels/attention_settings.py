@@ -80,10 +80,12 @@ _FORWARD = {
     (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 4, 2),
     (256, True, True): Tiles(32, 32, 8, 2),
 }
-# sm_90 and newer, where they differ from _FORWARD.
+# sm_90 and newer, where they differ from _FORWARD. D=128 without dropout keeps _FORWARD's 64x64
+# with 4 warps: on an H100 (2026-11-26, benchmarks/tune_attention.py, bf16, S=2048) it ran 471
+# TFLOP/s dense and 396 causal against 434 and 350 for 128x64/8 warps (FlashAttention-2's tile).
 _FORWARD_SM90 = {
     (64, False, True): Tiles(64, 64, 4, 3),
-    (128, False, False): Tiles(128, 64, 8, 3), (128, False, True): Tiles(128, 64, 8, 3),
+    (128, False, True): Tiles(128, 64, 8, 3),
 }
 
 # Which 16-bit sm_90 tiles lower every tl.dot to wgmma (warpgroup MMA, Hopper's fastest path):
@@ -150,9 +152,14 @@ _BACKWARD_DKDV = {
 # BLOCK_N 64 reached 255 registers at D=64 and spilled from D=128 on; BLOCK_M 32 spilled at every
 # head dim). D=128 with dropout spilled 16 B even at 16x64/8 warps, and D=256 at every BLOCK_N 64
 # tile: those keep the mma.sync tiles of _BACKWARD_DKDV.
+# D=64 and D=128 without dropout take BLOCK_N 128, the fastest spill-free tiles of an H100 sweep
+# (2026-11-26, benchmarks/tune_attention.py, bf16, S=2048, the whole backward timed; TFLOP/s dense /
+# causal): D=64 32x128 224 / 215 and 16x128 262 / 169, against 136 / 125 at 16x64 (32x128 taken:
+# GPT2 trains causal); D=128 16x128 172 / 164 against 140 / 103 at 16x64. (8 warps and 2 stages
+# both: 32x128 reaches 255 registers at D=64, and 3 stages spilled.)
 _BACKWARD_DKDV_SM90 = {
     (16, False, False): Tiles(16, 128, 8, 3), (32, False, False): Tiles(16, 64, 8, 2),
-    (64, False, False): Tiles(16, 64, 8, 2), (128, False, False): Tiles(16, 64, 8, 2),
+    (64, False, False): Tiles(32, 128, 8, 2), (128, False, False): Tiles(16, 128, 8, 2),
     (16, False, True): Tiles(16, 128, 8, 3), (32, False, True): Tiles(16, 64, 8, 2),
     (64, False, True): Tiles(16, 64, 8, 2),
 }
@@ -172,9 +179,11 @@ _BACKWARD_DQ = {
 }
 # sm_90: BLOCK_M 64 at every head dim, so that all three products (M = BLOCK_M) run on wgmma. 8 warps
 # (two warp groups split the columns): D=128 64x32 needed 122-198 registers (triton 3.6), D=256
-# 64x16 167-215, where 4 warps took 184-236 and spilled 8 B at D=256.
+# 64x16 167-215, where 4 warps took 184-236 and spilled 8 B at D=256. D=128 without dropout takes
+# 128x32 (165 registers): the whole backward ran 170 / 118 TFLOP/s dense / causal on an H100
+# against 140 / 103 at 64x32 (the 2026-11-26 sweep above).
 _BACKWARD_DQ_SM90 = {
-    (128, False, False): Tiles(64, 32, 8, 3), (128, False, True): Tiles(64, 32, 8, 3),
+    (128, False, False): Tiles(128, 32, 8, 3), (128, False, True): Tiles(64, 32, 8, 3),
     (256, False, False): Tiles(64, 16, 8, 2), (256, False, True): Tiles(64, 16, 8, 2),
 }
 
