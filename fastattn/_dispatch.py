@@ -17,20 +17,24 @@ from . import _extension
 
 BACKENDS = ("triton", "cuda", "torch")
 
-# Fastest first, per op, for CUDA tensors. Keep in step with benchmarks/results/ (first GPU
-# numbers: H200, 2026-11-26, NOTES.md; many small cases there were host-bound, so the orders below
-# are provisional where the two kernels were close).
+# Fastest first, per op, for CUDA tensors. Keep in step with benchmarks/results/ (NOTES.md). From
+# the H100 run of 2026-11-26, the first with kernels timed apart from host time (bf16, quick
+# sizes); the H200 run before it timed the host for the small cases and misled two choices.
 AUTO_ORDER = {
-    # H200: triton ahead at hidden 4096 (4.2 vs 3.2 TB/s forward, 1.02x vs 0.90x eager backward);
-    # narrower rows: AUTO_ORDER_UP_TO_SIZE.
+    # H100, 32768 rows: forward triton 2.73 vs cuda 2.62 TB/s at hidden 1024, 2.98 vs 2.80 at 4096;
+    # backward 0.116 vs 0.174 ms and 0.335 vs 0.585. Host time per forward about equal (52 vs 56
+    # us). (Up to 2026-11-26 cuda went first below hidden 2048 from the H200's host-bound timing.)
     "layer_norm_residual": ("triton", "cuda", "torch"),
-    # H200: forward about equal, backward cuda 1.7-1.9x faster.
-    "masked_softmax": ("cuda", "triton", "torch"),
-    # H200: cuda 2.4 vs triton 2.2 TB/s forward.
+    # H100, padding mask, 16x12 heads: forward triton 0.072 vs cuda 0.076 ms at 512x512 and 0.137
+    # vs 0.197 at 256x2048; backward equal. cuda's host time is lower (18 vs 34 us a call).
+    "masked_softmax": ("triton", "cuda", "torch"),
+    # H100, 8192x3072: forward cuda 0.045 vs triton 0.049 ms, backward 0.078 vs 0.091.
     "bias_gelu": ("cuda", "triton", "torch"),
-    # H200: cuBLASLt up projection 0.107 ms vs the Triton GEMM's 0.132 (BERT-base, 8192 rows).
+    # H100, BERT-base 8192 rows: up projection cuda (cuBLASLt) 0.108 vs triton 0.140 ms; forward +
+    # backward 0.475 vs 0.787.
     "ffn": ("cuda", "triton", "torch"),
-    # H200: triton forward 3.5x the cuda path at S=2048; the cuda path also keeps [B, H, S, S].
+    # H100, S=2048: triton forward 2.4-7x the cuda path (which also keeps [B, H, S, S]); backward:
+    # see NOTES.md (D=128 dense, cuda 3.10 vs triton 4.87 ms before the tile sweep), decode below.
     "attention": ("triton", "cuda", "torch"),
     "attention_varlen": ("triton", "cuda", "torch"),
 }
@@ -39,17 +43,12 @@ AUTO_ORDER = {
 # Where the order depends on the call's size: op -> (what the size is, largest size, order used up
 # to it); larger calls, and calls without a size, use AUTO_ORDER.
 AUTO_ORDER_UP_TO_SIZE = {
-    # H200, 32768 rows: at hidden 1024 cuda 3.04 vs triton 2.09 TB/s forward (0.44x vs 0.33x eager
-    # backward, both host-bound); at 4096 triton ahead (above). The crossover lies between: 2048
-    # splits the two measured sizes until one is measured there. Host time also favours cuda for
-    # the small row counts of latency-bound models: its launch is one C++ call, Triton's a Python
-    # launcher (benchmarks/host_overhead.py). BERT-base and GPT2 (768, 1024) fall here.
-    "layer_norm_residual": ("hidden", 2048, ("cuda", "triton", "torch")),
-    # Decoding (size: query rows B * H * Sq of a call with Sq <= 16; ops/attention.py). H200, Sk 4096,
-    # D=128: at 32 rows (B=1) cuda 0.052 ms, triton 0.123 (both host-bound: cuda's three launches
-    # are C++ calls, Triton's split and combine Python launches); at 512 rows (B=16) triton 0.252
-    # vs cuda 0.272. 128 splits the two until measured between.
-    "attention": ("decode query rows", 128, ("cuda", "triton", "torch")),
+    # Decoding (size: query rows B * H * Sq of a call with Sq <= 16; ops/attention.py). H100, Sk
+    # 4096, D=128, kernels alone: 32 rows (B=1) triton 0.044 vs cuda 0.045 ms, 512 rows triton 0.366
+    # vs cuda 0.388. End to end, GPT2 generation is host-bound and cuda's decode (one C++ launch)
+    # won: 192 rows (B=16, 12 heads) 578 ms with cuda against 714 with triton attention; B=1 587 vs
+    # 724. 256 splits 192 (cuda ahead end to end) from 512 (triton ahead on the device).
+    "attention": ("decode query rows", 256, ("cuda", "triton", "torch")),
 }
 
 

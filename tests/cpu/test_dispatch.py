@@ -99,21 +99,22 @@ def test_available_backends_reports_every_backend_with_a_reason():
         assert status["cuda"]["available"] is False
 
 
-def test_the_automatic_layer_norm_choice_depends_on_the_hidden_size(monkeypatch):
-    """On a GPU: cuda up to hidden 2048 (BERT-base, GPT2), triton above (H200 measurements, see
-    fastattn/_dispatch.py); a backend that cannot run is skipped either way."""
+def test_the_automatic_choice_goes_by_size_only_where_a_band_says_so(monkeypatch):
+    """LayerNorm: triton at every hidden size since the H100 run (its size is still passed, so a
+    measured crossover needs only a band); a backend that cannot run is skipped."""
     monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
     cuda = torch.device("cuda")
     pick = functools.partial(_dispatch.resolve_backend, "layer_norm_residual", cuda)
-    assert pick(size=768) == pick(size=2048) == "cuda"
-    assert pick(size=2049) == pick(size=4096) == "triton"
-    assert pick() == "triton"  # no size: the size-independent order
-    assert pick(size=768, unsupported={"cuda": "not built"}) == "triton"
+    assert pick(size=768) == pick(size=4096) == pick() == "triton"
+    assert pick(size=768, unsupported={"triton": "not installed"}) == "cuda"
     assert _dispatch.auto_order("ffn", size=768) == _dispatch.AUTO_ORDER["ffn"]
+    band = _dispatch.AUTO_ORDER_UP_TO_SIZE["attention"]
+    assert _dispatch.auto_order("attention", band[1]) == band[2]
+    assert _dispatch.auto_order("attention", band[1] + 1) == _dispatch.AUTO_ORDER["attention"]
 
 
 def test_the_automatic_attention_choice_for_decoding_goes_by_query_rows(monkeypatch):
-    """cuda for KV-cache decoding with few query rows (B * H * Sq <= 128, Sq <= 16), triton
+    """cuda for KV-cache decoding with few query rows (B * H * Sq <= 256, Sq <= 16), triton
     otherwise: what fastattn.attention asks the dispatcher for each call."""
     from fastattn.ops import attention as attention_op
 
@@ -127,11 +128,12 @@ def test_the_automatic_attention_choice_for_decoding_goes_by_query_rows(monkeypa
         return "torch"
 
     monkeypatch.setattr(attention_op, "resolve_backend", ask)
-    for batch, heads, seqlen_q in ((1, 12, 1), (1, 32, 4), (16, 32, 1), (1, 12, 17), (1, 4, 64)):
+    for batch, heads, seqlen_q in ((1, 12, 1), (16, 12, 1), (1, 32, 8), (16, 32, 1), (1, 12, 17),
+                                   (1, 4, 64)):
         q = torch.randn(batch, heads, seqlen_q, 16)
         k = torch.randn(batch, heads, 40, 16)
         fastattn.attention(q, k, k)
-    assert asked == ["cuda", "cuda", "triton", "triton", "triton"]
+    assert asked == ["cuda", "cuda", "cuda", "triton", "triton", "triton"]
     cu = torch.tensor([0, 1], dtype=torch.int32)  # varlen keeps the size-independent order
     q1 = torch.randn(1, 2, 16)
     fastattn.attention_varlen(q1, q1, q1, cu, cu, 1, 1)
