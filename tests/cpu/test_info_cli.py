@@ -68,7 +68,8 @@ def test_info_shows_the_automatic_choice_per_op():
     for op in _dispatch.AUTO_ORDER:
         line = next(line for line in out.splitlines() if line.strip().startswith(op + " "))
         assert " > ".join(_dispatch.AUTO_ORDER[op]) in line, line
-    ln = next(line for line in out.splitlines() if line.strip().startswith("layer_norm_residual "))
-    assert "cuda > triton > torch (hidden <= 2048)" in ln
+    attention = next(line for line in out.splitlines() if line.strip().startswith("attention "))
+    size, bound, order = _dispatch.AUTO_ORDER_UP_TO_SIZE["attention"]
+    assert f"{' > '.join(order)} ({size} <= {bound})" in attention
     facts = json.loads(run_info("--json"))
     assert facts["automatic_choice"]["ffn"] == [["always", list(_dispatch.AUTO_ORDER["ffn"])]]
