@@ -43,7 +43,7 @@ RESULTS_DIR := $(if $(OUT),$(OUT),benchmarks/results)
 # Each tier's JUnit report; `make test` adds them up into its closing line.
 REPORTS_DIR ?= .test-reports
 
-.PHONY: test bench gpu gpu-tune setup build-in-place test-cpu test-interpret test-compile \
+.PHONY: test bench gpu gpu-tune gpu-tune-ffn setup build-in-place test-cpu test-interpret test-compile \
         test-compile-triton36 test-gpu-versions test-gpu clean
 
 setup: $(SETUP)
@@ -130,6 +130,15 @@ gpu-tune:
 	for role in $(TUNE_ROLES); do \
 	  env PYTHONPATH=$(CURDIR) timeout -s INT -k 20 $(TUNE_BUDGET_S) $(PYTHON) -m benchmarks.tune_attention \
 	    --role $$role --json $(TUNE_DIR)/tune-$$role.json 2>&1 | tee $(TUNE_DIR)/tune-$$role.log; \
+	done
+
+# The same for the FFN GEMM's tiles (benchmarks/tune_ffn.py), one epilogue kind at a time.
+TUNE_FFN_KINDS ?= plain gelu_grad dropout
+gpu-tune-ffn:
+	mkdir -p $(TUNE_DIR)
+	for kind in $(TUNE_FFN_KINDS); do \
+	  env PYTHONPATH=$(CURDIR) timeout -s INT -k 20 $(TUNE_BUDGET_S) $(PYTHON) -m benchmarks.tune_ffn \
+	    --kind $$kind --json $(TUNE_DIR)/tune-ffn-$$kind.json 2>&1 | tee $(TUNE_DIR)/tune-ffn-$$kind.log; \
 	done
 
 clean:

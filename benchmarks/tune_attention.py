@@ -24,9 +24,6 @@ the compile tier then checks it in every flag variant.
 """
 
 import argparse
-import contextlib
-import json
-import math
 import os
 import sys
 
@@ -39,6 +36,7 @@ if __name__ == "__main__":  # before fastattn (and Triton's kernels) are importe
 import torch  # noqa: E402
 
 import fastattn  # noqa: E402
+from benchmarks import tuning  # noqa: E402
 from benchmarks.timing import time_fn  # noqa: E402
 from fastattn.kernels import attention_settings as settings  # noqa: E402
 
@@ -48,7 +46,6 @@ ROLES = ("forward", "backward_dkdv", "backward_dq")
 SETTING = {"forward": "forward_tiles", "backward_dkdv": "backward_dkdv_tiles",
            "backward_dq": "backward_dq_tiles"}
 HIDDEN, TOKENS = 2048, 16384  # the flash-attention grid of the issue
-FLOOR = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
 
 # (role, head dim) -> candidate tiles (block_m, block_n, num_warps, num_stages), sm_90 16-bit, the
 # tiles chosen before the first H100 sweep (2026-11-26) first. Screened ahead of time (triton 3.6,
@@ -91,27 +88,16 @@ CANDIDATES = {
 }
 
 
-@contextlib.contextmanager
 def tiles_for(role, tiles):
     """Inside the block, `role`'s kernels launch with `tiles` whatever the call (dropout and float32
     calls included: the sweep makes neither)."""
-    name = SETTING[role]
-    chosen = getattr(settings, name)
-    setattr(settings, name, lambda *args, **kwargs: tiles)
-    try:
-        yield
-    finally:
-        setattr(settings, name, chosen)
+    return tuning.replaced(settings, SETTING[role], lambda *args, **kwargs: tiles)
 
 
 def _inputs(batch, heads, seqlen, head_dim, dtype, device, seed=0):
     generator = torch.Generator(device=device).manual_seed(seed)
     return [torch.randn(batch, heads, seqlen, head_dim, generator=generator, device=device,
                         dtype=torch.float32).to(dtype).requires_grad_() for _ in range(3)]
-
-
-def _error(a, b):
-    return (a.double() - b.double()).abs().max().item()
 
 
 def numerics_failures(head_dim, dtype, device):
@@ -134,12 +120,13 @@ def numerics_failures(head_dim, dtype, device):
                              *t, causal=causal, key_padding_mask=mask, upcast=False))):
             out = fn(q, k, v)
             results[name] = (out.detach(), *torch.autograd.grad(out, (q, k, v), dout))
-        for index, (label, factor) in enumerate((("out", 2), ("dq", 3), ("dk", 3), ("dv", 3))):
-            out, ref, eager = (results[n][index] for n in ("out", "ref", "eager"))
-            error, bound = _error(out, ref), factor * _error(eager, ref) + FLOOR[dtype]
-            if not (math.isfinite(error) and error <= bound):
-                failures.append(f"{label} {'causal' if causal else 'full'}: error {error:.2e} > "
-                                f"bound {bound:.2e}")
+        for index, label in enumerate(("out", "dq", "dk", "dv")):
+            factor = tuning.OUTPUT_FACTOR if label == "out" else tuning.GRAD_FACTOR
+            failure = tuning.rule_failure(f"{label} {'causal' if causal else 'full'}",
+                                          *(results[n][index] for n in ("out", "ref", "eager")),
+                                          factor, dtype)
+            if failure:
+                failures.append(failure)
     return failures
 
 
@@ -207,25 +194,11 @@ def main(argv=None):
     parser.add_argument("--seqlen", type=int, default=2048)
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-    # The interpreter cannot do bfloat16 arithmetic (DESIGN §5): float16 there.
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float16
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (Triton interpreter)"
+    device, dtype, name = tuning.device_and_dtype()
     print(f"device: {name}, {dtype}, torch {torch.__version__}", flush=True)
     report = lambda line: print(line, flush=True)  # noqa: E731  (a run cut short keeps its lines)
-    results, interrupted = [], False
-    try:
-        for result in sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device,
-                            dtype, report):
-            results.append(result)
-    except KeyboardInterrupt:  # a time budget ran out (make gpu-tune): keep what was measured
-        interrupted = True
-        print(f"interrupted after {len(results)} results", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": name, "dtype": str(dtype), "complete": not interrupted,
-                       "results": results}, f, indent=1)
-    return 0 if all(r["numerics"] == "ok" for r in results) else 1
+    results = sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device, dtype, report)
+    return tuning.run_sweep(results, args.json, {"device": name, "dtype": str(dtype)})
 
 
 if __name__ == "__main__":

@@ -32,6 +32,15 @@ class Tiles(NamedTuple):
     num_stages: int
 
 
+# Which epilogue a launch runs decides its tiles: the GELU derivative (dA) and the dropout of the
+# down projection (a Philox draw per element) hold more registers than the rest (bias, bias + GELU,
+# none), which spill at tiles the rest take (sm_90 screening, triton 3.6, 2026-11-26: 128x128x64
+# with 8 warps is spill-free for the up projection and the plain GEMMs, 240-246 registers, and
+# spills 480 B with dropout and 16 B with the GELU derivative). benchmarks/tune_ffn.py times the
+# kinds' candidates on a GPU.
+PLAIN, DROPOUT, GELU_GRAD = "plain", "dropout", "gelu_grad"
+KINDS = (PLAIN, DROPOUT, GELU_GRAD)
+
 # (arch, is_fp32, gelu_grad epilogue) -> Tiles
 _TILES = {
     (80, False, False): Tiles(128, 128, 32, 8, 8, 4),
@@ -43,6 +52,9 @@ _TILES = {
     (80, True, True): Tiles(64, 64, 32, 8, 4, 3),
     (90, True, True): Tiles(64, 64, 32, 8, 4, 3),
 }
+# (arch, is_fp32) -> Tiles of the down projection with dropout, where they differ from _TILES's
+# plain entry (none yet: the plain tiles were chosen to fit the dropout epilogue too).
+_DROPOUT_TILES = {}
 
 
 def _arch_key(arch):
@@ -50,11 +62,26 @@ def _arch_key(arch):
     return 90 if arch >= 90 else 80
 
 
-def matmul_tiles(arch, is_fp32, gelu_grad):
-    return _TILES[(_arch_key(arch), bool(is_fp32), bool(gelu_grad))]
+def epilogue_kind(gelu_grad, dropout):
+    return GELU_GRAD if gelu_grad else (DROPOUT if dropout else PLAIN)
+
+
+def tiles_for_kind(arch, is_fp32, kind):
+    key = (_arch_key(arch), bool(is_fp32))
+    if kind == DROPOUT and key in _DROPOUT_TILES:
+        return _DROPOUT_TILES[key]
+    return _TILES[key + (kind == GELU_GRAD,)]
+
+
+def matmul_tiles(arch, is_fp32, gelu_grad, dropout=False):
+    """The tiles of one launch: `gelu_grad` for dA's epilogue, `dropout` for the down projection's
+    with dropout (training), neither for the rest."""
+    return tiles_for_kind(arch, is_fp32, epilogue_kind(gelu_grad, dropout))
 
 
 def all_tiles():
-    """(arch, is_fp32, gelu_grad, Tiles) for every configuration the launcher can pick."""
-    for (arch, is_fp32, gelu_grad), tiles in _TILES.items():
-        yield arch, is_fp32, gelu_grad, tiles
+    """(arch, is_fp32, epilogue kind, Tiles) for every configuration the launcher can pick."""
+    for arch in ARCHS:
+        for is_fp32 in (False, True):
+            for kind in KINDS:
+                yield arch, is_fp32, kind, tiles_for_kind(arch, is_fp32, kind)

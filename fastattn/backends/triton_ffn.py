@@ -24,7 +24,8 @@ def _matmul(a, b, out, *, bias=None, pre=None, dbias_partial=None, apply_gelu=Fa
     (m, k), n = a.shape, b.shape[1]
     if m == 0 or n == 0:
         return out
-    tiles = settings.matmul_tiles(_arch(a.device), a.dtype == torch.float32, gelu_grad)
+    tiles = settings.matmul_tiles(_arch(a.device), a.dtype == torch.float32, gelu_grad,
+                                  dropout=seed is not None)
     grid = (ceil_div(m, tiles.block_m) * ceil_div(n, tiles.block_n),)
     pre_arg = pre if pre is not None else out
     ffn_matmul_kernel[grid](

@@ -24,13 +24,16 @@ OFF = {"HAS_BIAS": False, "APPLY_GELU": False, "STORE_PRE": False, "GELU_GRAD": 
 # row-major (dY' @ W2, dA @ W1), "TN" = a transposed activation as A (dY'^T @ H, dA^T @ x).
 UNIT_STRIDES = {"NT": {"stride_ak": 1, "stride_bk": 1}, "NN": {"stride_ak": 1, "stride_bn": 1},
                 "TN": {"stride_am": 1, "stride_bn": 1}}
+# name -> (constexpr flags, operand layout, the tiles' epilogue kind in kernels.ffn_settings)
 EPILOGUES = {
-    "up": (dict(OFF, HAS_BIAS=True, APPLY_GELU=True, STORE_PRE=True), "NT"),
-    "up_tanh": (dict(OFF, HAS_BIAS=True, APPLY_GELU=True, STORE_PRE=True, TANH=True), "NT"),
-    "down": (dict(OFF, HAS_BIAS=True, HAS_DROPOUT=True), "NT"),
-    "gelu_grad": (dict(OFF, GELU_GRAD=True), "NN"),
-    "plain_NN": (OFF, "NN"),
-    "plain_TN": (OFF, "TN"),
+    "up": (dict(OFF, HAS_BIAS=True, APPLY_GELU=True, STORE_PRE=True), "NT", settings.PLAIN),
+    "up_tanh": (dict(OFF, HAS_BIAS=True, APPLY_GELU=True, STORE_PRE=True, TANH=True), "NT",
+                settings.PLAIN),
+    "down": (dict(OFF, HAS_BIAS=True), "NT", settings.PLAIN),
+    "down_dropout": (dict(OFF, HAS_BIAS=True, HAS_DROPOUT=True), "NT", settings.DROPOUT),
+    "gelu_grad": (dict(OFF, GELU_GRAD=True), "NN", settings.GELU_GRAD),
+    "plain_NN": (OFF, "NN", settings.PLAIN),
+    "plain_TN": (OFF, "TN", settings.PLAIN),
 }
 
 
@@ -58,10 +61,10 @@ def compile_aligned_gemm(types, constexprs, arch, num_warps, num_stages):
 
 
 def variants():
-    for arch, is_fp32, gelu_grad, tiles in settings.all_tiles():
+    for arch, is_fp32, kind, tiles in settings.all_tiles():
         elem = "fp32" if is_fp32 else "bf16"
-        for epilogue in EPILOGUES:
-            if (epilogue == "gelu_grad") != gelu_grad:
+        for epilogue, (_, _, epilogue_kind) in EPILOGUES.items():
+            if epilogue_kind != kind:
                 continue
             label = (f"{epilogue}-{elem}-sm_{arch}-{tiles.block_m}x{tiles.block_n}x{tiles.block_k}"
                      f"w{tiles.num_warps}s{tiles.num_stages}")
@@ -74,7 +77,7 @@ VARIANTS = dict(variants())
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_ffn_matmul_compiles_without_spills(variant):
     arch, elem, epilogue, tiles = VARIANTS[variant]
-    flags, layout = EPILOGUES[epilogue]
+    flags, layout, _ = EPILOGUES[epilogue]
     constexprs = dict(flags, **UNIT_STRIDES[layout], DOT_PRECISION="ieee" if elem == "fp32" else "tf32",
                       EVEN_M=True, EVEN_N=True, EVEN_K=True, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n,
                       BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m)

@@ -17,7 +17,8 @@
 #      against the committed CPU run, where Triton's launches are stubbed, it shows what Triton's
 #      launch costs)                                             -> gpu-host-overhead.log
 #   6. the quick benchmark pass                                  -> gpu-bench.log, <device>.json/.md/.png
-#   7. host vs device time of the BERT cases (benchmarks/profile_models.py) -> gpu-profile.log
+#   7. host vs device time of the BERT and GPT2-training cases (benchmarks/profile_models.py)
+#                                                                -> gpu-profile.log
 # Everything is also packed into PACK_DIR/gpu-evidence.tar.gz after each step (PACK_DIR from the
 # environment, default RESULTS_DIR): the device tool brings back at most 8 files, and a run cut off
 # at its limit still returns what was packed.
@@ -133,7 +134,8 @@ pack
 if [ "${GPU_PROFILE_BUDGET_S:-60}" -gt 0 ]; then
   say "model profile (host vs device time)"
   run_budgeted profile "${GPU_PROFILE_BUDGET_S:-60}" "$PY" -m benchmarks.profile_models \
-    --case bert-latency --case bert-padded --impl eager --impl triton --impl cuda --impl auto --tables \
+    --case bert-latency --case bert-padded --case gpt2-train --impl eager --impl sdpa --impl triton \
+    --impl cuda --impl auto --tables \
     > "$results/gpu-profile.log" 2>&1 || true
   tail -n 8 "$results/gpu-profile.log"
   pack
