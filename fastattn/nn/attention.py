@@ -22,7 +22,15 @@ def packed_self_attention(x, qkv_weight, qkv_bias, num_heads, packing, *, causal
                           scale=None, dropout_p=0.0, backend=None):
     """x [T, hidden] packed tokens (see PackedBatch) -> attention context [T, hidden], before the
     output projection. One GEMM projects q, k and v for all tokens."""
-    q, k, v = _split_heads(nn.functional.linear(x, qkv_weight, qkv_bias), num_heads)
+    return attention_on_packed_qkv(nn.functional.linear(x, qkv_weight, qkv_bias), num_heads,
+                                   packing, causal=causal, scale=scale, dropout_p=dropout_p,
+                                   backend=backend)
+
+
+def attention_on_packed_qkv(qkv, num_heads, packing, *, causal=False, scale=None, dropout_p=0.0,
+                            backend=None):
+    """qkv [T, 3 * hidden] (query, key, value columns) of packed tokens -> context [T, hidden]."""
+    q, k, v = _split_heads(qkv, num_heads)
     context = fastattn.attention_varlen(q, k, v, packing.cu_seqlens, packing.cu_seqlens,
                                         packing.max_seqlen, packing.max_seqlen, causal=causal,
                                         scale=scale, dropout_p=dropout_p, backend=backend)

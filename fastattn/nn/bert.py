@@ -11,13 +11,15 @@ peak memory, not the result.
 """
 
 import torch
+from torch import nn
 from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
 
 from . import adoption
-from .attention import packed_self_attention
+from .attention import attention_on_packed_qkv
 from .ffn import gelu_approximation, gelu_ffn
 from .layer_norm_residual import LayerNormResidual
 from .packing import PackedBatch
+from .projections import fusable
 
 BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
 QKV_CACHE = "_fastattn_qkv_cache"  # an instance attribute, not a buffer: no state_dict entry
@@ -66,14 +68,23 @@ class BertLayer(HFBertLayer):
     def forward_packed(self, x, packing):
         """x [T, hidden] packed real tokens -> [T, hidden]."""
         backend, attention = getattr(self, BACKEND), self.attention
-        qkv_weight, qkv_bias = self._fused_qkv()
-        context = packed_self_attention(
-            x, qkv_weight, qkv_bias, attention.self.num_attention_heads, packing,
+        context = attention_on_packed_qkv(
+            self._qkv(x), attention.self.num_attention_heads, packing,
             scale=attention.self.scaling,
             dropout_p=attention.self.dropout.p if self.training else 0.0, backend=backend)
         out = attention.output
         h = out.LayerNorm(out.dense(context), x, dropout_p=out.dropout.p)
         return self.output.LayerNorm(self._feed_forward(h), h, dropout_p=self.output.dropout.p)
+
+    def _qkv(self, x):
+        """[T, 3 * hidden]: q, k and v of the packed tokens, by one GEMM over the concatenated
+        weights, or, if a projection is wrapped or hooked (PEFT's LoRA on query and value, say:
+        nn.projections), by calling the three modules."""
+        attention = self.attention.self
+        projections = (attention.query, attention.key, attention.value)
+        if all(fusable(p, nn.Linear) for p in projections):
+            return nn.functional.linear(x, *self._fused_qkv())
+        return torch.cat([p(x) for p in projections], dim=-1)
 
     def _fused_qkv(self):
         """(weight, bias) of one GEMM for q, k and v: the three projections concatenated, so the
@@ -101,7 +112,7 @@ class BertLayer(HFBertLayer):
         """fc2(act(fc1(h))), without the dropout (fused into the LayerNorm after it)."""
         fc1, fc2 = self.intermediate.dense, self.output.dense
         approximate = getattr(self, GELU)
-        if approximate is None:
+        if approximate is None or not (fusable(fc1, nn.Linear) and fusable(fc2, nn.Linear)):
             return fc2(self.intermediate.intermediate_act_fn(fc1(h)))
         return gelu_ffn(h, fc1.weight, fc1.bias, fc2.weight, fc2.bias, approximate=approximate,
                         backend=getattr(self, BACKEND))

@@ -10,11 +10,14 @@ Cross-attention (encoder_hidden_states) and non-GELU activations run transformer
 
 import inspect
 
+from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block as HFGPT2Block
+from transformers.pytorch_utils import Conv1D
 
 from . import adoption
 from .ffn import gelu_approximation, gelu_ffn
 from .layer_norm_residual import LayerNormResidual
+from .projections import fusable
 
 BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
 
@@ -61,6 +64,8 @@ class GPT2Block(HFGPT2Block):
         # GPT2Attention already applied its residual dropout.
         h, residual = self.ln_2(attn_output, hidden_states, return_residual=True)
         mlp = self.mlp
+        if not (fusable(mlp, GPT2MLP) and fusable(mlp.c_fc, Conv1D) and fusable(mlp.c_proj, Conv1D)):
+            return residual + mlp(h)  # a wrapped or hooked projection (nn.projections)
         # The MLP's output dropout runs inside the fused op.
         feed_forward = gelu_ffn(h, mlp.c_fc.weight.t(), mlp.c_fc.bias, mlp.c_proj.weight.t(),
                                 mlp.c_proj.bias, approximate=getattr(self, GELU),
