@@ -1,7 +1,8 @@
 """Time candidate tiles of the Triton attention kernels on this GPU: the sweep a tuning session runs.
 
     python -m benchmarks.tune_attention [--role forward|backward_dkdv|backward_dq ...]
-                                        [--head-dim 64|128 ...] [--seqlen 2048] [--json PATH]
+                                        [--head-dim 64|128 ...] [--seqlen 2048] [--dropout P]
+                                        [--json PATH]
     make gpu-tune        (after make gpu, on the same machine: every role within a time budget)
 
 For each role (forward, backward dK/dV, backward dQ) and head dim, every candidate in CANDIDATES
@@ -12,6 +13,9 @@ replaces the tiles kernels.attention_settings would choose, for that role only, 
 2. timed on the issue's case: bfloat16, S = --seqlen, hidden 2048 (16 heads x 128 or 32 x 64),
    16k tokens a batch, causal and not; forward alone, or the backward alone (the forward in the
    untimed setup; the untouched kernel of the other backward role keeps its tiles).
+With --dropout P every call drops attention probabilities with p = P (as GPT2 trains, 0.1): the
+dropout tiles' own candidates (DROPOUT_CANDIDATES), checked against the reference under the same
+Philox keep mask.
 The table gives TFLOP/s (FLOPs as DESIGN §6 counts them) per candidate against the current tiles.
 The candidates are sm_90 16-bit tiles that compiled ahead of time without spills and with every
 tl.dot on wgmma (screened with tests/compile's helpers under triton 3.6, 2026-11-26; see
@@ -38,6 +42,7 @@ import torch  # noqa: E402
 import fastattn  # noqa: E402
 from benchmarks import tuning  # noqa: E402
 from benchmarks.timing import time_fn  # noqa: E402
+from fastattn._rng import draw_dropout_seed  # noqa: E402
 from fastattn.kernels import attention_settings as settings  # noqa: E402
 
 Tiles = settings.Tiles
@@ -94,30 +99,65 @@ def tiles_for(role, tiles):
     return tuning.replaced(settings, SETTING[role], lambda *args, **kwargs: tiles)
 
 
+# The same with attention dropout (`--dropout P`: GPT2 trains with p = 0.1 at D=64), whose tiles
+# are their own (kernels.attention_settings, HAS_DROPOUT draws a Philox mask per score tile).
+# Screened likewise (triton 3.6, sm_90, bf16, HAS_DROPOUT, six flag variants; 2026-11-26); rejected
+# for spilling: forward 128x64/4 warps (816 B), 128x32/4, 64x128/4, 128x128/8; dK/dV 32x64 and
+# 32x128 (16-64 B). dK/dV 16x32/4 warps fits but stays on mma.sync.
+DROPOUT_CANDIDATES = {
+    ("forward", 64): [Tiles(64, 64, 4, 3),    # 243
+                      Tiles(128, 64, 8, 3),   # 243
+                      Tiles(64, 64, 4, 4)],   # 243
+    ("backward_dkdv", 64): [Tiles(16, 64, 8, 2),     # 234
+                            Tiles(16, 128, 8, 2),    # 244
+                            Tiles(16, 64, 8, 3)],    # 248
+    ("backward_dq", 64): [Tiles(64, 32, 4, 3),       # 194
+                          Tiles(64, 64, 4, 3),       # 255
+                          Tiles(128, 32, 8, 3),      # 194
+                          Tiles(64, 32, 8, 3),       # 177
+                          Tiles(128, 64, 8, 3),      # 255
+                          Tiles(64, 64, 8, 3),       # 253
+                          Tiles(64, 32, 4, 4)],      # 194
+}
+
+
 def _inputs(batch, heads, seqlen, head_dim, dtype, device, seed=0):
     generator = torch.Generator(device=device).manual_seed(seed)
     return [torch.randn(batch, heads, seqlen, head_dim, generator=generator, device=device,
                         dtype=torch.float32).to(dtype).requires_grad_() for _ in range(3)]
 
 
-def numerics_failures(head_dim, dtype, device):
+def _seeded(seed, fn):
+    torch.manual_seed(seed)
+    return fn()
+
+
+def numerics_failures(head_dim, dtype, device, dropout_p=0.0):
     """What fails DESIGN §5's rule (outputs 2x, gradients 3x eager's error plus a floor) for the
-    current tiles on a small awkward case; [] when all passes."""
+    current tiles on a small awkward case; [] when all passes. With dropout the reference applies
+    the keep mask of the Philox stream the call draws (seeded alike)."""
     failures = []
     seqlen = 113 if device.type == "cpu" else 257  # odd, more than one tile of any candidate
     mask = torch.ones(2, seqlen, dtype=torch.bool, device=device)
     mask[0, :5] = False  # left padding
     mask[1, seqlen // 3: seqlen // 2] = False  # a hole
+    keep, call_seed = None, 11
+    if dropout_p:
+        keep = _seeded(call_seed, lambda: fastattn.reference.attention_dropout_keep_mask(
+            int(draw_dropout_seed(dropout_p)), 2, 2, seqlen, seqlen, dropout_p, device))
     for causal in (False, True):
         q, k, v = _inputs(2, 2, seqlen, head_dim, dtype, device, seed=1)
         dout = torch.randn_like(q)
         results = {}
-        for name, fn in (("out", lambda *t: fastattn.attention(*t, causal=causal,
-                                                               key_padding_mask=mask, backend="triton")),
+        for name, fn in (("out", lambda *t: _seeded(call_seed, lambda: fastattn.attention(
+                             *t, causal=causal, key_padding_mask=mask, dropout_p=dropout_p,
+                             backend="triton"))),
                          ("ref", lambda *t: fastattn.reference.attention(
-                             *t, causal=causal, key_padding_mask=mask, upcast=True)),
+                             *t, causal=causal, key_padding_mask=mask, keep_mask=keep,
+                             dropout_p=dropout_p, upcast=True)),
                          ("eager", lambda *t: fastattn.reference.attention(
-                             *t, causal=causal, key_padding_mask=mask, upcast=False))):
+                             *t, causal=causal, key_padding_mask=mask, keep_mask=keep,
+                             dropout_p=dropout_p, upcast=False))):
             out = fn(q, k, v)
             results[name] = (out.detach(), *torch.autograd.grad(out, (q, k, v), dout))
         for index, label in enumerate(("out", "dq", "dk", "dv")):
@@ -130,7 +170,7 @@ def numerics_failures(head_dim, dtype, device):
     return failures
 
 
-def time_case(role, head_dim, causal, seqlen, dtype, device):
+def time_case(role, head_dim, causal, seqlen, dtype, device, dropout_p=0.0):
     """(ms p50, TFLOP/s) of the role's direction on the flash-attention grid case."""
     heads = HIDDEN // head_dim
     batch = max(1, TOKENS // seqlen)
@@ -140,34 +180,38 @@ def time_case(role, head_dim, causal, seqlen, dtype, device):
     flops = 4 * batch * heads * seqlen * seqlen * head_dim // (2 if causal else 1)
     if role == "forward":
         with torch.no_grad():
-            timing = time_fn(lambda: fastattn.attention(q, k, v, causal=causal, backend="triton"),
-                             device)
+            timing = time_fn(lambda: fastattn.attention(q, k, v, causal=causal, dropout_p=dropout_p,
+                                                        backend="triton"), device)
     else:
         flops = int(2.5 * flops)
         dout = torch.randn_like(q)
         timing = time_fn(lambda out: torch.autograd.grad(out, (q, k, v), dout), device,
-                         setup=lambda: (fastattn.attention(q, k, v, causal=causal, backend="triton"),))
+                         setup=lambda: (fastattn.attention(q, k, v, causal=causal, dropout_p=dropout_p,
+                                                           backend="triton"),))
     return timing.p50, flops / (timing.p50 * 1e-3) / 1e12
 
 
-def sweep(roles, head_dims, seqlen, device, dtype, report=print):
+def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
     """Yields one result dict per (role, head dim, causal, candidate)."""
-    current = {"forward": lambda d: settings.forward_tiles(d, _arch(device), False),
-               "backward_dkdv": lambda d: settings.backward_dkdv_tiles(d, _arch(device), False),
-               "backward_dq": lambda d: settings.backward_dq_tiles(d, _arch(device), False)}
+    table = DROPOUT_CANDIDATES if dropout_p else CANDIDATES
     for role in roles:
         for head_dim in head_dims:
-            chosen = current[role](head_dim)
-            for tiles in CANDIDATES[(role, head_dim)]:
+            if (role, head_dim) not in table:
+                report(f"{role} d{head_dim}{' with dropout' if dropout_p else ''}: no candidates")
+                continue
+            chosen = getattr(settings, SETTING[role])(head_dim, _arch(device), False,
+                                                      dropout=bool(dropout_p))
+            for tiles in table[(role, head_dim)]:
                 with tiles_for(role, tiles):
-                    failures = numerics_failures(head_dim, dtype, device)
+                    failures = numerics_failures(head_dim, dtype, device, dropout_p)
                     for causal in (False, True):
                         result = {"role": role, "head_dim": head_dim, "causal": causal,
-                                  "seqlen": seqlen, "tiles": list(tiles), "current": tiles == chosen,
-                                  "numerics": failures or "ok", "ms": None, "tflop_s": None}
+                                  "dropout_p": dropout_p, "seqlen": seqlen, "tiles": list(tiles),
+                                  "current": tiles == chosen, "numerics": failures or "ok",
+                                  "ms": None, "tflop_s": None}
                         if not failures:
-                            result["ms"], result["tflop_s"] = time_case(role, head_dim, causal,
-                                                                        seqlen, dtype, device)
+                            result["ms"], result["tflop_s"] = time_case(
+                                role, head_dim, causal, seqlen, dtype, device, dropout_p)
                         report(_line(result))
                         yield result
 
@@ -192,13 +236,17 @@ def main(argv=None):
     parser.add_argument("--role", action="append", choices=ROLES)
     parser.add_argument("--head-dim", action="append", type=int, choices=(64, 128))
     parser.add_argument("--seqlen", type=int, default=2048)
+    parser.add_argument("--dropout", type=float, default=0.0, metavar="P",
+                        help="attention dropout of every call (its own tiles and candidates)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     device, dtype, name = tuning.device_and_dtype()
     print(f"device: {name}, {dtype}, torch {torch.__version__}", flush=True)
     report = lambda line: print(line, flush=True)  # noqa: E731  (a run cut short keeps its lines)
-    results = sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device, dtype, report)
-    return tuning.run_sweep(results, args.json, {"device": name, "dtype": str(dtype)})
+    results = sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device, dtype,
+                    report, args.dropout)
+    return tuning.run_sweep(results, args.json, {"device": name, "dtype": str(dtype),
+                                                 "dropout_p": args.dropout})
 
 
 if __name__ == "__main__":

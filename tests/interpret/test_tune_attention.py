@@ -64,3 +64,26 @@ def test_an_interrupted_sweep_keeps_what_it_measured(monkeypatch, tmp_path):
     assert tune.main(["--role", "forward", "--json", str(path)]) == 0
     written = json.loads(path.read_text())
     assert written["complete"] is False and len(written["results"]) == 2
+
+
+def test_a_dropout_sweep_checks_against_the_same_keep_mask(monkeypatch, tmp_path):
+    """--dropout: the dropout tiles' candidates, each checked against the reference under the
+    Philox keep mask the call draws (a wrong mask would fail the check, as a wrong kernel does)."""
+    assert tune.numerics_failures(64, torch.float16, torch.device("cpu"), dropout_p=0.2) == []
+    current = tune.settings.backward_dq_tiles(64, 90, False, dropout=True)
+    monkeypatch.setitem(tune.DROPOUT_CANDIDATES, ("backward_dq", 64), [current])
+    path = tmp_path / "sweep.json"
+    assert tune.main(["--role", "backward_dq", "--head-dim", "64", "--seqlen", "32",
+                      "--dropout", "0.2", "--json", str(path)]) == 0
+    written = json.loads(path.read_text())
+    assert written["dropout_p"] == 0.2
+    assert [(r["tiles"], r["current"], r["numerics"]) for r in written["results"]] == [
+        (list(current), True, "ok"), (list(current), True, "ok")]
+
+
+def test_the_dropout_check_fails_without_the_keep_mask(monkeypatch):
+    real = fastattn.attention
+    monkeypatch.setattr(fastattn, "attention",
+                        lambda *a, **kw: real(*a, **dict(kw, dropout_p=0.0)))
+    failures = tune.numerics_failures(64, torch.float16, torch.device("cpu"), dropout_p=0.2)
+    assert any(f.startswith("out full") for f in failures)
