@@ -123,14 +123,19 @@ gpu:
 # After `make gpu`, on the same machine: the attention tile sweep (benchmarks/tune_attention.py),
 # one role at a time, each within TUNE_BUDGET_S seconds (interrupted after it, keeping the lines it
 # printed), JSON and log per role into $OUT (else benchmarks/results/tune/). Needs no extension.
+# TUNE_ARGS passes options on and TUNE_TAG names the files apart, e.g. GPT2's training case:
+#   make gpu-tune TUNE_ROLES=backward_dkdv TUNE_ARGS="--dropout 0.1 --head-dim 64 --seqlen 1024" TUNE_TAG=-gpt2
 TUNE_ROLES ?= backward_dkdv backward_dq forward
 TUNE_BUDGET_S ?= 170
+TUNE_ARGS ?=
+TUNE_TAG ?=
 TUNE_DIR := $(if $(OUT),$(OUT),benchmarks/results/tune)
 gpu-tune:
 	mkdir -p $(TUNE_DIR)
 	for role in $(TUNE_ROLES); do \
 	  env PYTHONPATH=$(CURDIR) timeout -s INT -k 20 $(TUNE_BUDGET_S) $(PYTHON) -m benchmarks.tune_attention \
-	    --role $$role --json $(TUNE_DIR)/tune-$$role.json 2>&1 | tee $(TUNE_DIR)/tune-$$role.log; \
+	    --role $$role $(TUNE_ARGS) --json $(TUNE_DIR)/tune-$$role$(TUNE_TAG).json 2>&1 \
+	    | tee $(TUNE_DIR)/tune-$$role$(TUNE_TAG).log; \
 	done
 
 # The same for the FFN GEMM's tiles (benchmarks/tune_ffn.py), one epilogue kind at a time.
@@ -139,7 +144,8 @@ gpu-tune-ffn:
 	mkdir -p $(TUNE_DIR)
 	for kind in $(TUNE_FFN_KINDS); do \
 	  env PYTHONPATH=$(CURDIR) timeout -s INT -k 20 $(TUNE_BUDGET_S) $(PYTHON) -m benchmarks.tune_ffn \
-	    --kind $$kind --json $(TUNE_DIR)/tune-ffn-$$kind.json 2>&1 | tee $(TUNE_DIR)/tune-ffn-$$kind.log; \
+	    --kind $$kind $(TUNE_ARGS) --json $(TUNE_DIR)/tune-ffn-$$kind$(TUNE_TAG).json 2>&1 \
+	    | tee $(TUNE_DIR)/tune-ffn-$$kind$(TUNE_TAG).log; \
 	done
 
 clean:
