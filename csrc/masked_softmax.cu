@@ -68,7 +68,7 @@ __device__ __forceinline__ RowVisibility row_visibility(const MaskedSoftmaxFwdPa
 
 __device__ __forceinline__ bool dropout_keeps(float prob, const SoftmaxDropout& d, int64_t row,
                                               int64_t n_cols, int64_t col) {
-  return prob != 0.0f && philox_uniform(d.seed, attention_dropout_offset(row, n_cols, col)) >= d.p;
+  return prob != 0.0f && attention_dropout_uniform(d.seed, row, n_cols, col) >= d.p;
 }
 
 // The dropped row of the probabilities, typed (only read under kDropout).

@@ -43,10 +43,15 @@ FASTATTN_HOST_DEVICE int64_t softmax_row_visible_end(SoftmaxRowShape s, int64_t 
   return end < 0 ? 0 : (end < len_k ? end : len_k);
 }
 
-// Philox counter of score (row, col): ((b * H + h) * Sq + i) * Sk + j, the numbering of
-// fastattn.reference.attention_dropout_keep_mask (and of the triton backend).
-FASTATTN_HOST_DEVICE uint64_t attention_dropout_offset(int64_t row, int64_t n_cols, int64_t col) {
-  return static_cast<uint64_t>(row * n_cols + col);
+// The uniform that decides whether score (row, col) of rows of n_cols scores survives attention
+// dropout (fastattn.reference.attention_dropout_keep_mask): keys in groups of four, one Philox
+// evaluation a group at counter row * ceil(n_cols / 4) + col / 4, word col % 4 for key col. The
+// triton kernels draw a whole group from one evaluation; here each score computes its own.
+FASTATTN_HOST_DEVICE float attention_dropout_uniform(uint64_t seed, int64_t row, int64_t n_cols,
+                                                     int64_t col) {
+  const int64_t groups = (n_cols + 3) / 4;
+  const PhiloxWords words = philox_words(seed, static_cast<uint64_t>(row * groups + col / 4));
+  return philox_word_to_uniform(philox_word(words, col % 4));
 }
 
 }  // namespace fastattn

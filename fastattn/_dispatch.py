@@ -33,8 +33,9 @@ AUTO_ORDER = {
     # H100, BERT-base 8192 rows: up projection cuda (cuBLASLt) 0.108 vs triton 0.140 ms; forward +
     # backward 0.475 vs 0.787.
     "ffn": ("cuda", "triton", "torch"),
-    # H100, S=2048: triton forward 2.4-7x the cuda path (which also keeps [B, H, S, S]); backward:
-    # see NOTES.md (D=128 dense, cuda 3.10 vs triton 4.87 ms before the tile sweep), decode below.
+    # H100, S=2048: triton forward 3-7x faster than the cuda path (which also keeps [B, H, S, S]);
+    # backward: see NOTES.md (D=128 dense, cuda 3.10 vs triton 4.87 ms before the tile sweep);
+    # decode below.
     "attention": ("triton", "cuda", "torch"),
     "attention_varlen": ("triton", "cuda", "torch"),
 }

@@ -23,9 +23,9 @@ def _mul_hi_lo(a, constant):
     return high, low
 
 
-def philox_uniform(seed, offsets):
-    """Triton's `tl.rand(seed, offsets)`: Philox-4x32-10 keyed by the 64-bit seed, counter
-    (offset low, offset high, 0, 0), first word mapped to a float32 in [0, 1)."""
+def philox_words(seed, offsets):
+    """Triton's `tl.randint4x(seed, offsets)`: the four 32-bit output words (held in int64) of
+    Philox-4x32-10 keyed by the 64-bit seed, counter (offset low, offset high, 0, 0)."""
     offsets = offsets.to(torch.int64)
     c0, c1 = offsets & _MASK32, (offsets >> 32) & _MASK32
     c2, c3 = torch.zeros_like(c0), torch.zeros_like(c0)
@@ -35,7 +35,12 @@ def philox_uniform(seed, offsets):
         high_a, low_a = _mul_hi_lo(c0, _PHILOX_ROUND_A)
         c0, c1, c2, c3 = high_b ^ c1 ^ k0, low_b, high_a ^ c3 ^ k1, low_a
         k0, k1 = (k0 + _PHILOX_KEY_A) & _MASK32, (k1 + _PHILOX_KEY_B) & _MASK32
-    return philox_word_to_uniform(c0)
+    return c0, c1, c2, c3
+
+
+def philox_uniform(seed, offsets):
+    """Triton's `tl.rand(seed, offsets)`: the first Philox word mapped to a float32 in [0, 1)."""
+    return philox_word_to_uniform(philox_words(seed, offsets)[0])
 
 
 def philox_word_to_uniform(word):
@@ -75,12 +80,24 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, keep_mask=None, 
     return y, h
 
 
+def attention_dropout_groups(seqlen_k):
+    """Philox counters per row of attention scores: one per four keys (attention_dropout_keep_mask)."""
+    return (seqlen_k + 3) // 4
+
+
 def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, device="cpu"):
-    """The keep mask [batch, heads, seqlen_q, seqlen_k] of attention dropout: score (b, h, i, j) is
-    kept iff philox_uniform(seed, ((b * heads + h) * seqlen_q + i) * seqlen_k + j) >= dropout_p.
-    For varlen calls seqlen_q/k are max_seqlen_q/k and (i, j) positions inside sequence b."""
-    offsets = torch.arange(batch * heads * seqlen_q * seqlen_k, dtype=torch.int64, device=device)
-    uniform = philox_uniform(int(seed), offsets)
+    """The keep mask [batch, heads, seqlen_q, seqlen_k] of attention dropout. Keys come in groups of
+    four, each group one Philox evaluation whose four words decide its four scores: score
+    (b, h, i, j) is kept iff word j % 4 of philox_words(seed, row * G + j // 4), mapped to [0, 1)
+    as tl.rand maps its word, is >= dropout_p, with row = (b * heads + h) * seqlen_q + i and
+    G = attention_dropout_groups(seqlen_k). (One evaluation per score, as the other dropouts draw,
+    cost the attention kernels about 80 integer instructions per score: more than the score's
+    share of the matrix products.) For varlen calls seqlen_q/k are max_seqlen_q/k and (i, j)
+    positions inside sequence b."""
+    groups = attention_dropout_groups(seqlen_k)
+    counters = torch.arange(batch * heads * seqlen_q * groups, dtype=torch.int64, device=device)
+    words = torch.stack(philox_words(int(seed), counters), dim=-1)  # [rows * groups, 4]
+    uniform = philox_word_to_uniform(words).reshape(-1, groups * 4)[:, :seqlen_k]
     keep = uniform >= torch.tensor(dropout_p, dtype=torch.float32, device=device)
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)
 

@@ -54,20 +54,22 @@ def _load_row_stats(LSE_SEQ, DELTA_SEQ, offs_m, stride_s, q_len):
 
 @triton.jit
 def _probs_and_score_grads(s_a, s_b, dp_a, dp_b, lse_log2, delta, m2d, n2d, key_end, causal_shift,
-                           KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
-                           APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr,
+                           KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n, dropout_p,
+                           dropout_scale, APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr,
                            HAS_KEY_MASK: tl.constexpr, HAS_DROPOUT: tl.constexpr,
-                           DOT_PRECISION: tl.constexpr):
-    """(P*Z*c, dS) of one tile, [BLOCK_M, BLOCK_N] from (s_a, s_b, dp_a, dp_b) = (q, k, dO, V) or
-    their transposes from (k, q, V, dO). lse_log2, delta, m2d, n2d and drop_rows are broadcast
-    along the tile's axes the same way (see masked_scores)."""
+                           DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
+                           KEYS_AS_ROWS: tl.constexpr):
+    """(P*Z*c, dS) of one tile, [BLOCK_M, BLOCK_N] from (s_a, s_b, dp_a, dp_b) = (q, k, dO, V) or,
+    with KEYS_AS_ROWS, their transposes from (k, q, V, dO). lse_log2, delta, m2d and n2d are
+    broadcast along the tile's axes the same way (see masked_scores); drop_rows (dropout_row_base,
+    [BLOCK_M]) and start_n, the tile's first key, place it in the dropout stream."""
     s = masked_scores(s_a, s_b, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
                       APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, DOT_PRECISION)
     p = tl.math.exp2(s - lse_log2)
     dp = tl.dot(dp_a, tl.trans(dp_b), input_precision=DOT_PRECISION)
     p_dropped = p
     if HAS_DROPOUT:
-        keep = dropout_keep(seed, drop_rows, n2d, dropout_p)
+        keep = dropout_keep(seed, drop_rows, start_n, dropout_p, BLOCK_N, KEYS_AS_ROWS)
         p_dropped = tl.where(keep, p * dropout_scale, 0.0)
         dp = tl.where(keep, dp * dropout_scale, 0.0)
     return p_dropped, p * (dp - delta)
@@ -75,13 +77,13 @@ def _probs_and_score_grads(s_a, s_b, dp_a, dp_b, lse_log2, delta, m2d, n2d, key_
 
 @triton.jit
 def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m,
-                      offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end,
+                      start_n, offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end,
                       causal_shift, qk_scale_log2, seed, batch, head, n_heads,
                       dropout_seqlen_q, dropout_seqlen_k, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                      KEYS_AS_ROWS: tl.constexpr, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr,
-                      BLOCK_D: tl.constexpr):
+                      KEYS_AS_ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     """KEYS_AS_ROWS: the tiles are transposed, [BLOCK_N keys, BLOCK_M queries] (as in Triton's
     fused-attention tutorial), so that every product has the owned key block as its M, wide enough
     for wgmma on sm_90. Elsewhere the [BLOCK_M, BLOCK_N] tiles need fewer registers (mma.sync)."""
@@ -95,16 +97,16 @@ def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_
     if KEYS_AS_ROWS:
         p_dropped_t, ds_t = _probs_and_score_grads(
             k, q, v, do, lse_log2[None, :], delta[None, :], offs_m[None, :], offs_n[:, None],
-            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows[None, :],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
             dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
-            DOT_PRECISION)
+            DOT_PRECISION, BLOCK_N, True)
         p_dropped_t, ds_t = p_dropped_t.to(do.dtype), ds_t.to(q.dtype)
     else:
         p_dropped, ds = _probs_and_score_grads(
             q, k, do, v, lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
-            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows[:, None],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
             dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
-            DOT_PRECISION)
+            DOT_PRECISION, BLOCK_N, False)
         # Transposed after the cast to 16 bits: half the bytes through shared memory.
         p_dropped_t, ds_t = tl.trans(p_dropped.to(do.dtype)), tl.trans(ds.to(q.dtype))
     dv = tl.dot(p_dropped_t, do, dv, input_precision=DOT_PRECISION)
@@ -154,18 +156,18 @@ def attention_bwd_dkdv_kernel(
                                   stride_lse_s)
         for start_m in range(lo, mid, BLOCK_M):
             dk, dv = _dkdv_query_block(
-                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, offs_n,
-                stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
+                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, start_n,
+                offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
                 qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                KEYS_AS_ROWS, BLOCK_M, HEAD_DIM, BLOCK_D)
+                KEYS_AS_ROWS, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
         for start_m in range(mid, hi, BLOCK_M):
             dk, dv = _dkdv_query_block(
-                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, offs_n,
-                stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
+                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, start_n,
+                offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
                 qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                KEYS_AS_ROWS, BLOCK_M, HEAD_DIM, BLOCK_D)
+                KEYS_AS_ROWS, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
     rows = offs_n.to(tl.int64)
     store_rows(sequence_base(DK, batch64, kv_head64, k_start64, stride_dkb, stride_dkh, stride_dks),
                rows, stride_dks, k_len, dk * scale, HEAD_DIM, BLOCK_D)
@@ -222,8 +224,9 @@ def attention_bwd_dq_kernel(
         # backward, and splitting it in two would double its code size.
         _, ds = _probs_and_score_grads(
             q, k, do, v, lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
-            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows[:, None],
-            dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION)
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
+            dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
+            BLOCK_N, False)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PRECISION)
     store_rows(sequence_base(DQ, batch64, head64, q_start64, stride_dqb, stride_dqh, stride_dqs),
                offs_m.to(tl.int64), stride_dqs, q_len, dq * scale, HEAD_DIM, BLOCK_D)

@@ -46,7 +46,7 @@ def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_
     row_sum = row_sum * rescale + tl.sum(p, 1)
     if HAS_DROPOUT:
         # The normaliser counts every probability; only the values are dropped.
-        p = tl.where(dropout_keep(seed, drop_rows[:, None], offs_n[None, :], dropout_p),
+        p = tl.where(dropout_keep(seed, drop_rows, start_n, dropout_p, BLOCK_N, False),
                      p * dropout_scale, 0.0)
     v = load_rows(V_SEQ, offs_n, stride_vs, key_end, HEAD_DIM, BLOCK_D)
     acc = tl.dot(p.to(v.dtype), v, acc * rescale[:, None], input_precision=DOT_PRECISION)

@@ -10,8 +10,8 @@ Forward and backward, each in two shapes: rows up to MAX_ROW_BLOCK held in regis
 (one read, one write), longer rows walked in LONG_ROW_CHUNK chunks (an online max/sum pass, then a
 pass that re-reads and writes). Backward: dx = scale * y * (dy - sum(dy * y)), from y and dy alone.
 
-Dropout (the attention path's) belongs where probabilities are stored: keep (row, col) iff
-tl.rand(seed, row * n_cols + col) >= p, the stream csrc/philox.cuh reproduces.
+The cuda backend's attention path fuses its dropout into its softmax kernel (attention's keep
+mask, csrc/softmax_rows.cuh); this op has no dropout.
 """
 
 import triton

@@ -1,4 +1,5 @@
-"""Triton's `tl.rand` Philox stream with stock torch ops, fast enough for the torch backend.
+"""Triton's Philox streams (`tl.rand`, and `tl.randint4x` whose four words attention dropout
+uses) with stock torch ops, fast enough for the torch backend.
 
 The same numbers as fastattn.reference.philox_uniform (the oracle, checked in the tests), computed
 differently:
@@ -23,7 +24,8 @@ CHUNK = {"cpu": 1 << 16}
 DEFAULT_CHUNK = 1 << 20
 
 
-def _uniform_chunk(seed, offsets):
+def _words_chunk(seed, offsets):
+    """The four Philox words of each offset, int64 [len(offsets), 4] (tl.randint4x)."""
     c0, c1 = offsets & _MASK32, offsets >> 32
     c2, c3 = torch.zeros_like(c0), torch.zeros_like(c0)
     k0, k1 = seed & _MASK32, (seed >> 32) & _MASK32
@@ -33,22 +35,31 @@ def _uniform_chunk(seed, offsets):
         c0, c1, c2, c3 = (((product_b >> 32) & _MASK32) ^ c1 ^ k0, product_b & _MASK32,
                           ((product_a >> 32) & _MASK32) ^ c3 ^ k1, product_a & _MASK32)
         k0, k1 = (k0 + reference._PHILOX_KEY_A) & _MASK32, (k1 + reference._PHILOX_KEY_B) & _MASK32
-    return reference.philox_word_to_uniform(c0)
+    return torch.stack((c0, c1, c2, c3), dim=-1)
+
+
+def _chunked(seed, start, count, device, words_per_offset):
+    """float32 [count * words_per_offset]: the first `words_per_offset` Philox words of offsets
+    start, start + 1, ..., start + count - 1, each mapped to [0, 1), offset by offset."""
+    out = torch.empty(count, words_per_offset, dtype=torch.float32, device=device)
+    chunk = CHUNK.get(torch.device(device).type, DEFAULT_CHUNK) // words_per_offset
+    for first in range(0, count, chunk):
+        last = min(first + chunk, count)
+        offsets = torch.arange(start + first, start + last, dtype=torch.int64, device=device)
+        words = _words_chunk(int(seed), offsets)[:, :words_per_offset]
+        out[first:last] = reference.philox_word_to_uniform(words)
+    return out.reshape(-1)
 
 
 def uniform(seed, start, count, device):
     """float32 [count]: tl.rand(seed, offset) for offset = start, start + 1, ..."""
-    out = torch.empty(count, dtype=torch.float32, device=device)
-    chunk = CHUNK.get(torch.device(device).type, DEFAULT_CHUNK)
-    for first in range(0, count, chunk):
-        last = min(first + chunk, count)
-        offsets = torch.arange(start + first, start + last, dtype=torch.int64, device=device)
-        out[first:last] = _uniform_chunk(int(seed), offsets)
-    return out
+    return _chunked(seed, start, count, device, 1)
 
 
 def attention_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, device):
     """reference.attention_dropout_keep_mask, made here: bool [batch, heads, seqlen_q, seqlen_k]."""
-    count = batch * heads * seqlen_q * seqlen_k
-    keep = uniform(seed, 0, count, device) >= dropout_p
+    groups = reference.attention_dropout_groups(seqlen_k)
+    rows = batch * heads * seqlen_q
+    uniform4 = _chunked(seed, 0, rows * groups, device, 4).reshape(rows, groups * 4)
+    keep = uniform4[:, :seqlen_k] >= dropout_p
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)

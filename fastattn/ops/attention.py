@@ -210,7 +210,10 @@ def _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, m
                                           ("cu_seqlens_k", cu_seqlens_k)])
     _check_options(OP_VARLEN, causal, scale, dropout_p)
     _check_cu_seqlens_values("cu_seqlens_q", cu_seqlens_q, q.shape[0], max_seqlen_q, "max_seqlen_q")
-    _check_cu_seqlens_values("cu_seqlens_k", cu_seqlens_k, k.shape[0], max_seqlen_k, "max_seqlen_k")
+    if not (cu_seqlens_k is cu_seqlens_q and k.shape[0] == q.shape[0]
+            and max_seqlen_k == max_seqlen_q):  # self-attention: the same check again
+        _check_cu_seqlens_values("cu_seqlens_k", cu_seqlens_k, k.shape[0], max_seqlen_k,
+                                 "max_seqlen_k")
 
 
 def _unsupported_backends(q, k, v, dropout_p):

@@ -110,7 +110,9 @@ def test_inference_tensors_are_read_on_every_call(host_reads):
         cu[1] = 10
         with pytest.raises(ValueError, match="non-decreasing"):
             _varlen(q, k, v, cu, 10)
-    assert len(host_reads) == 3  # q's and k's check in the first call (the same tensor), q's in the second
+    # One read a call: k shares q's cu_seqlens, token count and max length (self-attention), so
+    # its check would repeat q's and is skipped.
+    assert len(host_reads) == 2
 
 
 @pytest.mark.parametrize("pattern", ["holes", "none"])

@@ -37,8 +37,7 @@ int main() {
   for (int64_t row = 0; row < batch * heads * queries; ++row) {
     std::printf("%" PRId64 " ", fastattn::softmax_row_visible_end(shape, row));
     for (int64_t col = 0; col < keys; ++col) {
-      const uint64_t offset = fastattn::attention_dropout_offset(row, keys, col);
-      std::putchar(fastattn::philox_uniform(seed, offset) >= p ? '1' : '0');
+      std::putchar(fastattn::attention_dropout_uniform(seed, row, keys, col) >= p ? '1' : '0');
     }
     std::putchar('\n');
   }
