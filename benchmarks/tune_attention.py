@@ -1,6 +1,6 @@
 """Time candidate tiles of the Triton attention kernels on this GPU: the sweep a tuning session runs.
 
-    python -m benchmarks.tune_attention [--role forward|backward_dkdv|backward_dq ...]
+    python -m benchmarks.tune_attention [--role forward|backward_dkdv|backward_dq|decode ...]
                                         [--head-dim 64|128 ...] [--seqlen 2048] [--dropout P]
                                         [--json PATH]
     make gpu-tune        (after make gpu, on the same machine: every role within a time budget)
@@ -13,12 +13,15 @@ replaces the tiles kernels.attention_settings would choose, for that role only, 
 2. timed on the issue's case: bfloat16, S = --seqlen, hidden 2048 (16 heads x 128 or 32 x 64),
    16k tokens a batch, causal and not; forward alone, or the backward alone (the forward in the
    untimed setup; the untouched kernel of the other backward role keeps its tiles).
+The decode role (one query against a KV cache: the split-key forward's 16-row tiles) is checked on
+a few queries against long keys and timed on the issue's decode cases, B=1 and B=16 with 4096 keys
+(32 heads x 128, or 64 x 64), in GB/s of K and V read against the measured copy bandwidth.
 With --dropout P every call drops attention probabilities with p = P (as GPT2 trains, 0.1): the
 dropout tiles' own candidates (DROPOUT_CANDIDATES), checked against the reference under the same
 Philox keep mask.
 The table gives TFLOP/s (FLOPs as DESIGN §6 counts them) per candidate against the current tiles.
-The candidates are sm_90 16-bit tiles that compiled ahead of time without spills and with every
-tl.dot on wgmma (screened with tests/compile's helpers under triton 3.6, 2026-11-26; see
+The candidates are sm_90 16-bit tiles that compiled ahead of time without spills and, but for
+decode's, with every tl.dot on wgmma (screened with tests/compile's helpers under triton 3.6, 2026-11-26; see
 CANDIDATES); on another architecture the sweep still runs, but the numbers answer a different
 question. About 30 candidates, each compiled in a few variants and timed twice: run one role per
 call on a lent GPU (a few minutes each).
@@ -46,10 +49,11 @@ from fastattn._rng import draw_dropout_seed  # noqa: E402
 from fastattn.kernels import attention_settings as settings  # noqa: E402
 
 Tiles = settings.Tiles
-ROLES = ("forward", "backward_dkdv", "backward_dq")
+ROLES = ("forward", "backward_dkdv", "backward_dq", "decode")
 # The function of kernels.attention_settings each role's tiles come from.
 SETTING = {"forward": "forward_tiles", "backward_dkdv": "backward_dkdv_tiles",
-           "backward_dq": "backward_dq_tiles"}
+           "backward_dq": "backward_dq_tiles", "decode": "decode_tiles"}
+DECODE_KEYS, DECODE_BATCHES = 4096, (1, 16)  # the issue's decode cases
 HIDDEN, TOKENS = 2048, 16384  # the flash-attention grid of the issue
 
 # (role, head dim) -> candidate tiles (block_m, block_n, num_warps, num_stages), sm_90 16-bit, the
@@ -90,6 +94,24 @@ CANDIDATES = {
                           Tiles(128, 64, 8, 3),      # 166
                           Tiles(64, 32, 4, 4),       # 117
                           Tiles(128, 32, 4, 3)],     # 201
+    # Decode (16-row query tiles streaming the KV cache; memory-bound, mma.sync is fine): the
+    # screening's registers and shared memory (D=128 16x128/4 warps spilled, 2-3 stages).
+    ("decode", 128): [Tiles(16, 32, 4, 3),     # 151, 37 KB
+                      Tiles(16, 64, 4, 3),     # 198, 70 KB
+                      Tiles(16, 64, 4, 2),     # 198, 38 KB
+                      Tiles(16, 128, 8, 2),    # 198, 72 KB
+                      Tiles(16, 32, 4, 4),     # 152, 53 KB
+                      Tiles(16, 64, 8, 3),     # 146, 70 KB
+                      Tiles(16, 64, 4, 4),     # 220, 102 KB
+                      Tiles(16, 32, 2, 3)],    # 220, 37 KB
+    ("decode", 64): [Tiles(16, 64, 4, 3),      # 145, 36 KB
+                     Tiles(16, 32, 4, 3),      # 124, 19 KB
+                     Tiles(16, 64, 4, 2),      # 143, 20 KB
+                     Tiles(16, 128, 8, 2),     # 162, 38 KB
+                     Tiles(16, 128, 4, 3),     # 255, 74 KB
+                     Tiles(16, 64, 8, 3),      # 118, 36 KB
+                     Tiles(16, 64, 4, 4),      # 148, 52 KB
+                     Tiles(16, 32, 2, 3)],     # 156, 19 KB
 }
 
 
@@ -121,10 +143,12 @@ DROPOUT_CANDIDATES = {
 }
 
 
-def _inputs(batch, heads, seqlen, head_dim, dtype, device, seed=0):
+def _inputs(batch, heads, seqlen, head_dim, dtype, device, seed=0, queries=None):
+    """q, k, v with gradients; q has `queries` rows if given (decode), else `seqlen`."""
     generator = torch.Generator(device=device).manual_seed(seed)
-    return [torch.randn(batch, heads, seqlen, head_dim, generator=generator, device=device,
-                        dtype=torch.float32).to(dtype).requires_grad_() for _ in range(3)]
+    return [torch.randn(batch, heads, rows, head_dim, generator=generator, device=device,
+                        dtype=torch.float32).to(dtype).requires_grad_()
+            for rows in (queries or seqlen, seqlen, seqlen)]
 
 
 def _seeded(seed, fn):
@@ -132,21 +156,24 @@ def _seeded(seed, fn):
     return fn()
 
 
-def numerics_failures(head_dim, dtype, device, dropout_p=0.0):
+def numerics_failures(head_dim, dtype, device, dropout_p=0.0, queries=None):
     """What fails DESIGN §5's rule (outputs 2x, gradients 3x eager's error plus a floor) for the
     current tiles on a small awkward case; [] when all passes. With dropout the reference applies
-    the keep mask of the Philox stream the call draws (seeded alike)."""
+    the keep mask of the Philox stream the call draws (seeded alike). `queries`: that many query
+    rows against the keys (the decode tiles' case), else as many as keys."""
     failures = []
     seqlen = 113 if device.type == "cpu" else 257  # odd, more than one tile of any candidate
+    if queries:  # keys enough to split (key_splits) under any candidate's BLOCK_N
+        seqlen = 1031 if device.type == "cpu" else 4099
     mask = torch.ones(2, seqlen, dtype=torch.bool, device=device)
     mask[0, :5] = False  # left padding
     mask[1, seqlen // 3: seqlen // 2] = False  # a hole
     keep, call_seed = None, 11
     if dropout_p:
         keep = _seeded(call_seed, lambda: fastattn.reference.attention_dropout_keep_mask(
-            int(draw_dropout_seed(dropout_p)), 2, 2, seqlen, seqlen, dropout_p, device))
+            int(draw_dropout_seed(dropout_p)), 2, 2, queries or seqlen, seqlen, dropout_p, device))
     for causal in (False, True):
-        q, k, v = _inputs(2, 2, seqlen, head_dim, dtype, device, seed=1)
+        q, k, v = _inputs(2, 2, seqlen, head_dim, dtype, device, seed=1, queries=queries)
         dout = torch.randn_like(q)
         results = {}
         for name, fn in (("out", lambda *t: _seeded(call_seed, lambda: fastattn.attention(
@@ -191,27 +218,53 @@ def time_case(role, head_dim, causal, seqlen, dtype, device, dropout_p=0.0):
     return timing.p50, flops / (timing.p50 * 1e-3) / 1e12
 
 
+def time_decode(head_dim, batch, dtype, device, dropout_p=0.0):
+    """(ms p50, GB/s) of one query a sequence against DECODE_KEYS keys: K and V read once."""
+    heads, keys = 4096 // head_dim, DECODE_KEYS
+    if device.type == "cpu":  # the interpreter: a token run that only proves the path works
+        heads, keys = 1, 256
+    q, k, v = (t.detach() for t in _inputs(batch, heads, keys, head_dim, dtype, device, queries=1))
+    with torch.no_grad():
+        timing = time_fn(lambda: fastattn.attention(q, k, v, causal=True, dropout_p=dropout_p,
+                                                    backend="triton"), device)
+    return timing.p50, 2 * k.numel() * k.element_size() / (timing.p50 * 1e-3) / 1e9
+
+
+def _current_tiles(role, head_dim, device, dropout_p):
+    if role == "decode":
+        return settings.decode_tiles(head_dim, False, dropout=bool(dropout_p))
+    return getattr(settings, SETTING[role])(head_dim, _arch(device), False, dropout=bool(dropout_p))
+
+
 def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
-    """Yields one result dict per (role, head dim, causal, candidate)."""
+    """Yields one result dict per (role, head dim, candidate, case): cases causal and not, or for
+    decode the batch sizes of DECODE_BATCHES."""
     table = DROPOUT_CANDIDATES if dropout_p else CANDIDATES
     for role in roles:
         for head_dim in head_dims:
             if (role, head_dim) not in table:
                 report(f"{role} d{head_dim}{' with dropout' if dropout_p else ''}: no candidates")
                 continue
-            chosen = getattr(settings, SETTING[role])(head_dim, _arch(device), False,
-                                                      dropout=bool(dropout_p))
+            chosen = _current_tiles(role, head_dim, device, dropout_p)
+            decode = role == "decode"
             for tiles in table[(role, head_dim)]:
                 with tiles_for(role, tiles):
-                    failures = numerics_failures(head_dim, dtype, device, dropout_p)
-                    for causal in (False, True):
-                        result = {"role": role, "head_dim": head_dim, "causal": causal,
-                                  "dropout_p": dropout_p, "seqlen": seqlen, "tiles": list(tiles),
-                                  "current": tiles == chosen, "numerics": failures or "ok",
-                                  "ms": None, "tflop_s": None}
-                        if not failures:
+                    failures = numerics_failures(head_dim, dtype, device, dropout_p,
+                                                 queries=3 if decode else None)
+                    for case in DECODE_BATCHES if decode else (False, True):
+                        result = {"role": role, "head_dim": head_dim, "dropout_p": dropout_p,
+                                  "tiles": list(tiles), "current": tiles == chosen,
+                                  "numerics": failures or "ok", "ms": None}
+                        if decode:
+                            result.update(batch=case, keys=DECODE_KEYS, gb_s=None)
+                        else:
+                            result.update(causal=case, seqlen=seqlen, tflop_s=None)
+                        if not failures and decode:
+                            result["ms"], result["gb_s"] = time_decode(head_dim, case, dtype,
+                                                                       device, dropout_p)
+                        elif not failures:
                             result["ms"], result["tflop_s"] = time_case(
-                                role, head_dim, causal, seqlen, dtype, device, dropout_p)
+                                role, head_dim, case, seqlen, dtype, device, dropout_p)
                         report(_line(result))
                         yield result
 
@@ -225,9 +278,15 @@ def _arch(device):
 
 def _line(result):
     tiles = "x".join(map(str, result["tiles"][:2])) + f" w{result['tiles'][2]} s{result['tiles'][3]}"
-    speed = (f"{result['tflop_s']:8.1f} TFLOP/s {result['ms']:8.3f} ms" if result["tflop_s"]
-             else f"  numerics FAILED: {'; '.join(result['numerics'])}")
-    return (f"{result['role']:14s} d{result['head_dim']:<4d} {'causal' if result['causal'] else 'full':6s} "
+    if result["ms"] is None:
+        speed = f"  numerics FAILED: {'; '.join(result['numerics'])}"
+    elif "gb_s" in result:
+        speed = f"{result['gb_s']:8.1f} GB/s    {result['ms']:8.3f} ms"
+    else:
+        speed = f"{result['tflop_s']:8.1f} TFLOP/s {result['ms']:8.3f} ms"
+    case = (f"B={result['batch']}" if "batch" in result
+            else "causal" if result["causal"] else "full")
+    return (f"{result['role']:14s} d{result['head_dim']:<4d} {case:6s} "
             f"{tiles:16s}{' (current)' if result['current'] else '          '} {speed}")
 
 

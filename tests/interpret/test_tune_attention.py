@@ -87,3 +87,29 @@ def test_the_dropout_check_fails_without_the_keep_mask(monkeypatch):
                         lambda *a, **kw: real(*a, **dict(kw, dropout_p=0.0)))
     failures = tune.numerics_failures(64, torch.float16, torch.device("cpu"), dropout_p=0.2)
     assert any(f.startswith("out full") for f in failures)
+
+
+def test_a_decode_sweep_times_the_split_key_path(monkeypatch, tmp_path):
+    """The decode role swaps the 16-row tiles of few-query calls: its numerics case has 3 queries
+    against keys long enough to split, and its table reads GB/s per batch size."""
+    launched = []
+    real_run = InterpretedFunction.run
+
+    def recording_run(self, *args, **kwargs):
+        launched.append((self.fn.__name__, kwargs.get("BLOCK_M"), kwargs.get("BLOCK_N")))
+        return real_run(self, *args, **kwargs)
+
+    current = tune.settings.decode_tiles(64, False)
+    other = tune.Tiles(16, 16, 2, 1)
+    monkeypatch.setitem(tune.CANDIDATES, ("decode", 64), [current, other])
+    monkeypatch.setattr(tune, "DECODE_BATCHES", (1, 2))
+    monkeypatch.setattr(InterpretedFunction, "run", recording_run)
+    path = tmp_path / "sweep.json"
+    assert tune.main(["--role", "decode", "--head-dim", "64", "--json", str(path)]) == 0
+    results = json.loads(path.read_text())["results"]
+    assert [(r["tiles"], r["batch"], r["current"]) for r in results] == [
+        (list(current), 1, True), (list(current), 2, True),
+        (list(other), 1, False), (list(other), 2, False)]
+    assert all(r["numerics"] == "ok" and r["gb_s"] > 0 for r in results)
+    assert ("attention_fwd_kernel", 16, 16) in launched
+    assert any(name == "attention_split_combine_kernel" for name, *_ in launched)
