@@ -297,15 +297,22 @@ def main(argv=None):
     parser.add_argument("--seqlen", type=int, default=2048)
     parser.add_argument("--dropout", type=float, default=0.0, metavar="P",
                         help="attention dropout of every call (its own tiles and candidates)")
+    parser.add_argument("--programs-per-sm", type=int, metavar="N",
+                        help="decode: programs an SM is assumed to run at once, which sets how "
+                             "many ways the keys are split (fastattn.backends.triton_attention)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     device, dtype, name = tuning.device_and_dtype()
     print(f"device: {name}, {dtype}, torch {torch.__version__}", flush=True)
     report = lambda line: print(line, flush=True)  # noqa: E731  (a run cut short keeps its lines)
-    results = sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device, dtype,
-                    report, args.dropout)
-    return tuning.run_sweep(results, args.json, {"device": name, "dtype": str(dtype),
-                                                 "dropout_p": args.dropout})
+    from fastattn.backends import triton_attention
+    programs_per_sm = args.programs_per_sm or triton_attention.PROGRAMS_PER_SM
+    with tuning.replaced(triton_attention, "PROGRAMS_PER_SM", programs_per_sm):
+        results = sweep(args.role or ROLES, args.head_dim or (64, 128), args.seqlen, device,
+                        dtype, report, args.dropout)
+        return tuning.run_sweep(results, args.json, {"device": name, "dtype": str(dtype),
+                                                     "dropout_p": args.dropout,
+                                                     "programs_per_sm": programs_per_sm})
 
 
 if __name__ == "__main__":

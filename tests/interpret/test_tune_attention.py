@@ -105,8 +105,14 @@ def test_a_decode_sweep_times_the_split_key_path(monkeypatch, tmp_path):
     monkeypatch.setattr(tune, "DECODE_BATCHES", (1, 2))
     monkeypatch.setattr(InterpretedFunction, "run", recording_run)
     path = tmp_path / "sweep.json"
-    assert tune.main(["--role", "decode", "--head-dim", "64", "--json", str(path)]) == 0
-    results = json.loads(path.read_text())["results"]
+    from fastattn.backends import triton_attention
+    default = triton_attention.PROGRAMS_PER_SM
+    assert tune.main(["--role", "decode", "--head-dim", "64", "--programs-per-sm", "3",
+                      "--json", str(path)]) == 0
+    assert triton_attention.PROGRAMS_PER_SM == default  # restored
+    written = json.loads(path.read_text())
+    assert written["programs_per_sm"] == 3
+    results = written["results"]
     assert [(r["tiles"], r["batch"], r["current"]) for r in results] == [
         (list(current), 1, True), (list(current), 2, True),
         (list(other), 1, False), (list(other), 2, False)]
