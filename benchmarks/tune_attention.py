@@ -175,25 +175,17 @@ def numerics_failures(head_dim, dtype, device, dropout_p=0.0, queries=None):
     for causal in (False, True):
         q, k, v = _inputs(2, 2, seqlen, head_dim, dtype, device, seed=1, queries=queries)
         dout = torch.randn_like(q)
-        results = {}
-        for name, fn in (("out", lambda *t: _seeded(call_seed, lambda: fastattn.attention(
-                             *t, causal=causal, key_padding_mask=mask, dropout_p=dropout_p,
-                             backend="triton"))),
-                         ("ref", lambda *t: fastattn.reference.attention(
-                             *t, causal=causal, key_padding_mask=mask, keep_mask=keep,
-                             dropout_p=dropout_p, upcast=True)),
-                         ("eager", lambda *t: fastattn.reference.attention(
-                             *t, causal=causal, key_padding_mask=mask, keep_mask=keep,
-                             dropout_p=dropout_p, upcast=False))):
-            out = fn(q, k, v)
-            results[name] = (out.detach(), *torch.autograd.grad(out, (q, k, v), dout))
-        for index, label in enumerate(("out", "dq", "dk", "dv")):
-            factor = tuning.OUTPUT_FACTOR if label == "out" else tuning.GRAD_FACTOR
-            failure = tuning.rule_failure(f"{label} {'causal' if causal else 'full'}",
-                                          *(results[n][index] for n in ("out", "ref", "eager")),
-                                          factor, dtype)
-            if failure:
-                failures.append(failure)
+        runs = {"out": lambda *t: _seeded(call_seed, lambda: fastattn.attention(
+                    *t, causal=causal, key_padding_mask=mask, dropout_p=dropout_p,
+                    backend="triton")),
+                "ref": lambda *t: fastattn.reference.attention(
+                    *t, causal=causal, key_padding_mask=mask, keep_mask=keep,
+                    dropout_p=dropout_p, upcast=True),
+                "eager": lambda *t: fastattn.reference.attention(
+                    *t, causal=causal, key_padding_mask=mask, keep_mask=keep,
+                    dropout_p=dropout_p, upcast=False)}
+        failures += tuning.check_with_gradients(runs, (q, k, v), dout, ("out", "dq", "dk", "dv"),
+                                                "causal" if causal else "full", dtype)
     return failures
 
 
@@ -233,7 +225,8 @@ def time_decode(head_dim, batch, dtype, device, dropout_p=0.0):
 def _current_tiles(role, head_dim, device, dropout_p):
     if role == "decode":
         return settings.decode_tiles(head_dim, False, dropout=bool(dropout_p))
-    return getattr(settings, SETTING[role])(head_dim, _arch(device), False, dropout=bool(dropout_p))
+    return getattr(settings, SETTING[role])(head_dim, tuning.candidates_arch(device), False,
+                                            dropout=bool(dropout_p))
 
 
 def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
@@ -267,13 +260,6 @@ def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
                                 role, head_dim, case, seqlen, dtype, device, dropout_p)
                         report(_line(result))
                         yield result
-
-
-def _arch(device):
-    if device.type != "cuda":
-        return 90  # what the candidates are for; the interpreter runs any tiles
-    major, minor = torch.cuda.get_device_capability(device)
-    return 10 * major + minor
 
 
 def _line(result):

@@ -109,19 +109,12 @@ def numerics_failures(dtype, device):
     for tokens, width, hidden in ((131, 40, 72), (128, 64, 256)):  # fills no tile; aligned
         inputs = make_inputs(tokens, width, hidden, dtype, device, seed=1)
         dout = torch.randn(tokens, width, device=device, dtype=dtype)
-        results = {}
-        for name, fn in (("out", lambda *t: fastattn.ffn(*t, approximate=APPROXIMATE, backend="triton")),
-                         ("ref", lambda *t: fastattn.reference.ffn(*t, APPROXIMATE)),
-                         ("eager", lambda *t: fastattn.reference.ffn(*t, APPROXIMATE, upcast=False))):
-            out = fn(*inputs)
-            results[name] = (out.detach(), *torch.autograd.grad(out, inputs, dout))
-        for index, label in enumerate(("out", "dx", "dw1", "db1", "dw2", "db2")):
-            factor = tuning.OUTPUT_FACTOR if label == "out" else tuning.GRAD_FACTOR
-            failure = tuning.rule_failure(f"{label} {tokens}x{width}x{hidden}",
-                                          *(results[n][index] for n in ("out", "ref", "eager")),
-                                          factor, dtype)
-            if failure:
-                failures.append(failure)
+        runs = {"out": lambda *t: fastattn.ffn(*t, approximate=APPROXIMATE, backend="triton"),
+                "ref": lambda *t: fastattn.reference.ffn(*t, APPROXIMATE),
+                "eager": lambda *t: fastattn.reference.ffn(*t, APPROXIMATE, upcast=False)}
+        failures += tuning.check_with_gradients(runs, inputs, dout,
+                                                ("out", "dx", "dw1", "db1", "dw2", "db2"),
+                                                f"{tokens}x{width}x{hidden}", dtype)
     return failures
 
 
@@ -181,7 +174,7 @@ def baselines(shape, dtype, device, report):
 
 def sweep(kinds, shape, device, dtype, report=print):
     """Yields one result dict per (kind, candidate, timed case)."""
-    arch = _arch(device)
+    arch = tuning.candidates_arch(device)
     for kind in kinds:
         chosen = settings.tiles_for_kind(arch, False, kind)
         for tiles in CANDIDATES[kind]:
@@ -196,13 +189,6 @@ def sweep(kinds, shape, device, dtype, report=print):
                         result["tflop_s"] = _tflop_s(flops, result["ms"])
                     report(_line(result))
                     yield result
-
-
-def _arch(device):
-    if device.type != "cuda":
-        return 90  # what the candidates are for; the interpreter runs any tiles
-    major, minor = torch.cuda.get_device_capability(device)
-    return 10 * major + minor
 
 
 def _line(result):

@@ -39,6 +39,23 @@ def rule_failure(label, out, ref, eager, factor, dtype):
     return f"{label}: error {error:.2e} > bound {bound:.2e}"
 
 
+def check_with_gradients(runs, inputs, dout, labels, tag, dtype):
+    """DESIGN §5's rule on one case: runs maps "out", "ref" and "eager" to functions of `inputs`,
+    each run with the gradients of `inputs` against `dout`; labels name the output then each
+    gradient. Returns the failures, each labelled with `tag`, [] if none."""
+    results = {}
+    for name, fn in runs.items():
+        out = fn(*inputs)
+        results[name] = (out.detach(), *torch.autograd.grad(out, inputs, dout))
+    failures = []
+    for index, label in enumerate(labels):
+        failure = rule_failure(f"{label} {tag}", *(results[n][index] for n in ("out", "ref", "eager")),
+                               OUTPUT_FACTOR if index == 0 else GRAD_FACTOR, dtype)
+        if failure:
+            failures.append(failure)
+    return failures
+
+
 def device_and_dtype():
     """The GPU in bfloat16, else the CPU under the Triton interpreter in float16 (the interpreter
     cannot do bfloat16 arithmetic, DESIGN §5), and the device's name for the report."""
@@ -46,6 +63,15 @@ def device_and_dtype():
         device = torch.device("cuda")
         return device, torch.bfloat16, torch.cuda.get_device_name(device)
     return torch.device("cpu"), torch.float16, "cpu (Triton interpreter)"
+
+
+def candidates_arch(device):
+    """The compute capability (80, 90, ...) whose settings a sweep replaces: the GPU's, or on CPU
+    (the interpreter runs any tiles) 90, the architecture the candidates were screened for."""
+    if device.type != "cuda":
+        return 90
+    major, minor = torch.cuda.get_device_capability(device)
+    return 10 * major + minor
 
 
 def run_sweep(results, json_path, header):
