@@ -122,24 +122,25 @@ def tiles_for(role, tiles):
 
 
 # The same with attention dropout (`--dropout P`: GPT2 trains with p = 0.1 at D=64), whose tiles
-# are their own (kernels.attention_settings, HAS_DROPOUT draws a Philox mask per score tile).
-# Screened likewise (triton 3.6, sm_90, bf16, HAS_DROPOUT, six flag variants; 2026-11-26); rejected
-# for spilling: forward 128x64/4 warps (816 B), 128x32/4, 64x128/4, 128x128/8; dK/dV 32x64 and
-# 32x128 (16-64 B). dK/dV 16x32/4 warps fits but stays on mma.sync.
+# are their own (kernels.attention_settings, HAS_DROPOUT draws a Philox keep mask per score tile,
+# one evaluation per four keys). Screened likewise (triton 3.6, sm_90, bf16, HAS_DROPOUT, six flag
+# variants; 2026-11-26, after the keep mask took four keys an evaluation); rejected for spilling:
+# forward 128x64/4 warps (272-280 B), 64x128/4, 128x128/8; dK/dV 32x64, 32x128 and 16x64 with 3
+# stages (16-272 B). dK/dV 16x32/4 warps fits but stays on mma.sync.
 DROPOUT_CANDIDATES = {
-    ("forward", 64): [Tiles(64, 64, 4, 3),    # 243
-                      Tiles(128, 64, 8, 3),   # 243
-                      Tiles(64, 64, 4, 4)],   # 243
-    ("backward_dkdv", 64): [Tiles(16, 64, 8, 2),     # 234
-                            Tiles(16, 128, 8, 2),    # 244
-                            Tiles(16, 64, 8, 3)],    # 248
-    ("backward_dq", 64): [Tiles(64, 32, 4, 3),       # 194
-                          Tiles(64, 64, 4, 3),       # 255
-                          Tiles(128, 32, 8, 3),      # 194
-                          Tiles(64, 32, 8, 3),       # 177
-                          Tiles(128, 64, 8, 3),      # 255
-                          Tiles(64, 64, 8, 3),       # 253
-                          Tiles(64, 32, 4, 4)],      # 194
+    ("forward", 64): [Tiles(64, 64, 4, 3),    # 240
+                      Tiles(128, 64, 8, 3),   # 233
+                      Tiles(64, 64, 4, 4),    # 243
+                      Tiles(128, 32, 4, 3)],  # 249
+    ("backward_dkdv", 64): [Tiles(16, 64, 8, 2),     # 241
+                            Tiles(16, 128, 8, 2)],   # 254
+    ("backward_dq", 64): [Tiles(64, 32, 4, 3),       # 175
+                          Tiles(64, 64, 4, 3),       # 248
+                          Tiles(128, 32, 8, 3),      # 177
+                          Tiles(64, 32, 8, 3),       # 134
+                          Tiles(128, 64, 8, 3),      # 239
+                          Tiles(64, 64, 8, 3),       # 208
+                          Tiles(64, 32, 4, 4)],      # 175
 }
 
 
