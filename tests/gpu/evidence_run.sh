@@ -25,7 +25,7 @@
 #
 # Budgets (seconds) and workers can be set from the environment:
 #   GPU_BUILD_BUDGET_S=240 GPU_TESTS_1_BUDGET_S=150 GPU_TESTS_2_BUDGET_S=60 GPU_TESTS_3_BUDGET_S=75
-#   GPU_HOST_BUDGET_S=60 GPU_BENCH_BUDGET_S=200 GPU_PROFILE_BUDGET_S=60 (0 skips those)
+#   GPU_HOST_BUDGET_S=60 GPU_BENCH_BUDGET_S=200 GPU_PROFILE_BUDGET_S=90 (0 skips those)
 #   (H200, 2026-11-26: tests part 1 took 104-121 s, part 2 35-41 s; the quick benchmark pass did
 #   not finish in 190 s, with 10 model cases left: the suites run models and attention first for
 #   that reason. H100, 2026-11-26: part 1 89 s, part 2 44 s, part 3 ran out of 45 s; the pass
@@ -133,9 +133,9 @@ tail -n 40 "$results/gpu-bench.log"
 pack
 
 # Where the model cases spend their time (host or device), for the next round of tuning.
-if [ "${GPU_PROFILE_BUDGET_S:-60}" -gt 0 ]; then
+if [ "${GPU_PROFILE_BUDGET_S:-90}" -gt 0 ]; then
   say "model profile (host vs device time)"
-  run_budgeted profile "${GPU_PROFILE_BUDGET_S:-60}" "$PY" -m benchmarks.profile_models \
+  run_budgeted profile "${GPU_PROFILE_BUDGET_S:-90}" "$PY" -m benchmarks.profile_models \
     --case bert-latency --case bert-padded --case gpt2-train --impl eager --impl sdpa --impl triton \
     --impl cuda --impl auto --tables \
     > "$results/gpu-profile.log" 2>&1 || true
