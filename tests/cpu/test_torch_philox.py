@@ -18,7 +18,9 @@ def test_uniform_matches_the_oracle(seed, monkeypatch):
         assert torch.equal(got, expected), (seed, start)
 
 
-def test_attention_keep_mask_matches_the_oracle():
-    got = torch_philox.attention_keep_mask(987654321, 2, 3, 17, 29, 0.3, "cpu")
-    expected = reference.attention_dropout_keep_mask(987654321, 2, 3, 17, 29, 0.3)
+@pytest.mark.parametrize("dropout_p", [0.3, 0.1, 0.5, 1e-9, 0.999999, 1.0 / 3.0, 0.7])
+def test_attention_keep_mask_matches_the_oracle(dropout_p, monkeypatch):
+    monkeypatch.setitem(torch_philox.CHUNK, "cpu", 400)  # many chunks, a ragged last one
+    got = torch_philox.attention_keep_mask(987654321, 2, 3, 17, 29, dropout_p, "cpu")
+    expected = reference.attention_dropout_keep_mask(987654321, 2, 3, 17, 29, dropout_p)
     assert got.dtype == torch.bool and torch.equal(got, expected)
