@@ -1,5 +1,6 @@
-"""Host time per call of each fused op, and per forward of a small patched BERT: what Python and
-kernel launches cost, on shapes too small for the kernels to matter.
+"""Host time per call of each fused op, per forward of a small patched BERT and per generated token
+of a small patched GPT2: what Python and kernel launches cost, on shapes too small for the kernels
+to matter.
 
     python -m benchmarks.host_overhead [--backend torch|triton|cuda ...] [--calls N] [--profile OP]
 
@@ -202,6 +203,31 @@ def bert_forward_ms(device, dtype, backends, calls):
     return row
 
 
+def gpt2_token_ms(device, dtype, backends, calls, new_tokens=16):
+    """ms per generated token of a 12-layer GPT2 of hidden 64 (greedy, KV cache, after a 16-token
+    prompt): what a step of host-bound generation costs, layer modules, cache and ops together."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=1000, n_embd=HIDDEN, n_layer=12, n_head=HEADS, n_positions=64)
+    prompt = torch.randint(1, 1000, (1, 16), device=device)
+    mask = torch.ones_like(prompt)
+    row = {"case": "gpt2 12 layers, per new token"}
+    for impl in (EAGER, "sdpa") + tuple(backends):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(config).to(device, dtype).eval()
+        model.set_attn_implementation(EAGER if impl == EAGER else "sdpa")
+        if impl not in (EAGER, "sdpa"):
+            fastattn.patch(model, backend=impl)
+
+        def generate(model=model):
+            with torch.no_grad():
+                model.generate(prompt, attention_mask=mask, max_new_tokens=new_tokens,
+                               min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+
+        row[impl] = host_us_per_call(generate, (), False, max(1, calls // 100), device) / 1e3 / new_tokens
+    return row
+
+
 def _profile(fn, title):
     profiler = cProfile.Profile()
     profiler.enable()
@@ -225,7 +251,8 @@ def main(argv=None):
     parser.add_argument("--backend", action="append", choices=BACKENDS)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--profile", metavar="OP", help='cProfile one case, e.g. "ffn fwd+bwd"')
-    parser.add_argument("--no-model", action="store_true", help="skip the BERT forward")
+    parser.add_argument("--no-model", action="store_true",
+                        help="skip the models (BERT forward, GPT2 generation)")
     args = parser.parse_args(argv)
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -241,7 +268,8 @@ def main(argv=None):
             print_table(measure_ops(device, dtype, backends, args.calls, args.profile),
                         [EAGER] + backends, "us")
             if not args.no_model:
-                print_table([bert_forward_ms(device, dtype, backends, args.calls)],
+                print_table([bert_forward_ms(device, dtype, backends, args.calls),
+                             gpt2_token_ms(device, dtype, backends, args.calls)],
                             [EAGER, "sdpa"] + backends, "ms")
     finally:
         torch.set_num_threads(threads)

@@ -29,3 +29,24 @@ def test_fused_ops_match_their_eager_composition():
         inputs = make_inputs(False)
         torch.testing.assert_close(fused_fn(*inputs, "torch"), eager_fn(*inputs), atol=1e-5,
                                    rtol=1e-4, msg=op)
+
+
+def test_the_model_rows_time_bert_and_gpt2_generation(capsys):
+    """BERT's forward and GPT2's generation step, unpatched (eager, sdpa) and patched (torch)."""
+    host_overhead.main(["--backend", "torch", "--calls", "2"])
+    out = capsys.readouterr().out
+    model_table = out[out.rindex("case"):]
+    rows = _rows(model_table, ["eager", "sdpa", "torch"])
+    assert set(rows) == {"bert 12 layers 1x128 fwd", "gpt2 12 layers, per new token"}
+    assert all(len(times) == 3 and min(times) > 0 for times in rows.values())
+
+
+def test_gpt2_generation_is_timed_per_token(monkeypatch):
+    """The row divides a whole generate() by the tokens it made."""
+    calls = []
+    monkeypatch.setattr(host_overhead, "host_us_per_call",
+                        lambda fn, inputs, backward, calls_, device: calls.append(fn) or 8000.0)
+    row = host_overhead.gpt2_token_ms(torch.device("cpu"), torch.float32, ["torch"], 2,
+                                      new_tokens=4)
+    assert row == {"case": "gpt2 12 layers, per new token", "eager": 2.0, "sdpa": 2.0, "torch": 2.0}
+    assert len(calls) == 3

@@ -13,7 +13,7 @@
 #      pytest-xdist is there (Triton's JIT is CPU-bound)         -> gpu-tests-1.{log,xml}
 #   4. after the build, the tests that involve the cuda backend  -> gpu-tests-2.{log,xml}, then
 #      those that skipped in step 3 only because the extension was still building -> gpu-tests-3
-#   5. host time per op call and per small-BERT forward (benchmarks/host_overhead.py; set
+#   5. host time per op call, per small-BERT forward and GPT2 token (benchmarks/host_overhead.py; set
 #      against the committed CPU run, where Triton's launches are stubbed, it shows what Triton's
 #      launch costs)                                             -> gpu-host-overhead.log
 #   6. the quick benchmark pass                                  -> gpu-bench.log, <device>.json/.md/.png
