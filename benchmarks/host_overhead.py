@@ -182,6 +182,18 @@ def measure_ops(device, dtype, backends, calls, profile_op=None):
             yield row
 
 
+def _model_variants(model_class, config, device, dtype, backends):
+    """(impl, model) for the unpatched model (eager and sdpa attention) and the model patched with
+    each backend: the same random weights every time."""
+    for impl in (EAGER, "sdpa") + tuple(backends):
+        torch.manual_seed(0)
+        model = model_class(config).to(device, dtype).eval()
+        model.set_attn_implementation(EAGER if impl == EAGER else "sdpa")
+        if impl not in (EAGER, "sdpa"):
+            fastattn.patch(model, backend=impl)
+        yield impl, model
+
+
 def bert_forward_ms(device, dtype, backends, calls):
     """ms per forward of a 12-layer BERT of hidden 64 on one sequence of 128 tokens (host-bound)."""
     from transformers import BertConfig, BertModel
@@ -191,12 +203,7 @@ def bert_forward_ms(device, dtype, backends, calls):
     ids = torch.randint(1, 1000, (1, 128), device=device)
     mask = torch.ones_like(ids)
     row = {"case": "bert 12 layers 1x128 fwd"}
-    for impl in (EAGER, "sdpa") + tuple(backends):
-        torch.manual_seed(0)
-        model = BertModel(config).to(device, dtype).eval()
-        model.set_attn_implementation(EAGER if impl == EAGER else "sdpa")
-        if impl not in (EAGER, "sdpa"):
-            fastattn.patch(model, backend=impl)
+    for impl, model in _model_variants(BertModel, config, device, dtype, backends):
         with torch.no_grad():
             row[impl] = host_us_per_call(lambda: model(input_ids=ids, attention_mask=mask), (),
                                          False, max(1, calls // 20), device) / 1e3
@@ -212,19 +219,15 @@ def gpt2_token_ms(device, dtype, backends, calls, new_tokens=16):
     prompt = torch.randint(1, 1000, (1, 16), device=device)
     mask = torch.ones_like(prompt)
     row = {"case": "gpt2 12 layers, per new token"}
-    for impl in (EAGER, "sdpa") + tuple(backends):
-        torch.manual_seed(0)
-        model = GPT2LMHeadModel(config).to(device, dtype).eval()
-        model.set_attn_implementation(EAGER if impl == EAGER else "sdpa")
-        if impl not in (EAGER, "sdpa"):
-            fastattn.patch(model, backend=impl)
+    for impl, model in _model_variants(GPT2LMHeadModel, config, device, dtype, backends):
 
         def generate(model=model):
             with torch.no_grad():
                 model.generate(prompt, attention_mask=mask, max_new_tokens=new_tokens,
                                min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
 
-        row[impl] = host_us_per_call(generate, (), False, max(1, calls // 100), device) / 1e3 / new_tokens
+        ms = host_us_per_call(generate, (), False, max(1, calls // 100), device) / 1e3
+        row[impl] = ms / new_tokens
     return row
 
 
