@@ -22,8 +22,9 @@
 namespace fastattn {
 
 // Score (row, col) is kept iff attention_dropout_uniform(seed, row, n_cols, col) >= p
-// (softmax_rows.cuh). A zero probability (a hidden key) is dropped without a draw: its output and gradient are 0
-// either way, which spares the Philox rounds on the masked part of causal and padded rows.
+// (softmax_rows.cuh). A zero probability (a hidden key) is dropped without a draw: its output and
+// gradient are 0 either way, which spares the Philox rounds on the masked part of causal and padded
+// rows.
 struct SoftmaxDropout {
   void* dropped;                   // [rows, n_cols], unit column stride; nullptr: no dropout
   int64_t stride_dropped;

@@ -81,7 +81,8 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, keep_mask=None, 
 
 
 def attention_dropout_groups(seqlen_k):
-    """Philox counters per row of attention scores: one per four keys (attention_dropout_keep_mask)."""
+    """Philox counters per row of attention scores: one per four keys
+    (attention_dropout_keep_mask)."""
     return (seqlen_k + 3) // 4
 
 

@@ -64,7 +64,8 @@ class GPT2Block(HFGPT2Block):
         # GPT2Attention already applied its residual dropout.
         h, residual = self.ln_2(attn_output, hidden_states, return_residual=True)
         mlp = self.mlp
-        if not (fusable(mlp, GPT2MLP) and fusable(mlp.c_fc, Conv1D) and fusable(mlp.c_proj, Conv1D)):
+        if not (fusable(mlp, GPT2MLP) and fusable(mlp.c_fc, Conv1D)
+                and fusable(mlp.c_proj, Conv1D)):
             return residual + mlp(h)  # a wrapped or hooked projection (nn.projections)
         # The MLP's output dropout runs inside the fused op.
         feed_forward = gelu_ffn(h, mlp.c_fc.weight.t(), mlp.c_fc.bias, mlp.c_proj.weight.t(),
