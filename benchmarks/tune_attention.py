@@ -116,8 +116,8 @@ CANDIDATES = {
 
 
 def tiles_for(role, tiles):
-    """Inside the block, `role`'s kernels launch with `tiles` whatever the call (dropout and float32
-    calls included: the sweep makes neither)."""
+    """Inside the block, `role`'s kernels launch with `tiles` whatever the call: the sweep's calls
+    are all 16-bit and all with or all without dropout (--dropout), as its candidate table is."""
     return tuning.replaced(settings, SETTING[role], lambda *args, **kwargs: tiles)
 
 
