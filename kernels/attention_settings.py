@@ -260,20 +260,35 @@ SPILLING = frozenset({
     ("forward", 256, True, True),
 })
 
+# (role, BLOCK_D, is_fp32, dropout) that compile without spilling but computed wrong numbers on a
+# GPU, switched off there like SPILLING, with what was seen. The interpreter runs them right, so
+# the tests still cover their code; the gpu tier's run of each case says when one can come back.
+WRONG_ON_GPU = {
+    # test_dropout_matches_reference[triton-fp32-masked_causal] (B=2, H=2, Sq=70, Sk=90, D=32):
+    # dK off by 3.1 on an H100 (triton 3.6, 2026-11-26), dense dropout and every 16-bit dtype
+    # right. Suspected: this 16x16 tile with 4 warps draws a [16, 4] Philox tile, fewer elements
+    # than threads, which join/reshape (kernels.attention_tiles.dropout_keep) then interleaves.
+    ("backward_dkdv", 32, True, True): "computed a wrong dK on an H100 (causal + padding mask)",
+}
+
 _ROLES_FORWARD = ("forward", "decode")
 _ROLES_BACKWARD = ("backward_dkdv", "backward_dq")
 
 
-def spilling_reason(head_dim, is_fp32, dropout, needs_backward):
-    """Why the triton kernels cannot take this call on a GPU, or None."""
+def switch_off_reason(head_dim, is_fp32, dropout, needs_backward):
+    """Why the triton kernels cannot take this call on a GPU (SPILLING, WRONG_ON_GPU), or None."""
     roles = _ROLES_FORWARD + (_ROLES_BACKWARD if needs_backward else ())
-    spilling = [role for role in roles
-                if (role, head_block(head_dim), bool(is_fp32), bool(dropout)) in SPILLING]
-    if not spilling:
-        return None
+    keys = [(role, head_block(head_dim), bool(is_fp32), bool(dropout)) for role in roles]
     kind = "float32" if is_fp32 else "16-bit"
-    return (f"switched off: its {', '.join(spilling)} tiles for head dim {head_dim}, {kind} inputs"
-            f"{' with dropout' if dropout else ''} spill registers on sm_80/sm_90 (not yet retuned)")
+    case = f"head dim {head_dim}, {kind} inputs{' with dropout' if dropout else ''}"
+    spilling = [key[0] for key in keys if key in SPILLING]
+    if spilling:
+        return (f"switched off: its {', '.join(spilling)} tiles for {case} spill registers on "
+                "sm_80/sm_90 (not yet retuned)")
+    wrong = [f"{key[0]} {WRONG_ON_GPU[key]}" for key in keys if key in WRONG_ON_GPU]
+    if wrong:
+        return f"switched off for {case}: its {'; '.join(wrong)}"
+    return None
 
 
 def all_configs():

@@ -217,16 +217,17 @@ def _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, m
 
 
 def _unsupported_backends(q, k, v, dropout_p):
-    """missing_backends() plus the triton configurations switched off on GPUs for spilling."""
+    """missing_backends() plus the triton configurations switched off on GPUs (tiles that spill,
+    kernels that computed wrong numbers there: kernels/attention_settings.py)."""
     unsupported = missing_backends()
     if q.device.type == "cuda" and "triton" not in unsupported:
         try:
-            from ..kernels.attention_settings import spilling_reason
+            from ..kernels.attention_settings import switch_off_reason
         except ImportError:  # no triton: dispatch already says so
             return unsupported
         needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-        reason = spilling_reason(q.shape[-1], q.dtype == torch.float32, dropout_p > 0,
-                                 needs_backward)
+        reason = switch_off_reason(q.shape[-1], q.dtype == torch.float32, dropout_p > 0,
+                                   needs_backward)
         if reason is not None:
             unsupported["triton"] = reason
     return unsupported

@@ -1,6 +1,7 @@
-"""Triton attention configurations whose tiles still spill registers are switched off on GPUs:
-the automatic choice skips them, asking for triton by name says why, and the compile tier leaves
-them out (kernels.attention_settings.SPILLING)."""
+"""Triton attention configurations whose tiles still spill registers, or that computed wrong numbers
+on a GPU, are switched off there: the automatic choice skips them, asking for triton by name says
+why, and the compile tier leaves the spilling ones out (kernels.attention_settings.SPILLING,
+WRONG_ON_GPU)."""
 
 import pytest
 import torch
@@ -17,12 +18,33 @@ ENABLED = (128, False, False, True)  # the headline case: 16-bit d128, forward a
 def test_spilling_configs_are_not_compiled_or_launched():
     listed = {(role, d, fp32, dropout) for role, d, _arch, fp32, dropout, _ in settings.all_configs()}
     assert not listed & settings.SPILLING
-    assert settings.spilling_reason(*SWITCHED_OFF) is not None
-    assert settings.spilling_reason(*ENABLED) is None
+    assert settings.switch_off_reason(*SWITCHED_OFF) is not None
+    assert settings.switch_off_reason(*ENABLED) is None
     # The backward roles count only when gradients are needed: dK/dV d64 float32 with dropout spills.
-    assert settings.spilling_reason(64, True, True, False) is None
-    assert settings.spilling_reason(64, True, True, True) is not None
-    assert "spill registers" in settings.spilling_reason(*SWITCHED_OFF)
+    assert settings.switch_off_reason(64, True, True, False) is None
+    assert settings.switch_off_reason(64, True, True, True) is not None
+    assert "spill registers" in settings.switch_off_reason(*SWITCHED_OFF)
+
+
+def test_wrong_on_gpu_configs_are_switched_off_only_where_launched(monkeypatch):
+    # dK/dV d32 float32 with dropout gave a wrong dK on an H100: off when gradients are needed.
+    reason = settings.switch_off_reason(32, True, True, True)
+    assert reason is not None and "wrong dK" in reason and reason.startswith("switched off")
+    assert settings.switch_off_reason(32, True, True, False) is None  # forward only: fine
+    assert settings.switch_off_reason(32, True, False, True) is None  # no dropout: fine
+    assert settings.switch_off_reason(32, False, True, True) is None  # 16-bit: fine
+    # The dispatcher's GPU check picks it up for a training call (BackendUnavailableError's
+    # "switched off" is what the gpu tier reports as a skip), not for inference.
+    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
+    q, k, v = (t.requires_grad_() for t in _qkv(32, torch.float32))
+    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
+    from fastattn.ops.attention import _unsupported_backends
+    assert "wrong dK" in _unsupported_backends(q, k, v, 0.1)["triton"]
+    with torch.no_grad():
+        assert "triton" not in _unsupported_backends(q, k, v, 0.1)
+    with pytest.raises(fastattn.BackendUnavailableError, match="wrong dK"):
+        _dispatch.resolve_backend("attention", torch.device("cuda"), "triton",
+                                  _unsupported_backends(q, k, v, 0.1))
 
 
 def _qkv(head_dim, dtype):
