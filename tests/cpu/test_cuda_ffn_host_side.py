@@ -70,6 +70,8 @@ def run(monkeypatch, approximate, declined=(), store_pre=True, dtype=torch.float
     """(fake extension, outputs and gradients of the cuda backend, the same from the reference)."""
     fake = FakeExtension(declined)
     monkeypatch.setattr(_extension, "require", lambda: fake)
+    # float64 stands in for bfloat16, the dtype that takes BGRADB (test_bgradb_is_bfloat16_only)
+    monkeypatch.setattr(cuda_ffn, "BGRADB_DTYPES", (torch.bfloat16, torch.float64))
     x, w1, b1, w2, b2 = ffn_cases.make_inputs((6, 24), 40, 16, dtype, "cpu", seed=2)
     dy = torch.randn(6, 16, generator=torch.Generator().manual_seed(1), dtype=dtype)
     out, h, pre = cuda_ffn.ffn_fwd(x, w1, b1, w2, b2, approximate, 0.0, None, store_pre)
@@ -112,7 +114,21 @@ def test_float32_takes_our_gelu_not_cublaslts(monkeypatch):
     """cuBLASLt's GELU epilogues left float32 dW2, dW1 and dX 10-40x further from the reference than
     eager (H200 gpu tier, 2026-11-26): float32 runs the plain GEMMs and our bias_gelu kernels."""
     fake, _, _ = run(monkeypatch, "tanh", dtype=torch.float32)
-    assert fake.calls == ["bias", "bias", "none", "bgradb", "none", "none"]
+    assert fake.calls == ["bias", "bias", "none", "none", "none", "none"]
+
+
+@pytest.mark.parametrize("grad_dtype,calls", [(torch.bfloat16, ["bgradb"]), (torch.float16, ["none"]),
+                                              (torch.float32, ["none"])])
+def test_bgradb_is_bfloat16_only(monkeypatch, grad_dtype, calls):
+    """cuBLASLt's BGRADB bias gradient in float16 was 3.4x eager's error (H100 gpu tier,
+    2026-11-26): float16 and float32 take a plain GEMM for dW2 and dY's column sums for db2."""
+    fake = FakeExtension(())
+    monkeypatch.setattr(_extension, "require", lambda: fake)
+    g = torch.Generator().manual_seed(3)
+    dy, h, w2 = (torch.randn(*shape, generator=g).to(grad_dtype) for shape in ((6, 16), (6, 40), (16, 40)))
+    dw2, db2 = cuda_ffn._down_weight_grads(dy, h, w2)
+    assert fake.calls == calls
+    torch.testing.assert_close(db2.float(), dy.float().sum(0), rtol=1e-2, atol=1e-2)
 
 
 def test_the_kept_zero_bias_stays_zero_and_is_reused(monkeypatch):
