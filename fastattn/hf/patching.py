@@ -2,13 +2,15 @@
 
 patch() works in place and keeps every parameter where it was: it registers the `fastattn`
 attention implementation (attention function and mask function), switches the model to it, and
-turns the existing blocks into fastattn's subclasses (see fastattn.nn.adoption). So state_dict
-keys, isinstance checks, hooks, output_hidden_states and gradient checkpointing behave as before,
-and a model saved after patching loads in plain transformers, and the reverse.
+turns the existing blocks into fastattn's subclasses (see fastattn.nn.adoption), as well as an
+output projection onto a vocabulary of unaligned size (GPT2's LM head, BERT's MLM decoder) into
+one that runs on padded rows (fastattn.nn.vocab_projection). So state_dict keys, isinstance
+checks, hooks, output_hidden_states and gradient checkpointing behave as before, and a model saved
+after patching loads in plain transformers, and the reverse.
 """
 
 from .._dispatch import BACKENDS
-from ..nn import adoption
+from ..nn import adoption, vocab_projection
 
 NAME = "fastattn"
 ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
@@ -101,6 +103,7 @@ def patch(model, *, backend=None):
         setattr(model, ORIGINAL_ATTN, model.config._attn_implementation)
     _set_attn_implementation(model, NAME)
     adopt(model, backend)
+    vocab_projection.adopt_output_projection(model)
     return model
 
 
