@@ -156,12 +156,14 @@ _BACKWARD_DKDV = {
 # (2026-11-26, benchmarks/tune_attention.py, bf16, S=2048, the whole backward timed; TFLOP/s dense /
 # causal): D=64 32x128 224 / 215 and 16x128 262 / 169, against 136 / 125 at 16x64 (32x128 taken:
 # GPT2 trains causal); D=128 16x128 172 / 164 against 140 / 103 at 16x64. (8 warps and 2 stages
-# both: 32x128 reaches 255 registers at D=64, and 3 stages spilled.)
+# both: 32x128 reaches 255 registers at D=64, and 3 stages spilled.) D=64 with dropout 0.1 takes
+# 16x128 (H100 sweep at GPT2's head size, S=1024: whole backward 3.84 / 2.15 ms dense / causal
+# against 4.12 / 3.08 at 16x64; logs-2026-11-26b-h100/tune-backward_dkdv-gpt2.log).
 _BACKWARD_DKDV_SM90 = {
     (16, False, False): Tiles(16, 128, 8, 3), (32, False, False): Tiles(16, 64, 8, 2),
     (64, False, False): Tiles(32, 128, 8, 2), (128, False, False): Tiles(16, 128, 8, 2),
     (16, False, True): Tiles(16, 128, 8, 3), (32, False, True): Tiles(16, 64, 8, 2),
-    (64, False, True): Tiles(16, 64, 8, 2),
+    (64, False, True): Tiles(16, 128, 8, 2),
 }
 _BACKWARD_DQ = {
     (16, False, False): Tiles(64, 32, 4, 3), (32, False, False): Tiles(64, 32, 4, 3),
