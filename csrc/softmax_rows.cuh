@@ -44,14 +44,18 @@ FASTATTN_HOST_DEVICE int64_t softmax_row_visible_end(SoftmaxRowShape s, int64_t 
 }
 
 // The uniform that decides whether score (row, col) of rows of n_cols scores survives attention
-// dropout (fastattn.reference.attention_dropout_keep_mask): keys in groups of four, one Philox
-// evaluation a group at counter row * ceil(n_cols / 4) + col / 4, word col % 4 for key col. The
-// triton kernels draw a whole group from one evaluation; here each score computes its own.
+// dropout (fastattn.reference.attention_dropout_keep_mask): keys in groups of eight, one Philox
+// evaluation a group at counter row * ceil(n_cols / 8) + col / 8, whose words' 16-bit halves (low
+// first) decide the group: key col takes half col % 2 of word (col % 8) / 2, as u / 2^16 (exact
+// in float32). The triton kernels draw a whole group from one evaluation; here each score
+// computes its own.
 FASTATTN_HOST_DEVICE float attention_dropout_uniform(uint64_t seed, int64_t row, int64_t n_cols,
                                                      int64_t col) {
-  const int64_t groups = (n_cols + 3) / 4;
-  const PhiloxWords words = philox_words(seed, static_cast<uint64_t>(row * groups + col / 4));
-  return philox_word_to_uniform(philox_word(words, col % 4));
+  const int64_t groups = (n_cols + 7) / 8;
+  const PhiloxWords words = philox_words(seed, static_cast<uint64_t>(row * groups + col / 8));
+  const uint32_t word = philox_word(words, (col % 8) / 2);
+  const uint32_t half = (col % 2) ? (word >> 16) : (word & 0xFFFFu);
+  return static_cast<float>(half) * (1.0f / 65536.0f);
 }
 
 }  // namespace fastattn

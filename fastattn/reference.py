@@ -80,26 +80,39 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, keep_mask=None, 
     return y, h
 
 
+ATTENTION_DROPOUT_GROUP = 8  # keys decided by one Philox evaluation: 4 words x 2 16-bit halves
+
+
 def attention_dropout_groups(seqlen_k):
-    """Philox counters per row of attention scores: one per four keys
+    """Philox counters per row of attention scores: one per ATTENTION_DROPOUT_GROUP keys
     (attention_dropout_keep_mask)."""
-    return (seqlen_k + 3) // 4
+    return -(-seqlen_k // ATTENTION_DROPOUT_GROUP)
+
+
+def philox_half_to_uniform(half):
+    """A 16-bit half of a Philox word (int64 in [0, 2**16)) as float32 u / 2**16: exact, so that
+    u / 2**16 >= p is u >= ceil(p * 2**16) for a float32 p, the integer test the kernels make."""
+    return half.to(torch.float32) * (1.0 / 65536.0)
 
 
 def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, device="cpu"):
     """The keep mask [batch, heads, seqlen_q, seqlen_k] of attention dropout. Keys come in groups of
-    four, each group one Philox evaluation whose four words decide its four scores: score
-    (b, h, i, j) is kept iff word j % 4 of philox_words(seed, row * G + j // 4), mapped to [0, 1)
-    as tl.rand maps its word, is >= dropout_p, with row = (b * heads + h) * seqlen_q + i and
-    G = attention_dropout_groups(seqlen_k). (One evaluation per score, as the other dropouts draw,
-    cost the attention kernels about 80 integer instructions per score: more than the score's
-    share of the matrix products.) For varlen calls seqlen_q/k are max_seqlen_q/k and (i, j)
-    positions inside sequence b."""
+    eight, each group one Philox evaluation (tl.randint4x) whose four 32-bit words, split into
+    16-bit halves (low half first), decide its eight scores: score (b, h, i, j) is kept iff
+    half j % 2 of word (j % 8) // 2 of philox_words(seed, row * G + j // 8), as
+    philox_half_to_uniform, is >= dropout_p (a float32), with row = (b * heads + h) * seqlen_q + i
+    and G = attention_dropout_groups(seqlen_k). So the drop probability is p rounded up to a
+    multiple of 2**-16, while the kept scores are scaled by 1 / (1 - p). (One evaluation per score,
+    as the other dropouts draw, cost the attention kernels about 80 integer instructions per score:
+    more than the score's share of the matrix products; one per four, 20, still tripled the
+    forward's time at GPT2's head size on an H100.) For varlen calls seqlen_q/k are
+    max_seqlen_q/k and (i, j) positions inside sequence b."""
     groups = attention_dropout_groups(seqlen_k)
     counters = torch.arange(batch * heads * seqlen_q * groups, dtype=torch.int64, device=device)
     words = torch.stack(philox_words(int(seed), counters), dim=-1)  # [rows * groups, 4]
-    uniform = philox_word_to_uniform(words).reshape(-1, groups * 4)[:, :seqlen_k]
-    keep = uniform >= torch.tensor(dropout_p, dtype=torch.float32, device=device)
+    halves = torch.stack((words & 0xFFFF, (words >> 16) & 0xFFFF), dim=-1)  # [rows * groups, 4, 2]
+    uniform = philox_half_to_uniform(halves).reshape(-1, groups * ATTENTION_DROPOUT_GROUP)
+    keep = uniform[:, :seqlen_k] >= torch.tensor(dropout_p, dtype=torch.float32, device=device)
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)
 
 

@@ -10,13 +10,15 @@ and, when causal, j <= i + k_len - q_len (bottom-right alignment). Blocks outsid
 [key_lo, key_hi) or wholly above the diagonal are never visited; only blocks that straddle an edge
 (APPLY_BOUNDS) pay for the element-wise bounds mask.
 
-Dropout: keys come in groups of four, one Philox evaluation (tl.randint4x) a group, its four
-words deciding the group's four scores: score (b, h, i, j) is kept iff word j % 4 of
-randint4x(seed, ((b * H + h) * Sq + i) * G + j // 4), mapped to [0, 1) as tl.rand maps its word,
-is >= p, with G = ceil(Sk / 4), Sq, Sk the padded sequence dims (max_seqlen_q/k for varlen) and
-i, j positions within the sequence: fastattn.reference.attention_dropout_keep_mask draws the same
-stream. (One evaluation a score, about 80 integer instructions, outweighed the tile's matrix
-products: the forward's SASS grew 3.4x with dropout at D=64, sm_90.)
+Dropout: keys come in groups of eight, one Philox evaluation (tl.randint4x) a group, the 16-bit
+halves of its four words (low half first) deciding the group's eight scores: score (b, h, i, j) is
+kept iff half j % 2 of word (j % 8) // 2 of randint4x(seed, ((b * H + h) * Sq + i) * G + j // 8)
+is >= ceil(p * 2**16) (p as float32), with G = ceil(Sk / 8), Sq, Sk the padded sequence dims
+(max_seqlen_q/k for varlen) and i, j positions within the sequence:
+fastattn.reference.attention_dropout_keep_mask draws the same stream. (One evaluation a score,
+about 80 integer instructions, outweighed the tile's matrix products: the forward's SASS grew 3.4x
+with dropout at D=64, sm_90; one a group of four still made the forward 2.8x slower than without
+dropout on an H100 at GPT2's head size.)
 """
 
 import triton
@@ -158,17 +160,39 @@ def masked_scores(a, b, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_
     return s
 
 
+# Score tiles of at least this many elements draw one Philox evaluation per group of eight keys
+# and spread its words over the group with join/reshape; smaller ones draw one per score. The
+# grouped [BLOCK_M, BLOCK_N / 8] counter tile then has at least 256 elements, one per thread at 8
+# warps: a float32 D=32 dK/dV tile of 16x16 with 4 warps, whose grouped counter tile had fewer
+# elements than threads (replicated across warps), computed a wrong dK on an H100 (2026-11-26)
+# while the interpreter ran it right, and no grouped tile without replication failed there.
+DROPOUT_GROUPED_MIN_TILE = tl.constexpr(8 * 256)
+
+
 @triton.jit
 def dropout_keep(seed, row_base, start_n, dropout_p, BLOCK_N: tl.constexpr,
                  KEYS_AS_ROWS: tl.constexpr):
     """Keep mask of the score tile of queries row_base's rows and keys start_n + [0, BLOCK_N):
     [BLOCK_M, BLOCK_N], or its transpose with KEYS_AS_ROWS. row_base (int64 [BLOCK_M]) is
-    dropout_row_base's; start_n is a multiple of 4 (key blocks start at multiples of BLOCK_N)."""
-    counters = row_base[:, None] + (start_n // 4 + tl.arange(0, BLOCK_N // 4))[None, :]
-    w0, w1, w2, w3 = tl.randint4x(seed, counters)
-    # Key 4g + w of the tile takes word w of group g: join then reshape interleaves the words.
-    words = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [row_base.shape[0], BLOCK_N])
-    keep = tl.uint_to_uniform_float(words) >= dropout_p
+    dropout_row_base's; start_n is a multiple of 8 (key blocks start at multiples of BLOCK_N)."""
+    BLOCK_M: tl.constexpr = row_base.shape[0]
+    if BLOCK_M * BLOCK_N >= DROPOUT_GROUPED_MIN_TILE:
+        counters = row_base[:, None] + (start_n // 8 + tl.arange(0, BLOCK_N // 8))[None, :]
+        w0, w1, w2, w3 = tl.randint4x(seed, counters)
+        # Word w of group g goes to 4g + w (join then reshape interleaves), then its low and high
+        # halves to keys 8g + 2w and 8g + 2w + 1.
+        words = tl.reshape(tl.join(tl.join(w0, w2), tl.join(w1, w3)), [BLOCK_M, BLOCK_N // 2])
+        halves = tl.reshape(tl.join(words & 0xFFFF, (words >> 16) & 0xFFFF), [BLOCK_M, BLOCK_N])
+    else:  # each score evaluates its group's Philox and picks its half: no data movement
+        keys = (start_n + tl.arange(0, BLOCK_N))[None, :]
+        w0, w1, w2, w3 = tl.randint4x(seed, row_base[:, None] + keys // 8)
+        word_index = (keys % 8) // 2
+        word = tl.where(word_index == 0, w0,
+                        tl.where(word_index == 1, w1, tl.where(word_index == 2, w2, w3)))
+        halves = tl.where(keys % 2 == 0, word & 0xFFFF, (word >> 16) & 0xFFFF)
+    # u / 2**16 >= p  <=>  u >= ceil(p * 2**16): p * 2**16 is exact in float32.
+    threshold = tl.math.ceil(dropout_p * 65536.0).to(tl.int32)
+    keep = halves.to(tl.int32) >= threshold
     if KEYS_AS_ROWS:
         keep = tl.trans(keep)
     return keep
@@ -177,5 +201,5 @@ def dropout_keep(seed, row_base, start_n, dropout_p, BLOCK_N: tl.constexpr,
 @triton.jit
 def dropout_row_base(batch, head, n_heads, offs_m, dropout_seqlen_q, dropout_seqlen_k):
     """The Philox counter of each query row's first key group: ((b * H + h) * Sq + i) * G."""
-    groups = (dropout_seqlen_k + 3) // 4
+    groups = (dropout_seqlen_k + 7) // 8
     return ((batch * n_heads + head).to(tl.int64) * dropout_seqlen_q + offs_m) * groups

@@ -1,5 +1,5 @@
-"""Triton's Philox streams (`tl.rand`, and `tl.randint4x` whose four words attention dropout
-uses) with stock torch ops, fast enough for the torch backend.
+"""Triton's Philox streams (`tl.rand`, and `tl.randint4x` whose four words' 16-bit halves attention
+dropout uses) with stock torch ops, fast enough for the torch backend.
 
 The same numbers as fastattn.reference.philox_uniform (the oracle, checked in the tests), computed
 differently:
@@ -38,28 +38,37 @@ def _words_chunk(seed, offsets):
     return torch.stack((c0, c1, c2, c3), dim=-1)
 
 
-def _chunked(seed, start, count, device, words_per_offset):
-    """float32 [count * words_per_offset]: the first `words_per_offset` Philox words of offsets
-    start, start + 1, ..., start + count - 1, each mapped to [0, 1), offset by offset."""
-    out = torch.empty(count, words_per_offset, dtype=torch.float32, device=device)
-    chunk = CHUNK.get(torch.device(device).type, DEFAULT_CHUNK) // words_per_offset
+def _chunked(seed, start, count, device, values_per_offset, to_uniform):
+    """float32 [count * values_per_offset]: `to_uniform(words)` ([n, 4] int64 words -> [n, >=
+    values_per_offset] float32) of the Philox words of offsets start, ..., start + count - 1, its
+    first values_per_offset values each."""
+    out = torch.empty(count, values_per_offset, dtype=torch.float32, device=device)
+    chunk = CHUNK.get(torch.device(device).type, DEFAULT_CHUNK) // values_per_offset
     for first in range(0, count, chunk):
         last = min(first + chunk, count)
         offsets = torch.arange(start + first, start + last, dtype=torch.int64, device=device)
-        words = _words_chunk(int(seed), offsets)[:, :words_per_offset]
-        out[first:last] = reference.philox_word_to_uniform(words)
+        out[first:last] = to_uniform(_words_chunk(int(seed), offsets))[:, :values_per_offset]
     return out.reshape(-1)
+
+
+def _halves_to_uniform(words):
+    """[n, 4] words -> [n, 8]: the 16-bit halves, low first, word by word (reference's order)."""
+    halves = torch.stack((words & 0xFFFF, (words >> 16) & 0xFFFF), dim=-1)
+    return reference.philox_half_to_uniform(halves).reshape(words.shape[0], -1)
 
 
 def uniform(seed, start, count, device):
     """float32 [count]: tl.rand(seed, offset) for offset = start, start + 1, ..."""
-    return _chunked(seed, start, count, device, 1)
+    return _chunked(seed, start, count, device, 1,
+                    lambda words: reference.philox_word_to_uniform(words[:, :1]))
 
 
 def attention_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, device):
     """reference.attention_dropout_keep_mask, made here: bool [batch, heads, seqlen_q, seqlen_k]."""
     groups = reference.attention_dropout_groups(seqlen_k)
+    group = reference.ATTENTION_DROPOUT_GROUP
     rows = batch * heads * seqlen_q
-    uniform4 = _chunked(seed, 0, rows * groups, device, 4).reshape(rows, groups * 4)
-    keep = uniform4[:, :seqlen_k] >= dropout_p
+    uniform8 = _chunked(seed, 0, rows * groups, device, group, _halves_to_uniform)
+    keep = uniform8.reshape(rows, groups * group)[:, :seqlen_k] >= torch.tensor(
+        dropout_p, dtype=torch.float32, device=device)
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)
