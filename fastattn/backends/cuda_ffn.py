@@ -11,7 +11,7 @@ route):
   zero bias).
 - down projection: BIAS.
 - backward: DGELU_BGRAD gives dA = (dY @ W2) * gelu'(pre) and db1 (the column sums of dA) in one
-  call for the tanh form in 16-bit; float32 (whose derivative it leaves too inexact) and the erf
+  call for the tanh form in 16-bit (DGELU_BGRAD_DTYPES); float32 (whose derivative it leaves too inexact) and the erf
   form run a plain GEMM and our bias_gelu backward (which also gives db1). dW2 = dY^T @ h with
   BGRADB, which gives db2 (the column sums of dY) in the same call, in bfloat16 only (float16 and
   float32: a plain GEMM and dY's column sums in float32);
@@ -30,6 +30,11 @@ from .._rng import dropout_scale
 from .cuda_gelu import bias_gelu_bwd, bias_gelu_fwd
 
 
+# The dtypes whose tanh-form backward takes DGELU_BGRAD (float32 never: see _gelu_input_grad).
+# An H100 profile of GPT2's training step (2026-11-26) showed a cuBLASLt epilogue kernel
+# (epilogue::impl::globalKernel) of 185 us a layer beside the FFN backward's GEMMs, from DGELU_BGRAD
+# or BGRADB; benchmarks/ffn_epilogues.py times the step with each switched off.
+DGELU_BGRAD_DTYPES = (torch.float16, torch.bfloat16)
 # The dtypes whose dW2 takes BGRADB. Its float16 bias gradient was 3.4x further from the float64
 # reference than eager's (H100, 2026-11-26: 0.022 at |db2| ~ 16, 1.4 ulps); the column sums it
 # saves cost one read of dY.
@@ -99,7 +104,7 @@ def _gelu_input_grad(dy, w2, pre, approximate):
     # float32 takes our GELU and its derivative: cuBLASLt's GELU epilogues left dW2 (through h)
     # and dW1, dX (through gelu') 10-40x further from the float64 reference than eager float32
     # (H200, 2026-11-26); in 16-bit their error is below the dtype's rounding.
-    if approximate == "tanh" and pre.dtype != torch.float32:
+    if approximate == "tanh" and pre.dtype in DGELU_BGRAD_DTYPES:
         da, db1 = _alloc.empty_like(pre), _alloc.empty((pre.shape[1],), pre)
         if _fused(dy, w2.t(), da, "dgelu_bgrad", db1, pre):
             return da, db1

@@ -70,8 +70,10 @@ def run(monkeypatch, approximate, declined=(), store_pre=True, dtype=torch.float
     """(fake extension, outputs and gradients of the cuda backend, the same from the reference)."""
     fake = FakeExtension(declined)
     monkeypatch.setattr(_extension, "require", lambda: fake)
-    # float64 stands in for bfloat16, the dtype that takes BGRADB (test_bgradb_is_bfloat16_only)
+    # float64 stands in for bfloat16, which takes BGRADB (test_bgradb_is_bfloat16_only) and
+    # DGELU_BGRAD
     monkeypatch.setattr(cuda_ffn, "BGRADB_DTYPES", (torch.bfloat16, torch.float64))
+    monkeypatch.setattr(cuda_ffn, "DGELU_BGRAD_DTYPES", (torch.bfloat16, torch.float64))
     x, w1, b1, w2, b2 = ffn_cases.make_inputs((6, 24), 40, 16, dtype, "cpu", seed=2)
     dy = torch.randn(6, 16, generator=torch.Generator().manual_seed(1), dtype=dtype)
     out, h, pre = cuda_ffn.ffn_fwd(x, w1, b1, w2, b2, approximate, 0.0, None, store_pre)
