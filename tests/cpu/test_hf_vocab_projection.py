@@ -19,6 +19,7 @@ from fastattn.nn.vocab_projection import VocabProjection
 @pytest.fixture
 def padded_on_cpu(monkeypatch):
     monkeypatch.setattr(vocab_projection, "PADDED_DEVICE_TYPES", ("cpu",))
+    monkeypatch.setattr(vocab_projection, "PAD_MIN_ROWS", 8)
 
 
 def gpt2(vocab=hf_models.VOCAB):
@@ -50,7 +51,15 @@ def test_padded_projection_equals_linear_forward_and_backward(padded_on_cpu, bia
 
 def test_cpu_tensors_take_the_plain_linear():
     head = VocabProjection.adopt(nn.Linear(8, 37))
-    assert head(torch.randn(2, 8)).is_contiguous()  # no padded view: CPU is not in the list
+    assert head(torch.randn(300, 8)).is_contiguous()  # no padded view: CPU is not in the list
+
+
+def test_few_rows_take_the_plain_linear(padded_on_cpu):
+    """A generation step's few tokens: a weight-read-bound GEMV, where copying the weight to pad it
+    would cost more than alignment saves."""
+    head = VocabProjection.adopt(nn.Linear(8, 37))
+    assert head(torch.randn(1, 7, 8)).is_contiguous()  # 7 rows < PAD_MIN_ROWS (8 here)
+    assert head(torch.randn(1, 8, 8)).stride(-2) == 40
 
 
 @pytest.mark.parametrize("make,head_of", [(gpt2, lambda m: m.lm_head),
@@ -96,6 +105,6 @@ def test_gpt2_loss_gradients_and_greedy_tokens_match_the_plain_head(padded_on_cp
     for (name, p), q in zip(plain.named_parameters(), padded.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
     plain.eval(), padded.eval()
-    prompt = hf_models.input_ids(1, 5, seed=3)
+    prompt = hf_models.input_ids(1, 9, seed=3)  # prefill pads (9 rows), decode steps do not
     kwargs = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
     assert torch.equal(padded.generate(prompt, **kwargs), plain.generate(prompt, **kwargs))
