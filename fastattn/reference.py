@@ -116,6 +116,12 @@ def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)
 
 
+def cross_entropy(logits, target, ignore_index=-100, *, upcast=True):
+    """Per-row -log softmax(logits)[target], 0 where target == ignore_index: logits [rows, n_cols]."""
+    return F.cross_entropy(logits.to(_compute_dtype(logits, upcast)), target,
+                           ignore_index=ignore_index, reduction="none")
+
+
 def attention_visible_keys(seqlen_q, seqlen_k, *, causal=False, key_padding_mask=None, device="cpu"):
     """Bool [B or 1, 1, seqlen_q, seqlen_k]: which keys each query sees. Causal is aligned
     bottom-right (query i sees keys j <= i + seqlen_k - seqlen_q); key_padding_mask [B, Sk] marks

@@ -4,13 +4,15 @@ patch() works in place and keeps every parameter where it was: it registers the 
 attention implementation (attention function and mask function), switches the model to it, and
 turns the existing blocks into fastattn's subclasses (see fastattn.nn.adoption), as well as an
 output projection onto a vocabulary of unaligned size (GPT2's LM head, BERT's MLM decoder) into
-one that runs on padded rows (fastattn.nn.vocab_projection). So state_dict keys, isinstance
-checks, hooks, output_hidden_states and gradient checkpointing behave as before, and a model saved
-after patching loads in plain transformers, and the reverse.
+one that runs on padded rows (fastattn.nn.vocab_projection); a causal LM computes its loss
+without a float32 copy of the logits (fastattn.hf.loss). So state_dict keys, isinstance checks,
+hooks, output_hidden_states and gradient checkpointing behave as before, and a model saved after
+patching loads in plain transformers, and the reverse.
 """
 
 from .._dispatch import BACKENDS
 from ..nn import adoption, vocab_projection
+from . import loss
 
 NAME = "fastattn"
 ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
@@ -104,6 +106,7 @@ def patch(model, *, backend=None):
     _set_attn_implementation(model, NAME)
     adopt(model, backend)
     vocab_projection.adopt_output_projection(model)
+    loss.adopt_loss(model, backend)
     return model
 
 
@@ -115,6 +118,7 @@ def unpatch(model):
     for module in list(model.modules()):
         if adoption.is_adopted(module):
             module.release()
+    loss.release_loss(model)
     _set_attn_implementation(model, getattr(model, ORIGINAL_ATTN))
     delattr(model, ORIGINAL_ATTN)
     return model
