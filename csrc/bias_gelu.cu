@@ -21,8 +21,13 @@ namespace {
 
 constexpr int kColLanes = kWarpSize;
 constexpr int kRowLanes = 8;
-// Forward: rows per thread and chunk; a few independent loads in flight per thread.
-constexpr int kFwdRowsPerThread = 2;
+// Rows a thread loads before it stores any, per batch: x and out may alias as far as the compiler
+// knows, so it keeps a load after an earlier store unless the code orders them. Four 16-byte loads
+// in flight per thread forward (two rows of dy and x backward), where the loop one row at a time
+// had one (H100, 2026-11-26, at 8192x3072: 74% of the copy bandwidth forward, 64% backward, before
+// this change; not measured since).
+constexpr int kFwdRowsPerThread = 4;
+constexpr int kBwdRowsPerThread = 2;
 constexpr int64_t kMaxGridX = 2147483647;
 
 template <typename T, int VEC>
@@ -52,13 +57,23 @@ bias_gelu_fwd_kernel(BiasGeluFwdParams p, int64_t rows_per_chunk) {
   load_bias<T, VEC>(p.bias, pack, bias);
   const int64_t row_begin = static_cast<int64_t>(blockIdx.y) * rows_per_chunk;
   const int64_t row_end = min(row_begin + rows_per_chunk, p.rows);
-#pragma unroll kFwdRowsPerThread
-  for (int64_t row = row_begin + threadIdx.y; row < row_end; row += kRowLanes) {
-    const P x = row_packs<T, VEC>(p.x, row, p.stride_x)[pack];
-    P out;
+  for (int64_t first = row_begin + threadIdx.y; first < row_end;
+       first += static_cast<int64_t>(kRowLanes) * kFwdRowsPerThread) {
+    P x[kFwdRowsPerThread];
 #pragma unroll
-    for (int v = 0; v < VEC; ++v) out.v[v] = from_float<T>(gelu<kTanh>(to_float(x.v[v]) + bias[v]));
-    row_packs<T, VEC>(p.out, row, p.stride_out)[pack] = out;
+    for (int r = 0; r < kFwdRowsPerThread; ++r) {
+      const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
+      if (row < row_end) x[r] = row_packs<T, VEC>(p.x, row, p.stride_x)[pack];
+    }
+#pragma unroll
+    for (int r = 0; r < kFwdRowsPerThread; ++r) {
+      const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
+      if (row >= row_end) break;
+      P out;
+#pragma unroll
+      for (int v = 0; v < VEC; ++v) out.v[v] = from_float<T>(gelu<kTanh>(to_float(x[r].v[v]) + bias[v]));
+      row_packs<T, VEC>(p.out, row, p.stride_out)[pack] = out;
+    }
   }
 }
 
@@ -78,17 +93,30 @@ bias_gelu_bwd_kernel(BiasGeluBwdParams p, int64_t rows_per_chunk) {
     load_bias<T, VEC>(p.bias, pack, bias);
     const int64_t row_begin = static_cast<int64_t>(blockIdx.y) * rows_per_chunk;
     const int64_t row_end = min(row_begin + rows_per_chunk, p.rows);
-    for (int64_t row = row_begin + threadIdx.y; row < row_end; row += kRowLanes) {
-      const P dy = row_packs<T, VEC>(p.grad_out, row, p.stride_grad_out)[pack];
-      const P x = row_packs<T, VEC>(p.x, row, p.stride_x)[pack];
-      P dx;
+    for (int64_t first = row_begin + threadIdx.y; first < row_end;
+         first += static_cast<int64_t>(kRowLanes) * kBwdRowsPerThread) {
+      P dy[kBwdRowsPerThread], x[kBwdRowsPerThread];
 #pragma unroll
-      for (int v = 0; v < VEC; ++v) {
-        const float grad = to_float(dy.v[v]) * gelu_grad<kTanh>(to_float(x.v[v]) + bias[v]);
-        dx.v[v] = from_float<T>(grad);
-        sums[v] += grad;
+      for (int r = 0; r < kBwdRowsPerThread; ++r) {
+        const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
+        if (row < row_end) {
+          dy[r] = row_packs<T, VEC>(p.grad_out, row, p.stride_grad_out)[pack];
+          x[r] = row_packs<T, VEC>(p.x, row, p.stride_x)[pack];
+        }
       }
-      row_packs<T, VEC>(p.grad_in, row, p.stride_grad_in)[pack] = dx;
+#pragma unroll
+      for (int r = 0; r < kBwdRowsPerThread; ++r) {
+        const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
+        if (row >= row_end) break;
+        P dx;
+#pragma unroll
+        for (int v = 0; v < VEC; ++v) {
+          const float grad = to_float(dy[r].v[v]) * gelu_grad<kTanh>(to_float(x[r].v[v]) + bias[v]);
+          dx.v[v] = from_float<T>(grad);
+          sums[v] += grad;
+        }
+        row_packs<T, VEC>(p.grad_in, row, p.stride_grad_in)[pack] = dx;
+      }
     }
   }
 #pragma unroll
