@@ -31,8 +31,9 @@ def adopt_loss(model, backend):
 
     current = getattr(model, "_loss_function", None)
     if current is None:
-        if getattr(model, "loss_type", None) not in (None, "ForCausalLM") or not hasattr(model, "lm_head"):
-            return
+        if (getattr(model, "loss_type", None) not in (None, "ForCausalLM")
+                or getattr(model, "get_output_embeddings", lambda: None)() is None):
+            return  # not a language model head, or another loss (masked LM, classification)
         if type(model).loss_function.fget(model) is not ForCausalLMLoss:
             return
     elif not getattr(current, MARKER, False):

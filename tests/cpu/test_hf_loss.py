@@ -4,7 +4,7 @@ where the model would use ForCausalLMLoss, taken back by unpatch()."""
 
 import pytest
 import torch
-from transformers import BertForMaskedLM, GPT2LMHeadModel
+from transformers import BertForMaskedLM, BertLMHeadModel, GPT2LMHeadModel, GPT2Model
 from transformers.loss.loss_utils import ForCausalLMLoss
 
 import fastattn
@@ -70,3 +70,17 @@ def test_a_users_loss_function_and_other_heads_are_left_alone():
     assert model.loss_function is mine
     bert = fastattn.patch(hf_models.make_model(BertForMaskedLM, hf_models.bert_config()))
     assert not getattr(bert.loss_function, MARKER, False)
+    encoder = fastattn.patch(hf_models.make_model(GPT2Model, hf_models.gpt2_config()))
+    assert "_loss_function" not in vars(encoder)
+
+
+def test_bert_as_a_causal_lm_takes_it_too():
+    config = hf_models.bert_config(is_decoder=True)
+    model = hf_models.make_model(BertLMHeadModel, config)
+    pristine = hf_models.make_model(BertLMHeadModel, config)
+    fastattn.patch(model)
+    assert getattr(model.loss_function, MARKER, False)
+    ids = hf_models.input_ids(2, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, labels=ids).loss, pristine(ids, labels=ids).loss,
+                                   rtol=1e-5, atol=1e-5)
