@@ -47,6 +47,18 @@ __device__ __forceinline__ Pack<T, VEC>* row_packs(void* base, int64_t row, int6
   return reinterpret_cast<Pack<T, VEC>*>(static_cast<T*>(base) + row * stride);
 }
 
+// Pack `pack` of the rows first, first + kRowLanes, ... (ROWS of them) below row_end, into out[];
+// entries past row_end are left unset (the callers stop at row_end too).
+template <typename T, int VEC, int ROWS>
+__device__ __forceinline__ void load_row_batch(const void* base, int64_t stride, int64_t first,
+                                               int64_t row_end, int64_t pack, Pack<T, VEC> (&out)[ROWS]) {
+#pragma unroll
+  for (int r = 0; r < ROWS; ++r) {
+    const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
+    if (row < row_end) out[r] = row_packs<T, VEC>(base, row, stride)[pack];
+  }
+}
+
 template <typename T, int VEC, bool kTanh>
 __global__ void __launch_bounds__(kColLanes * kRowLanes)
 bias_gelu_fwd_kernel(BiasGeluFwdParams p, int64_t rows_per_chunk) {
@@ -60,11 +72,7 @@ bias_gelu_fwd_kernel(BiasGeluFwdParams p, int64_t rows_per_chunk) {
   for (int64_t first = row_begin + threadIdx.y; first < row_end;
        first += static_cast<int64_t>(kRowLanes) * kFwdRowsPerThread) {
     P x[kFwdRowsPerThread];
-#pragma unroll
-    for (int r = 0; r < kFwdRowsPerThread; ++r) {
-      const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
-      if (row < row_end) x[r] = row_packs<T, VEC>(p.x, row, p.stride_x)[pack];
-    }
+    load_row_batch<T, VEC>(p.x, p.stride_x, first, row_end, pack, x);
 #pragma unroll
     for (int r = 0; r < kFwdRowsPerThread; ++r) {
       const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
@@ -96,14 +104,8 @@ bias_gelu_bwd_kernel(BiasGeluBwdParams p, int64_t rows_per_chunk) {
     for (int64_t first = row_begin + threadIdx.y; first < row_end;
          first += static_cast<int64_t>(kRowLanes) * kBwdRowsPerThread) {
       P dy[kBwdRowsPerThread], x[kBwdRowsPerThread];
-#pragma unroll
-      for (int r = 0; r < kBwdRowsPerThread; ++r) {
-        const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
-        if (row < row_end) {
-          dy[r] = row_packs<T, VEC>(p.grad_out, row, p.stride_grad_out)[pack];
-          x[r] = row_packs<T, VEC>(p.x, row, p.stride_x)[pack];
-        }
-      }
+      load_row_batch<T, VEC>(p.grad_out, p.stride_grad_out, first, row_end, pack, dy);
+      load_row_batch<T, VEC>(p.x, p.stride_x, first, row_end, pack, x);
 #pragma unroll
       for (int r = 0; r < kBwdRowsPerThread; ++r) {
         const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;

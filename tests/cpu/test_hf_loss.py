@@ -44,15 +44,21 @@ def test_gradients_equal_transformers_loss():
     torch.testing.assert_close(ours.grad, theirs.grad)
 
 
-def test_patch_sets_it_on_causal_lms_and_unpatch_takes_it_back():
-    model = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
-    pristine = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
+def patched_with_our_loss(model_class, config, seqlen):
+    """A patched model that took fastattn's loss, after checking its loss on `seqlen` tokens equals
+    the unpatched model's."""
+    model, pristine = (hf_models.make_model(model_class, config) for _ in range(2))
     fastattn.patch(model)
     assert getattr(model.loss_function, MARKER, False)
-    ids = hf_models.input_ids(2, 13)
+    ids = hf_models.input_ids(2, seqlen)
     with torch.no_grad():
         torch.testing.assert_close(model(ids, labels=ids).loss, pristine(ids, labels=ids).loss,
                                    rtol=1e-5, atol=1e-5)
+    return model
+
+
+def test_patch_sets_it_on_causal_lms_and_unpatch_takes_it_back():
+    model = patched_with_our_loss(GPT2LMHeadModel, hf_models.gpt2_config(), 13)
     fastattn.unpatch(model)
     assert model.loss_function is ForCausalLMLoss and "_loss_function" not in vars(model)
 
@@ -75,12 +81,4 @@ def test_a_users_loss_function_and_other_heads_are_left_alone():
 
 
 def test_bert_as_a_causal_lm_takes_it_too():
-    config = hf_models.bert_config(is_decoder=True)
-    model = hf_models.make_model(BertLMHeadModel, config)
-    pristine = hf_models.make_model(BertLMHeadModel, config)
-    fastattn.patch(model)
-    assert getattr(model.loss_function, MARKER, False)
-    ids = hf_models.input_ids(2, 11)
-    with torch.no_grad():
-        torch.testing.assert_close(model(ids, labels=ids).loss, pristine(ids, labels=ids).loss,
-                                   rtol=1e-5, atol=1e-5)
+    patched_with_our_loss(BertLMHeadModel, hf_models.bert_config(is_decoder=True), 11)
