@@ -34,7 +34,8 @@ def adopt_loss(model, backend):
         if (getattr(model, "loss_type", None) not in (None, "ForCausalLM")
                 or getattr(model, "get_output_embeddings", lambda: None)() is None):
             return  # not a language model head, or another loss (masked LM, classification)
-        if type(model).loss_function.fget(model) is not ForCausalLMLoss:
+        chooser = getattr(type(model), "loss_function", None)  # a property in transformers 5.x
+        if not isinstance(chooser, property) or chooser.fget(model) is not ForCausalLMLoss:
             return
     elif not getattr(current, MARKER, False):
         return  # the user's own loss function stays
