@@ -51,7 +51,8 @@ def main(argv=None):
     parser.add_argument("--case", action="append", choices=sorted(CASES))
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
-    orders = [tuple(o.split(",")) for o in (args.order or ["triton,cuda,torch", "cuda,triton,torch"])]
+    default_orders = ["triton,cuda,torch", "cuda,triton,torch"]
+    orders = [tuple(o.split(",")) for o in (args.order or default_orders)]
     for order in orders:
         unknown = set(order) - set(_dispatch.BACKENDS)
         if unknown:

@@ -51,7 +51,8 @@ __device__ __forceinline__ Pack<T, VEC>* row_packs(void* base, int64_t row, int6
 // entries past row_end are left unset (the callers stop at row_end too).
 template <typename T, int VEC, int ROWS>
 __device__ __forceinline__ void load_row_batch(const void* base, int64_t stride, int64_t first,
-                                               int64_t row_end, int64_t pack, Pack<T, VEC> (&out)[ROWS]) {
+                                               int64_t row_end, int64_t pack,
+                                               Pack<T, VEC> (&out)[ROWS]) {
 #pragma unroll
   for (int r = 0; r < ROWS; ++r) {
     const int64_t row = first + static_cast<int64_t>(r) * kRowLanes;
@@ -79,7 +80,9 @@ bias_gelu_fwd_kernel(BiasGeluFwdParams p, int64_t rows_per_chunk) {
       if (row >= row_end) break;
       P out;
 #pragma unroll
-      for (int v = 0; v < VEC; ++v) out.v[v] = from_float<T>(gelu<kTanh>(to_float(x[r].v[v]) + bias[v]));
+      for (int v = 0; v < VEC; ++v) {
+        out.v[v] = from_float<T>(gelu<kTanh>(to_float(x[r].v[v]) + bias[v]));
+      }
       row_packs<T, VEC>(p.out, row, p.stride_out)[pack] = out;
     }
   }

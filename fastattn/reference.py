@@ -117,7 +117,8 @@ def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_
 
 
 def cross_entropy(logits, target, ignore_index=-100, *, upcast=True):
-    """Per-row -log softmax(logits)[target], 0 where target == ignore_index: logits [rows, n_cols]."""
+    """Per-row -log softmax(logits)[target] of logits [rows, n_cols]; 0 where target ==
+    ignore_index."""
     return F.cross_entropy(logits.to(_compute_dtype(logits, upcast)), target,
                            ignore_index=ignore_index, reduction="none")
 

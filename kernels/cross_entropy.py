@@ -32,7 +32,8 @@ def cross_entropy_fwd_kernel(LOGITS, TARGET, LOSS, LSE, stride_row, n_cols, igno
         cols = start + offsets
         x = tl.load(row_logits + cols, mask=cols < n_cols, other=float("-inf")).to(tl.float32)
         new_max = tl.maximum(running_max, tl.max(x, axis=0))
-        running_sum = running_sum * tl.exp(running_max - new_max) + tl.sum(tl.exp(x - new_max), axis=0)
+        running_sum = (running_sum * tl.exp(running_max - new_max)
+                       + tl.sum(tl.exp(x - new_max), axis=0))
         running_max = new_max
     lse = running_max + tl.log(running_sum)
     target = tl.load(TARGET + row)

@@ -12,9 +12,9 @@ route):
 - down projection: BIAS.
 - backward: DGELU_BGRAD gives dA = (dY @ W2) * gelu'(pre) and db1 (the column sums of dA) in one
   call for the tanh form in 16-bit (DGELU_BGRAD_DTYPES); float32 (whose derivative it leaves too
-  inexact) and the erf form run a plain GEMM and our bias_gelu backward (which also gives db1). dW2 = dY^T @ h with
-  BGRADB, which gives db2 (the column sums of dY) in the same call, in bfloat16 only (float16 and
-  float32: a plain GEMM and dY's column sums in float32);
+  inexact) and the erf form run a plain GEMM and our bias_gelu backward (which also gives db1).
+  dW2 = dY^T @ h with BGRADB, which gives db2 (the column sums of dY) in the same call, in
+  bfloat16 only (float16 and float32: a plain GEMM and dY's column sums in float32);
   dW1 and dX are plain GEMMs.
 
 A call cuBLASLt cannot take (the extension built without it, the aux matrix's row stride not a

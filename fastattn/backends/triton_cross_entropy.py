@@ -23,7 +23,8 @@ def cross_entropy_fwd(logits, target, ignore_index):
 
 
 def cross_entropy_bwd(logits, target, lse, grad_losses, ignore_index):
-    """dlogits [rows, n_cols] (contiguous, the logits' dtype) for the gradient of each row's loss."""
+    """dlogits [rows, n_cols] (contiguous, in the logits' dtype) for grad_losses, the gradient of
+    each row's loss."""
     rows, n_cols = logits.shape
     grad_logits = _alloc.empty((rows, n_cols), logits)
     if rows:

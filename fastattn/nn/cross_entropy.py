@@ -46,8 +46,8 @@ def per_token_cross_entropy(logits, target, ignore_index=-100, backend=None):
     in float32, and 0 where target == ignore_index. A target outside [0, n_cols) gives NaN on the
     Triton path (torch's raises)."""
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
-        raise ValueError(f"per_token_cross_entropy: logits must be [rows, n_cols] and target [rows], "
-                         f"got {list(logits.shape)} and {list(target.shape)}")
+        raise ValueError(f"per_token_cross_entropy: logits must be [rows, n_cols] and target "
+                         f"[rows], got {list(logits.shape)} and {list(target.shape)}")
     if logits.shape[1] == 0:
         raise ValueError("per_token_cross_entropy: logits have no columns")
     if _streams_with_triton(logits, backend):

@@ -21,5 +21,6 @@ def test_needs_a_gpu():
 
 def test_time_step_gives_host_and_whole_step_medians():
     calls = []
-    host, whole = auto_order_ab.time_step(lambda: calls.append(sum(range(1000))), torch.device("cpu"), 5)
+    host, whole = auto_order_ab.time_step(lambda: calls.append(sum(range(1000))),
+                                          torch.device("cpu"), 5)
     assert len(calls) == 3 + 5 and 0 < host <= whole

@@ -119,15 +119,16 @@ def test_float32_takes_our_gelu_not_cublaslts(monkeypatch):
     assert fake.calls == ["bias", "bias", "none", "none", "none", "none"]
 
 
-@pytest.mark.parametrize("grad_dtype,calls", [(torch.bfloat16, ["bgradb"]), (torch.float16, ["none"]),
-                                              (torch.float32, ["none"])])
+@pytest.mark.parametrize("grad_dtype,calls", [(torch.bfloat16, ["bgradb"]),
+                                              (torch.float16, ["none"]), (torch.float32, ["none"])])
 def test_bgradb_is_bfloat16_only(monkeypatch, grad_dtype, calls):
     """cuBLASLt's BGRADB bias gradient in float16 was 3.4x eager's error (H100 gpu tier,
     2026-11-26): float16 and float32 take a plain GEMM for dW2 and dY's column sums for db2."""
     fake = FakeExtension(())
     monkeypatch.setattr(_extension, "require", lambda: fake)
     g = torch.Generator().manual_seed(3)
-    dy, h, w2 = (torch.randn(*shape, generator=g).to(grad_dtype) for shape in ((6, 16), (6, 40), (16, 40)))
+    dy, h, w2 = (torch.randn(*shape, generator=g).to(grad_dtype)
+                 for shape in ((6, 16), (6, 40), (16, 40)))
     dw2, db2 = cuda_ffn._down_weight_grads(dy, h, w2)
     assert fake.calls == calls
     torch.testing.assert_close(db2.float(), dy.float().sum(0), rtol=1e-2, atol=1e-2)

@@ -61,7 +61,8 @@ def test_each_epilogue_runs_and_matches_its_math(dtype, epilogue):
                     "less exact than float32 needs; test_float32_never_asks_for_gelu_epilogues)")
     if dtype == torch.float16 and epilogue == "bgradb":
         pytest.skip("fastattn asks for BGRADB in bfloat16 only (cuda_ffn.py: its float16 bias "
-                    "gradient was 3.4x eager's error on an H100; test_training_step_takes_the_fused_epilogues)")
+                    "gradient was 3.4x eager's error on an H100; "
+                    "test_training_step_takes_the_fused_epilogues)")
     module = cublaslt_module()
     g = torch.Generator().manual_seed(11)
     rows, width, features = 48, 64, 96
