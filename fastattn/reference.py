@@ -89,10 +89,12 @@ def attention_dropout_groups(seqlen_k):
     return -(-seqlen_k // ATTENTION_DROPOUT_GROUP)
 
 
-def philox_half_to_uniform(half):
-    """A 16-bit half of a Philox word (int64 in [0, 2**16)) as float32 u / 2**16: exact, so that
-    u / 2**16 >= p is u >= ceil(p * 2**16) for a float32 p, the integer test the kernels make."""
-    return half.to(torch.float32) * (1.0 / 65536.0)
+def philox_half_uniforms(words):
+    """Philox words (int64 [..., 4]) -> float32 [..., 8]: each word's 16-bit halves, low half first,
+    as u / 2**16. Exact, so that u / 2**16 >= p is u >= ceil(p * 2**16) for a float32 p, the
+    integer test the kernels make."""
+    halves = torch.stack((words & 0xFFFF, (words >> 16) & 0xFFFF), dim=-1)  # [..., 4, 2]
+    return (halves.to(torch.float32) * (1.0 / 65536.0)).flatten(-2)
 
 
 def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, device="cpu"):
@@ -100,7 +102,7 @@ def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_
     eight, each group one Philox evaluation (tl.randint4x) whose four 32-bit words, split into
     16-bit halves (low half first), decide its eight scores: score (b, h, i, j) is kept iff
     half j % 2 of word (j % 8) // 2 of philox_words(seed, row * G + j // 8), as
-    philox_half_to_uniform, is >= dropout_p (a float32), with row = (b * heads + h) * seqlen_q + i
+    philox_half_uniforms maps it, is >= dropout_p (a float32), with row = (b * heads + h) * seqlen_q + i
     and G = attention_dropout_groups(seqlen_k). So the drop probability is p rounded up to a
     multiple of 2**-16, while the kept scores are scaled by 1 / (1 - p). (One evaluation per score,
     as the other dropouts draw, cost the attention kernels about 80 integer instructions per score:
@@ -110,8 +112,7 @@ def attention_dropout_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_
     groups = attention_dropout_groups(seqlen_k)
     counters = torch.arange(batch * heads * seqlen_q * groups, dtype=torch.int64, device=device)
     words = torch.stack(philox_words(int(seed), counters), dim=-1)  # [rows * groups, 4]
-    halves = torch.stack((words & 0xFFFF, (words >> 16) & 0xFFFF), dim=-1)  # [rows * groups, 4, 2]
-    uniform = philox_half_to_uniform(halves).reshape(-1, groups * ATTENTION_DROPOUT_GROUP)
+    uniform = philox_half_uniforms(words).reshape(-1, groups * ATTENTION_DROPOUT_GROUP)
     keep = uniform[:, :seqlen_k] >= torch.tensor(dropout_p, dtype=torch.float32, device=device)
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)
 

@@ -39,22 +39,15 @@ def _words_chunk(seed, offsets):
 
 
 def _chunked(seed, start, count, device, values_per_offset, to_uniform):
-    """float32 [count * values_per_offset]: `to_uniform(words)` ([n, 4] int64 words -> [n, >=
-    values_per_offset] float32) of the Philox words of offsets start, ..., start + count - 1, its
-    first values_per_offset values each."""
+    """float32 [count * values_per_offset]: `to_uniform(words)` ([n, 4] int64 words -> [n,
+    values_per_offset] float32) of the Philox words of offsets start, ..., start + count - 1."""
     out = torch.empty(count, values_per_offset, dtype=torch.float32, device=device)
     chunk = CHUNK.get(torch.device(device).type, DEFAULT_CHUNK) // values_per_offset
     for first in range(0, count, chunk):
         last = min(first + chunk, count)
         offsets = torch.arange(start + first, start + last, dtype=torch.int64, device=device)
-        out[first:last] = to_uniform(_words_chunk(int(seed), offsets))[:, :values_per_offset]
+        out[first:last] = to_uniform(_words_chunk(int(seed), offsets))
     return out.reshape(-1)
-
-
-def _halves_to_uniform(words):
-    """[n, 4] words -> [n, 8]: the 16-bit halves, low first, word by word (reference's order)."""
-    halves = torch.stack((words & 0xFFFF, (words >> 16) & 0xFFFF), dim=-1)
-    return reference.philox_half_to_uniform(halves).reshape(words.shape[0], -1)
 
 
 def uniform(seed, start, count, device):
@@ -68,7 +61,7 @@ def attention_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, devic
     groups = reference.attention_dropout_groups(seqlen_k)
     group = reference.ATTENTION_DROPOUT_GROUP
     rows = batch * heads * seqlen_q
-    uniform8 = _chunked(seed, 0, rows * groups, device, group, _halves_to_uniform)
+    uniform8 = _chunked(seed, 0, rows * groups, device, group, reference.philox_half_uniforms)
     keep = uniform8.reshape(rows, groups * group)[:, :seqlen_k] >= torch.tensor(
         dropout_p, dtype=torch.float32, device=device)
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)
