@@ -14,32 +14,15 @@ the host time of a step and the whole step (synchronised), the median of --steps
 
 import argparse
 import statistics
-import time
-
-import torch
 
 from benchmarks import device_info as devices
-from benchmarks.profile_models import CASES, make_step
+from benchmarks.profile_models import CASES, make_step, step_times
 from fastattn import _dispatch
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_step(step, device, steps):
     """(median host ms, median whole-step ms) over `steps` steps, after three warm-up steps."""
-    for _ in range(3):
-        step()
-    _sync(device)
-    host, whole = [], []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        host.append(time.perf_counter() - start)
-        _sync(device)
-        whole.append(time.perf_counter() - start)
+    host, whole = step_times(step, device, steps)
     return 1e3 * statistics.median(host), 1e3 * statistics.median(whole)
 
 

@@ -55,18 +55,26 @@ def make_step(case, impl, device):
     return step
 
 
-def measure(step, device, steps):
-    """(host ms per step, whole step ms, kernel launches per step, [(title, profiler table)])."""
+def step_times(step, device, steps):
+    """([host seconds], [whole-step seconds]) of `steps` steps after three warm-up steps: host
+    until the call returns (no synchronisation), whole until the device is done too."""
     for _ in range(3):
         step()
     _sync(device)
-    host = whole = 0.0
+    host, whole = [], []
     for _ in range(steps):
         start = time.perf_counter()
         step()
-        host += time.perf_counter() - start
+        host.append(time.perf_counter() - start)
         _sync(device)
-        whole += time.perf_counter() - start
+        whole.append(time.perf_counter() - start)
+    return host, whole
+
+
+def measure(step, device, steps):
+    """(host ms per step, whole step ms, kernel launches per step, [(title, profiler table)])."""
+    host_times, whole_times = step_times(step, device, steps)
+    host, whole = sum(host_times), sum(whole_times)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         step()
