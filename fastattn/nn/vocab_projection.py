@@ -55,7 +55,7 @@ class VocabProjection(nn.Linear):
 def adopt_output_projection(model):
     """Pad the model's output embedding (LM head / MLM decoder) where its vocabulary needs it."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if head is not None and (needs_padding(head) or isinstance(head, VocabProjection)):
+    if head is not None and needs_padding(head):  # an adopted head is no longer exactly nn.Linear
         VocabProjection.adopt(head)
     return head
 
