@@ -50,6 +50,12 @@ AUTO_ORDER_UP_TO_SIZE = {
     # won: 192 rows (B=16, 12 heads) 578 ms with cuda against 714 with triton attention; B=1 587 vs
     # 724. 256 splits 192 (cuda ahead end to end) from 512 (triton ahead on the device).
     "attention": ("decode query rows", 256, ("cuda", "triton", "torch")),
+    # Small LayerNorms (size: rows) are host-bound: decoding steps (B rows), BERT latency (128).
+    # H100 (2026-11-26, second run), host time per call: forward cuda 28 vs triton 54 us, forward +
+    # backward 328 vs 621 (Triton's Python launcher). The kernels differ by less than that up to
+    # 2048 rows: forward within 4% (about 1 us at 2048 x 1024), triton's backward ahead by ~4 us
+    # there (0.116 vs 0.174 ms at 32768 rows). Larger calls keep triton (its faster backward).
+    "layer_norm_residual": ("rows", 2048, ("cuda", "triton", "torch")),
 }
 
 

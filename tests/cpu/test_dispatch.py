@@ -100,17 +100,39 @@ def test_available_backends_reports_every_backend_with_a_reason():
 
 
 def test_the_automatic_choice_goes_by_size_only_where_a_band_says_so(monkeypatch):
-    """LayerNorm: triton at every hidden size since the H100 run (its size is still passed, so a
-    measured crossover needs only a band); a backend that cannot run is skipped."""
+    """LayerNorm: cuda up to 2048 rows (host-bound calls), triton above and without a size; a
+    backend that cannot run is skipped. Ops without a band ignore the size."""
     monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
     cuda = torch.device("cuda")
     pick = functools.partial(_dispatch.resolve_backend, "layer_norm_residual", cuda)
-    assert pick(size=768) == pick(size=4096) == pick() == "triton"
-    assert pick(size=768, unsupported={"triton": "not installed"}) == "cuda"
+    assert pick(size=1) == pick(size=2048) == "cuda"
+    assert pick(size=2049) == pick() == "triton"
+    assert pick(size=16, unsupported={"cuda": "extension not built"}) == "triton"
+    assert pick(size=4096, unsupported={"triton": "not installed"}) == "cuda"
     assert _dispatch.auto_order("ffn", size=768) == _dispatch.AUTO_ORDER["ffn"]
     band = _dispatch.AUTO_ORDER_UP_TO_SIZE["attention"]
     assert _dispatch.auto_order("attention", band[1]) == band[2]
     assert _dispatch.auto_order("attention", band[1] + 1) == _dispatch.AUTO_ORDER["attention"]
+
+
+def test_the_automatic_layer_norm_choice_goes_by_rows_not_hidden_size(monkeypatch):
+    """fastattn.layer_norm_residual asks by rows (every dimension but the last): a decoding step's
+    few rows take the host-cheaper cuda kernels, whatever the hidden size; many rows triton."""
+    from fastattn.ops import layer_norm_residual as layer_norm_op
+
+    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
+    asked = []
+    real = _dispatch.resolve_backend
+
+    def ask(op, device, *args, **kwargs):
+        asked.append(real(op, torch.device("cuda"), *args, **kwargs))
+        return "torch"
+
+    monkeypatch.setattr(layer_norm_op, "resolve_backend", ask)
+    for shape in ((16, 1, 4096), (4, 512, 8), (2049, 8), (3, 700, 8)):
+        x = torch.randn(*shape)
+        fastattn.layer_norm_residual(x, x, torch.ones(shape[-1]), torch.zeros(shape[-1]))
+    assert asked == ["cuda", "cuda", "triton", "triton"]
 
 
 def test_the_automatic_attention_choice_for_decoding_goes_by_query_rows(monkeypatch):
