@@ -6,10 +6,15 @@ eager = the unpatched model in the test dtype, out = the patched model in the te
 Only real-token positions are compared: what padded positions hold differs by design.
 """
 
+import contextlib
+
 import torch
 from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
+from transformers.generation.configuration_utils import CompileConfig
 
+import fastattn.hf.attention as hf_attention
 import hf_models
+import hf_spy
 from numerics import assert_grad_numerics, assert_numerics
 
 
@@ -78,6 +83,60 @@ def check_gpt2_grads(device, dtype, backend, pattern="left", seqlen=13, batch=3)
 
 def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
     """Left-padded prompts, KV cache: the same greedy tokens as the unpatched model (in dtype)."""
+    expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens)
+    assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
+
+
+def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
+    """Greedy generation with a static cache (transformers' cache_implementation="static"): the
+    same tokens as the unpatched model, and every decoding step on fastattn's attention with a key
+    padding mask (the cache's unwritten tail and the left padding masked), not on the dense-mask
+    fallback, which only the prefill takes (one call per layer)."""
+    with hf_spy.spy("attention") as calls, _counting(hf_attention, "sdpa_attention_forward") as dense:
+        expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
+                                       cache_implementation="static")
+    assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
+    layers = hf_models.gpt2_config().n_layer
+    assert dense == [layers], f"dense-mask fallback calls {dense}: the prefill's {layers} expected"
+    decode_masks = [kwargs["key_padding_mask"] for args, kwargs in calls["attention"]
+                    if args[0].shape[2] == 1]
+    assert len(decode_masks) == layers * (new_tokens - 1)
+    assert all(m is not None and m.shape == (batch, prompt + new_tokens - 1) for m in decode_masks)
+
+
+def check_compiled_static_cache_generation(device, dtype, backend, compile_backend, batch=3,
+                                           prompt=7, new_tokens=12):
+    """As check_static_cache_generation, with generate compiling the decoding step (fullgraph=True,
+    no recompiles), as transformers does by itself for static caches on GPUs (there with
+    inductor's CUDA graphs). Nothing spies on the calls here: a spy's list would be traced."""
+    mode = "reduce-overhead" if compile_backend == "inductor" else None
+    compile_config = CompileConfig(fullgraph=True, backend=compile_backend, mode=mode)
+    compile_config._compile_all_devices = True  # also on CPU, where transformers would not compile
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(recompile_limit=1):
+        expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
+                                       cache_implementation="static", compile_config=compile_config)
+    assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
+
+
+@contextlib.contextmanager
+def _counting(module, name):
+    """Counts calls of module.<name> (through the module's global) in a one-element list."""
+    count, original = [0], getattr(module, name)
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        return original(*args, **kwargs)
+
+    setattr(module, name, counted)
+    try:
+        yield count
+    finally:
+        setattr(module, name, original)
+
+
+def _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens, **generate_kwargs):
+    """(unpatched, patched) greedy generations from the same left-padded prompts."""
     model = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
     ids, mask = hf_models.input_ids(batch, prompt), hf_models.attention_mask(batch, prompt, "left")
     _ref, eager, patched = hf_models.variants(model, device, dtype, backend)
@@ -85,5 +144,6 @@ def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_token
                   pad_token_id=hf_models.gpt2_config().pad_token_id)
     with torch.no_grad():
         expected = eager.generate(ids.to(device), attention_mask=mask.to(device), **kwargs)
-        got = patched.generate(ids.to(device), attention_mask=mask.to(device), **kwargs)
-    assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
+        got = patched.generate(ids.to(device), attention_mask=mask.to(device), **kwargs,
+                               **generate_kwargs)
+    return expected, got

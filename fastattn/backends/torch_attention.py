@@ -73,9 +73,16 @@ def _dense_visible(q, k, key_padding_mask, causal):
                                   key_padding_mask=key_padding_mask, device=q.device)
 
 
+def _mask_values_readable(mask):
+    """False while a CUDA graph is being captured (a patched model's decoding step under
+    torch.compile's CUDA graphs): reading a device tensor back is a sync, which capture forbids.
+    The plans that need the mask's values then give way to one masked SDPA call."""
+    return not (mask.is_cuda and torch.cuda.is_current_stream_capturing())
+
+
 def _pieces(q, k, key_padding_mask, keep):
     """torch_attention_windows' plan for this padded batch, or None: the problem as it is."""
-    if key_padding_mask is None or keep is not None:
+    if key_padding_mask is None or keep is not None or not _mask_values_readable(key_padding_mask):
         return None
     bounds = _tensor_memo.remembered(key_padding_mask, "_fastattn_key_bounds",
                                      lambda mask: key_bounds(mask).tolist())
@@ -104,7 +111,8 @@ def _all_real(key_padding_mask):
     """True when the mask marks every key real (a batch without padding, as Hugging Face passes for
     unpadded input): it then says nothing, and SDPA runs without one. Read once per mask tensor (a
     device read on GPUs), not while torch.compile traces."""
-    if key_padding_mask is None or torch.compiler.is_compiling():
+    if (key_padding_mask is None or torch.compiler.is_compiling()
+            or not _mask_values_readable(key_padding_mask)):
         return False
     return _tensor_memo.remembered(key_padding_mask, "_fastattn_all_real",
                                    lambda mask: bool(mask.all()))

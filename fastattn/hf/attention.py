@@ -4,10 +4,11 @@ its AttentionMaskInterface partner.
 The two must be registered together. Without a mask function of its own, transformers builds no
 mask at all for an implementation it does not know, and the kernel would silently attend to
 padding. The mask function describes the common patterns compactly: for plain causal or
-bidirectional attention it returns the 2D key padding mask (bool [B, Sk], True = real token) or
-None, which the attention function hands to fastattn.attention, and which the patched BERT
-encoder uses to pack the batch. Everything else (user-supplied 4D masks, packed sequences given by
-position_ids, sliding windows, static caches) becomes a dense 4D bool mask and runs through
+bidirectional attention, and for the single-query decoding steps of a static cache, it returns
+the 2D key padding mask (bool [B, Sk], True = a key the query may see) or None, which the
+attention function hands to fastattn.attention, and which the patched BERT encoder uses to pack
+the batch. Everything else (user-supplied 4D masks, packed sequences given by position_ids,
+sliding windows, a static cache's prefill) becomes a dense 4D bool mask and runs through
 transformers' SDPA path: slower, still correct.
 """
 
@@ -41,6 +42,32 @@ def _is_key_padding_pattern(mask_function, q_length, kv_length, q_offset, kv_off
     return mask_function is masking_utils.causal_mask_function and q_offset + q_length == kv_length
 
 
+def _is_single_query_decode(mask_function, q_length, kv_offset):
+    """One causal query against keys from position 0: what a decoding step with a static cache
+    asks (its query position q_offset a tensor, its keys the whole cache, the unwritten tail
+    included). Causality then only hides keys: key j is visible when j <= q_offset."""
+    return (mask_function is masking_utils.causal_mask_function and q_length == 1
+            and _is_offset(kv_offset) and kv_offset == 0)
+
+
+def _key_padding(attention_mask, kv_length):
+    """attention_mask as bool [B, kv_length]; a mask shorter than the keys leaves the extra keys
+    out, as in transformers."""
+    missing = kv_length - attention_mask.shape[-1]
+    if missing > 0:
+        attention_mask = F.pad(attention_mask, (0, missing))
+    return attention_mask[:, :kv_length].to(torch.bool)
+
+
+def _none_if_all_visible(mask):
+    # A mask with no padding says nothing: None spares every layer its mask handling (and BERT its
+    # unpadding). One read of the mask per forward, as transformers' own sdpa path makes to skip
+    # its masks; not while torch.compile traces (the answer is data).
+    if not torch.compiler.is_compiling() and bool(mask.all()):
+        return None
+    return mask
+
+
 def fastattn_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0,
                   mask_function=masking_utils.causal_mask_function, attention_mask=None, **kwargs):
     """AttentionMaskInterface entry: a 2D key padding mask (or None) when that says everything,
@@ -48,16 +75,13 @@ def fastattn_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0,
     if _is_key_padding_pattern(mask_function, q_length, kv_length, q_offset, kv_offset):
         if attention_mask is None:
             return None
-        missing = kv_length - attention_mask.shape[-1]
-        if missing > 0:  # a mask shorter than the keys leaves the extra keys out, as in transformers
-            attention_mask = F.pad(attention_mask, (0, missing))
-        mask = attention_mask[:, :kv_length].to(torch.bool)
-        # A mask with no padding says nothing: None spares every layer its mask handling (and BERT
-        # its unpadding). One read of the mask per forward, as transformers' own sdpa path makes
-        # to skip its masks; not while torch.compile traces (the answer is data).
-        if not torch.compiler.is_compiling() and bool(mask.all()):
-            return None
-        return mask
+        return _none_if_all_visible(_key_padding(attention_mask, kv_length))
+    if _is_single_query_decode(mask_function, q_length, kv_offset):
+        device = attention_mask.device if attention_mask is not None else kwargs.get("device")
+        written = torch.arange(kv_length, device=device) <= q_offset
+        mask = (written.expand(batch_size, kv_length) if attention_mask is None
+                else _key_padding(attention_mask, kv_length) & written)
+        return _none_if_all_visible(mask)
     kwargs.update(allow_is_causal_skip=False, allow_is_bidirectional_skip=False)
     return masking_utils.sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length,
                                    q_offset=q_offset, kv_offset=kv_offset,

@@ -32,3 +32,13 @@ def test_gpt2_grads(device, backend):
 
 def test_greedy_generation(device, backend):
     hf_cases.check_greedy_generation(device, torch.float32, backend)
+
+
+def test_static_cache_generation(device, backend):
+    hf_cases.check_static_cache_generation(device, torch.float32, backend)
+
+
+def test_compiled_static_cache_generation(device, backend):
+    """The decoding step compiled with fullgraph=True (aot_eager: the tracing, without inductor's
+    CPU code generation; the gpu tier compiles with inductor and CUDA graphs)."""
+    hf_cases.check_compiled_static_cache_generation(device, torch.float32, backend, "aot_eager")

@@ -83,3 +83,22 @@ def test_a_mask_without_padding_runs_as_no_mask(monkeypatch, causal):
     mask[1, 3] = False  # a hole: now the mask matters (and is built)
     with pytest.raises(AssertionError, match="visibility mask"):
         fastattn.attention(q, k, v, causal=causal, key_padding_mask=mask, backend="torch")
+
+
+@pytest.mark.parametrize("seqlen_q", [1, 17])
+def test_while_a_cuda_graph_is_captured_the_mask_is_never_read_back(monkeypatch, seqlen_q):
+    """Capturing a CUDA graph forbids device reads: the torch backend then skips the plans that
+    read the mask's values (no-padding shortcut, per-row key windows) and runs one masked SDPA,
+    with the same numbers (fully masked rows zero)."""
+    from attn_cases import check_dense, key_padding_mask, make_qkv
+
+    from fastattn import _tensor_memo
+
+    def no_reads(*args):
+        raise AssertionError("the mask's values were read back")
+
+    monkeypatch.setattr(torch_attention, "_mask_values_readable", lambda mask: False)
+    monkeypatch.setattr(_tensor_memo, "remembered", no_reads)
+    q, k, v = make_qkv(5, 4, 2, seqlen_q, 40, 32, torch.float32, "cpu")
+    for pattern in ("mixed", "empty_row"):
+        check_dense("torch", q, k, v, causal=True, mask=key_padding_mask(pattern, 5, 40, "cpu"))

@@ -51,3 +51,19 @@ def test_inductor_fullgraph_compile(device, backend, model_class, config):
         got, expected = compiled(ids, attention_mask=mask)[0], model(ids, attention_mask=mask)[0]
     real = mask.bool()
     torch.testing.assert_close(got[real], expected[real], rtol=1e-4, atol=1e-4)
+
+
+def test_static_cache_generation(device, backend):
+    hf_cases.check_static_cache_generation(device, torch.float32, backend, batch=4, new_tokens=32)
+
+
+@pytest.mark.parametrize("compile_backend", ["cudagraphs", "inductor"])
+def test_compiled_static_cache_generation(device, backend, compile_backend):
+    """The decoding step compiled as transformers compiles it by itself for a static cache on a GPU
+    (inductor, mode reduce-overhead: CUDA graphs), and with dynamo's cudagraphs backend (CUDA
+    graphs, no code generation): fastattn's kernels captured once, then replayed every step."""
+    if compile_backend == "inductor" and backend != "triton":
+        pytest.skip("inductor's compile takes tens of seconds: one backend (triton) covers it; "
+                    "the cudagraphs case captures every backend")
+    hf_cases.check_compiled_static_cache_generation(device, torch.float32, backend, compile_backend,
+                                                    batch=4, new_tokens=32)
