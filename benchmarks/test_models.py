@@ -6,6 +6,10 @@ Cases (GPU sizes; the CPU runs tiny configs so the suite stays about a minute):
   bert fwd "latency"  BERT-base, B=1, S=128, no padding
   gpt2 train          GPT2-small forward + backward, B=8, S=1024
   gpt2 generate       greedy generation with the KV cache, B=1 and B=16, tokens/s
+  gpt2 generate static  the same with a static cache (cache_implementation="static"): on a GPU
+                      transformers compiles the decoding step (inductor, CUDA graphs) for every
+                      implementation, so each step replays without Python; compiling takes tens
+                      of seconds (the first, untimed run). Quick GPU pass: B=1, sdpa and auto.
 Implementations: each fastattn backend forced for every op (torch, triton, cuda), and "auto", the
 model patched with no backend named (what `fastattn.patch(model)` gives a user: each op on the
 backend dispatch's AUTO_ORDER picks for it; on CPU that is the torch backend, so it is skipped
@@ -45,7 +49,10 @@ TARGET_NOTE = ("from the issue, for H100, bfloat16: BERT >= 2.5x HF eager and >=
                "(the sdpa ratios are speedup_vs_best_baseline when sdpa is the fastest baseline).")
 
 CASES = [("bert", "fwd", "padded"), ("bert", "fwd", "latency"), ("gpt2", "train", "train"),
-         ("gpt2", "generate", "B=1"), ("gpt2", "generate", "B=16")]  # CPU: B=1 and B=4
+         ("gpt2", "generate", "B=1"), ("gpt2", "generate", "B=16"),  # CPU: B=1 and B=4
+         ("gpt2", "generate", "B=1 static"), ("gpt2", "generate", "B=16 static")]  # compile last
+STATIC = " static"
+QUICK_STATIC_CASES = {("B=1 static", SDPA), ("B=1 static", AUTO)}
 IMPLS = {"fwd": (EAGER, SDPA) + BACKENDS + (AUTO,), "train": (EAGER, SDPA) + BACKENDS + (AUTO,),
          "generate": (SDPA,) + BACKENDS + (AUTO,)}
 
@@ -121,6 +128,10 @@ def test_model(benchmark, bench_device, bench_device_info, bench_results, quick,
         # a GPU, gives its slot to "auto". (Its training step took 2.6 s there: attention dropout
         # drawn from the Philox stream with torch integer ops.)
         pytest.skip("quick GPU pass: the torch backend (a fallback on GPUs) is measured by --full")
+    if (quick and device.type == "cuda" and variant.endswith(STATIC)
+            and (variant, impl) not in QUICK_STATIC_CASES):
+        pytest.skip("quick GPU pass: each static-cache case compiles for tens of seconds; B=1 with "
+                    "sdpa and auto here, the rest with --full")
     model = build(model_name, impl, device)
     config, extra = model.config, {}
     benchmark.group = f"{OP} {model_name} {direction} {variant}"
@@ -148,18 +159,22 @@ def test_model(benchmark, bench_device, bench_device_info, bench_results, quick,
                                    setup=lambda: model.zero_grad(set_to_none=True) or (),
                                    hide_host=False)
     else:
-        batch = size["generate_batches"][variant != "B=1"]
+        batch = size["generate_batches"][not variant.startswith("B=1")]
         new_tokens = size["new_tokens"]["quick" if quick else "full"]
         prompt, mask, _ = padded_batch(batch, size["prompt"], device, variant)
+        cache = "static" if variant.endswith(STATIC) else "dynamic"
+        options = {"cache_implementation": "static"} if cache == "static" else {}
 
         def generate():
             with torch.no_grad():
                 model.generate(prompt, attention_mask=mask, max_new_tokens=new_tokens,
-                               min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+                               min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
+                               **options)
 
         timing = _time_generation(benchmark, device, generate)
         flops = 2 * sum(p.numel() for p in model.transformer.h.parameters()) * batch * new_tokens
-        extra = {"new_tokens": new_tokens, "tokens_per_s": batch * new_tokens / (timing.p50 * 1e-3)}
+        extra = {"new_tokens": new_tokens, "tokens_per_s": batch * new_tokens / (timing.p50 * 1e-3),
+                 "cache": cache}
         seqlen = size["prompt"]
     target = TARGETS.get((model_name, variant if model_name == "bert" else direction))
     on_target_device = device.type == "cuda" and impl in BACKENDS[1:] + (AUTO,)
