@@ -87,22 +87,25 @@ say "arch sm_${arch:-?}, pytest workers: ${xdist[*]:-none}"
 ) > "$results/gpu-build.log" 2>&1 &
 build_pid=$!
 
-pytest_gpu() {  # pytest_gpu PART BUDGET -k EXPR
+# pytest_gpu PART BUDGET SELECTION...: SELECTION is what pytest runs (tests/gpu -k EXPR, or node
+# ids alone: with the folder beside them pytest would run the whole folder too, as part 3 did on
+# the second H100 run, re-running 1700 tests for its 39).
+pytest_gpu() {
   local part=$1 budget=$2; shift 2
   run_budgeted "tests $part" "$budget" "$PY" -m pytest -q -rfE --durations=10 -p no:cacheprovider \
-    "${xdist[@]}" "${timeout_flag[@]}" -m gpu tests/gpu "$@" \
+    "${xdist[@]}" "${timeout_flag[@]}" -m gpu "$@" \
     --junitxml="$results/gpu-tests-$part.xml" > "$results/gpu-tests-$part.log" 2>&1
   tail -n 25 "$results/gpu-tests-$part.log"
 }
 
 say "tests 1 (no extension needed) while the extension builds"
-pytest_gpu 1 "${GPU_TESTS_1_BUDGET_S:-150}" -k "not cuda" || true
+pytest_gpu 1 "${GPU_TESTS_1_BUDGET_S:-150}" tests/gpu -k "not cuda" || true
 pack
 wait "$build_pid" || status=1
 say "build: $(tail -n 3 "$results/gpu-build.log" | tr '\n' ' ')"
 
 say "tests 2 (cuda backend)"
-pytest_gpu 2 "${GPU_TESTS_2_BUDGET_S:-60}" -k "cuda" || true
+pytest_gpu 2 "${GPU_TESTS_2_BUDGET_S:-60}" tests/gpu -k "cuda" || true
 # Tests without "cuda" in their name that still need the extension (backends compared with each
 # other) skipped in part 1, while it was building: run them now.
 mapfile -t rerun < <("$PY" tests/gpu/extension_skips.py "$results/gpu-tests-1.xml" 2>/dev/null)
