@@ -84,7 +84,7 @@ def check_gpt2_grads(device, dtype, backend, pattern="left", seqlen=13, batch=3)
 def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
     """Left-padded prompts, KV cache: the same greedy tokens as the unpatched model (in dtype)."""
     expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens)
-    assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
+    _assert_same_tokens(got, expected)
 
 
 def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
@@ -92,10 +92,11 @@ def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new
     same tokens as the unpatched model, and every decoding step on fastattn's attention with a key
     padding mask (the cache's unwritten tail and the left padding masked), not on the dense-mask
     fallback, which only the prefill takes (one call per layer)."""
-    with hf_spy.spy("attention") as calls, _counting(hf_attention, "sdpa_attention_forward") as dense:
+    with (hf_spy.spy("attention") as calls,
+          _counting(hf_attention, "sdpa_attention_forward") as dense):
         expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
                                        cache_implementation="static")
-    assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
+    _assert_same_tokens(got, expected)
     layers = hf_models.gpt2_config().n_layer
     assert dense == [layers], f"dense-mask fallback calls {dense}: the prefill's {layers} expected"
     decode_masks = [kwargs["key_padding_mask"] for args, kwargs in calls["attention"]
@@ -116,6 +117,10 @@ def check_compiled_static_cache_generation(device, dtype, backend, compile_backe
     with torch._dynamo.config.patch(recompile_limit=1):
         expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
                                        cache_implementation="static", compile_config=compile_config)
+    _assert_same_tokens(got, expected)
+
+
+def _assert_same_tokens(got, expected):
     assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
 
 
