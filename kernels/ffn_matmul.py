@@ -29,17 +29,48 @@ from .layer_norm_residual import _dropout
 
 
 @triton.jit
-def _tile_coordinates(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
-    pid = tl.program_id(0)
+def grouped_tile(tile, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """(row block, column block) of output tile number `tile`, GROUP_M row blocks at a time."""
     blocks_m = tl.cdiv(M, BLOCK_M)
     blocks_n = tl.cdiv(N, BLOCK_N)
-    programs_per_group = GROUP_M * blocks_n
-    group = pid // programs_per_group
+    tiles_per_group = GROUP_M * blocks_n
+    group = tile // tiles_per_group
     first_m = group * GROUP_M
     group_rows = tl.minimum(blocks_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % programs_per_group) % group_rows
-    pid_n = (pid % programs_per_group) // group_rows
+    pid_m = first_m + (tile % tiles_per_group) % group_rows
+    pid_n = (tile % tiles_per_group) // group_rows
     return pid_m, pid_n
+
+
+@triton.jit
+def store_with_epilogue(acc, pid_m, pid_n, M, N, BIAS, PRE, C, DBIAS_PARTIAL, stride_pre_m,
+                        stride_cm, dropout_p, dropout_scale, seed,
+                        HAS_BIAS: tl.constexpr, APPLY_GELU: tl.constexpr, STORE_PRE: tl.constexpr,
+                        GELU_GRAD: tl.constexpr, TANH: tl.constexpr, HAS_DROPOUT: tl.constexpr,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The FFN's epilogue on the float32 tile acc of output block (pid_m, pid_n), and its write."""
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    in_cols = cols < N
+    in_tile = (rows < M)[:, None] & in_cols[None, :]
+    if HAS_BIAS:
+        acc += tl.load(BIAS + cols, mask=in_cols, other=0.0).to(tl.float32)[None, :]
+    pre_ptrs = PRE + rows[:, None] * stride_pre_m + cols[None, :]
+    if APPLY_GELU:
+        if STORE_PRE:
+            tl.store(pre_ptrs, acc.to(PRE.dtype.element_ty), mask=in_tile)
+        out = _gelu(acc, TANH)
+    elif GELU_GRAD:
+        pre = tl.load(pre_ptrs, mask=in_tile, other=0.0).to(tl.float32)
+        out = acc * _gelu_grad(pre, TANH)
+        # Rows and columns past the edge (zero here) stay out of the sums all the same.
+        column_sums = tl.sum(tl.where(in_tile, out, 0.0), axis=0)
+        tl.store(DBIAS_PARTIAL + pid_m * N + cols, column_sums, mask=in_cols)
+    else:
+        out = acc
+    if HAS_DROPOUT:
+        out = _dropout(out, seed, rows[:, None] * N + cols[None, :], dropout_p, dropout_scale)
+    tl.store(C + rows[:, None] * stride_cm + cols[None, :], out.to(C.dtype.element_ty), mask=in_tile)
 
 
 @triton.jit
@@ -53,7 +84,7 @@ def ffn_matmul_kernel(
     DOT_PRECISION: tl.constexpr, EVEN_M: tl.constexpr, EVEN_N: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
-    pid_m, pid_n = _tile_coordinates(M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     ks = tl.arange(0, BLOCK_K)
@@ -77,23 +108,6 @@ def ffn_matmul_kernel(
         a_ptrs += BLOCK_K * stride_ak
         b_ptrs += BLOCK_K * stride_bk
 
-    in_cols = cols < N
-    in_tile = (rows < M)[:, None] & in_cols[None, :]
-    if HAS_BIAS:
-        acc += tl.load(BIAS + cols, mask=in_cols, other=0.0).to(tl.float32)[None, :]
-    pre_ptrs = PRE + rows[:, None] * stride_pre_m + cols[None, :]
-    if APPLY_GELU:
-        if STORE_PRE:
-            tl.store(pre_ptrs, acc.to(PRE.dtype.element_ty), mask=in_tile)
-        out = _gelu(acc, TANH)
-    elif GELU_GRAD:
-        pre = tl.load(pre_ptrs, mask=in_tile, other=0.0).to(tl.float32)
-        out = acc * _gelu_grad(pre, TANH)
-        # Rows and columns past the edge (zero here) stay out of the sums all the same.
-        column_sums = tl.sum(tl.where(in_tile, out, 0.0), axis=0)
-        tl.store(DBIAS_PARTIAL + pid_m * N + cols, column_sums, mask=in_cols)
-    else:
-        out = acc
-    if HAS_DROPOUT:
-        out = _dropout(out, seed, rows[:, None] * N + cols[None, :], dropout_p, dropout_scale)
-    tl.store(C + rows[:, None] * stride_cm + cols[None, :], out.to(C.dtype.element_ty), mask=in_tile)
+    store_with_epilogue(acc, pid_m, pid_n, M, N, BIAS, PRE, C, DBIAS_PARTIAL, stride_pre_m,
+                        stride_cm, dropout_p, dropout_scale, seed, HAS_BIAS, APPLY_GELU, STORE_PRE,
+                        GELU_GRAD, TANH, HAS_DROPOUT, BLOCK_M, BLOCK_N)

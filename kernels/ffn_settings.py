@@ -30,6 +30,9 @@ class Tiles(NamedTuple):
     group_m: int
     num_warps: int
     num_stages: int
+    # The persistent TMA kernel (kernels/ffn_matmul_tma.py) instead of the pointer kernel: sm_90
+    # and newer, 16-bit operands whose strides TMA takes; other launches keep the pointer kernel.
+    tma: bool = False
 
 
 # Which epilogue a launch runs decides its tiles: the GELU derivative (dA) and the dropout of the
@@ -55,6 +58,20 @@ _TILES = {
 # (arch, is_fp32) -> Tiles of the down projection with dropout, where they differ from _TILES's
 # plain entry (none yet: the plain tiles were chosen to fit the dropout epilogue too).
 _DROPOUT_TILES = {}
+
+
+# Candidates of the persistent TMA kernel, per epilogue kind, that benchmarks/tune_ffn.py times
+# beside the tiles above; none is chosen until a GPU has measured it. Screened ahead of time
+# (2026-11-26, sm_90, bf16, triton 3.6 and 3.8, every epilogue and operand layout of the kind; the
+# compile tier keeps checking them): spill-free, every product on wgmma, every load a TMA copy.
+# Rejected for spilling: 128x256x64/8 warps with the GELU epilogue (376-392 B), 128x128x64 with
+# the GELU derivative (8-56 B).
+TMA_CANDIDATES = {
+    PLAIN: (Tiles(128, 128, 64, 8, 8, 3, True), Tiles(128, 128, 64, 8, 8, 4, True),
+            Tiles(128, 64, 64, 8, 8, 4, True)),
+    GELU_GRAD: (Tiles(128, 64, 64, 8, 8, 3, True), Tiles(128, 64, 64, 8, 8, 4, True)),
+    DROPOUT: (Tiles(128, 128, 64, 8, 8, 3, True), Tiles(128, 64, 64, 8, 8, 4, True)),
+}
 
 
 def _arch_key(arch):

@@ -16,6 +16,7 @@ from triton_aot import assert_no_spills, compile_kernel, signature
 from kernels import ffn_settings as settings
 from kernels.ffn_dropout import BLOCK_M, BLOCK_N, NUM_WARPS, ffn_dropout_bwd_kernel
 from kernels.ffn_matmul import ffn_matmul_kernel
+from kernels.ffn_matmul_tma import ffn_matmul_tma_kernel
 
 OFF = {"HAS_BIAS": False, "APPLY_GELU": False, "STORE_PRE": False, "GELU_GRAD": False,
        "TANH": False, "HAS_DROPOUT": False}
@@ -94,3 +95,53 @@ def test_ffn_dropout_bwd_compiles_without_spills(arch):
     compiled = compile_kernel(ffn_dropout_bwd_kernel, types,
                               {"BLOCK_M": BLOCK_M, "BLOCK_N": BLOCK_N}, arch, NUM_WARPS)
     assert_no_spills(compiled, arch, "ffn dropout backward")
+
+
+# The persistent TMA kernel's operand forms per layout: (A_KM, B_NK) as the host describes them.
+TMA_LAYOUTS = {"NT": (False, True), "NN": (False, False), "TN": (True, False)}
+
+
+def tma_variants():
+    for kind, candidates in settings.TMA_CANDIDATES.items():
+        for tiles in candidates:
+            for epilogue, (_, _, epilogue_kind) in EPILOGUES.items():
+                if epilogue_kind == kind:
+                    label = (f"{epilogue}-bf16-sm_90-{tiles.block_m}x{tiles.block_n}x"
+                             f"{tiles.block_k}w{tiles.num_warps}s{tiles.num_stages}")
+                    yield label, (epilogue, tiles)
+
+
+TMA_VARIANTS = dict(tma_variants())
+
+
+def compile_tma_gemm(epilogue, tiles, programs=132):
+    """The TMA kernel as a launch on BERT/GPT2 shapes builds it for sm_90 (16-byte aligned
+    pointers and row strides; the operands as TMA descriptors of the layout's tiles)."""
+    flags, layout, _ = EPILOGUES[epilogue]
+    a_km, b_nk = TMA_LAYOUTS[layout]
+    bm, bn, bk = tiles.block_m, tiles.block_n, tiles.block_k
+    a_block, b_block = ((bk, bm) if a_km else (bm, bk)), ((bn, bk) if b_nk else (bk, bn))
+    types = matmul_types("bf16")
+    types.update({"A": "tensordesc<bf16[%d,%d]>" % a_block, "B": "tensordesc<bf16[%d,%d]>" % b_block})
+    constexprs = dict(flags, A_KM=a_km, B_NK=b_nk, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
+                      GROUP_M=tiles.group_m, PROGRAMS=programs, FLATTEN=True)
+    fn = ffn_matmul_tma_kernel
+    sig = signature(fn, types, constexprs)
+    divisible = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
+                 if sig[name].startswith("*") or name.startswith("stride_")}
+    source = ASTSource(fn, sig, constexprs, divisible)
+    return triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": tiles.num_warps, "num_stages": tiles.num_stages})
+
+
+@pytest.mark.parametrize("variant", list(TMA_VARIANTS))
+def test_ffn_matmul_tma_candidates_compile_without_spills_on_wgmma_and_tma(variant):
+    """Every candidate of the persistent TMA kernel (ffn_settings.TMA_CANDIDATES) with every
+    epilogue and operand layout of its kind: no spills, every product a wgmma, every operand load
+    a TMA copy (no pointer loads of A or B)."""
+    compiled = compile_tma_gemm(*TMA_VARIANTS[variant])
+    usage = assert_no_spills(compiled, 90, f"ffn TMA matmul {variant}")
+    ptx = compiled.asm["ptx"]
+    assert "wgmma.mma_async" in ptx and "mma.sync" not in ptx, f"{variant}: not on wgmma"
+    assert "cp.async.bulk.tensor" in ptx, f"{variant}: operands not loaded by TMA"
+    print(f"TMA {variant}: REG {usage['REG']} shared {compiled.metadata.shared}")
