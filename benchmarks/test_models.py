@@ -4,6 +4,8 @@ Cases (GPU sizes; the CPU runs tiny configs so the suite stays about a minute):
   bert fwd "padded"   BERT-base (random weights from its config), B=16, S=512, real lengths
                       uniform in [0.2, 1] x 512 (right padding): unpad once, varlen attention
   bert fwd "latency"  BERT-base, B=1, S=128, no padding
+  bert fwd "latency compiled"  the same under torch.compile(mode="reduce-overhead") (CUDA graphs;
+                      GPU only; compiling takes tens of seconds, in the untimed first run)
   gpt2 train          GPT2-small forward + backward, B=8, S=1024
   gpt2 generate       greedy generation with the KV cache, B=1 and B=16, tokens/s
   gpt2 generate static  the same with a static cache (cache_implementation="static"): on a GPU
@@ -50,9 +52,12 @@ TARGET_NOTE = ("from the issue, for H100, bfloat16: BERT >= 2.5x HF eager and >=
 
 CASES = [("bert", "fwd", "padded"), ("bert", "fwd", "latency"), ("gpt2", "train", "train"),
          ("gpt2", "generate", "B=1"), ("gpt2", "generate", "B=16"),  # CPU: B=1 and B=4
-         ("gpt2", "generate", "B=1 static"), ("gpt2", "generate", "B=16 static")]  # compile last
-STATIC = " static"
-QUICK_STATIC_CASES = {("B=1 static", SDPA), ("B=1 static", AUTO)}
+         ("gpt2", "generate", "B=1 static"), ("gpt2", "generate", "B=16 static"),  # compile last
+         ("bert", "fwd", "latency compiled")]
+STATIC, COMPILED = " static", " compiled"
+# The cases that compile, by (variant, impl), that the quick GPU pass runs (the rest: --full).
+QUICK_COMPILING_CASES = {("B=1 static", SDPA), ("B=1 static", AUTO), ("latency compiled", SDPA),
+                         ("latency compiled", AUTO)}
 IMPLS = {"fwd": (EAGER, SDPA) + BACKENDS + (AUTO,), "train": (EAGER, SDPA) + BACKENDS + (AUTO,),
          "generate": (SDPA,) + BACKENDS + (AUTO,)}
 
@@ -128,22 +133,25 @@ def test_model(benchmark, bench_device, bench_device_info, bench_results, quick,
         # a GPU, gives its slot to "auto". (Its training step took 2.6 s there: attention dropout
         # drawn from the Philox stream with torch integer ops.)
         pytest.skip("quick GPU pass: the torch backend (a fallback on GPUs) is measured by --full")
-    if (quick and device.type == "cuda" and variant.endswith(STATIC)
-            and (variant, impl) not in QUICK_STATIC_CASES):
-        pytest.skip("quick GPU pass: each static-cache case compiles for tens of seconds; B=1 with "
-                    "sdpa and auto here, the rest with --full")
+    compiles = variant.endswith(STATIC) or variant.endswith(COMPILED)
+    if variant.endswith(COMPILED) and device.type != "cuda":
+        pytest.skip("CUDA graphs (mode reduce-overhead) are what this case measures: GPU only")
+    if quick and device.type == "cuda" and compiles and (variant, impl) not in QUICK_COMPILING_CASES:
+        pytest.skip("quick GPU pass: each compiling case takes tens of seconds; sdpa and auto "
+                    "here, the rest with --full")
     model = build(model_name, impl, device)
     config, extra = model.config, {}
     benchmark.group = f"{OP} {model_name} {direction} {variant}"
     if direction == "fwd":
-        batch, seqlen = size[variant]
+        batch, seqlen = size[variant.removesuffix(COMPILED)]
         ids, mask, lengths = padded_batch(batch, seqlen, device, variant)
         flops = forward_flops(config, lengths, causal=False)
         extra = {"real_tokens": sum(lengths), "padded_tokens": batch * seqlen}
+        forward = torch.compile(model, mode="reduce-overhead") if variant.endswith(COMPILED) else model
 
         def run():
             with torch.no_grad():
-                model(input_ids=ids, attention_mask=mask)
+                forward(input_ids=ids, attention_mask=mask)
 
         timing = harness.time_case(benchmark, impl, device, run, hide_host=False)
     elif direction == "train":

@@ -31,6 +31,14 @@ def attention_on_packed_qkv(qkv, num_heads, packing, *, causal=False, scale=None
                             backend=None):
     """qkv [T, 3 * hidden] (query, key, value columns) of packed tokens -> context [T, hidden]."""
     q, k, v = _split_heads(qkv, num_heads)
+    if packing.key_padding_mask is not None:  # padding kept as rows: dense attention masks it
+        def dense(t):  # [B * S, H, D] -> [B, H, S, D] (a view)
+            return t.unflatten(0, (packing.batch, packing.seqlen)).transpose(1, 2)
+
+        context = fastattn.attention(dense(q), dense(k), dense(v), causal=causal,
+                                     key_padding_mask=packing.key_padding_mask, scale=scale,
+                                     dropout_p=dropout_p, backend=backend)
+        return context.transpose(1, 2).flatten(0, 1).flatten(-2)
     context = fastattn.attention_varlen(q, k, v, packing.cu_seqlens, packing.cu_seqlens,
                                         packing.max_seqlen, packing.max_seqlen, causal=causal,
                                         scale=scale, dropout_p=dropout_p, backend=backend)

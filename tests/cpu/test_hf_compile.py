@@ -13,6 +13,7 @@ from transformers import BertModel, GPT2LMHeadModel
 
 import fastattn
 import hf_models
+from fastattn.nn import packing
 
 CASES = [(GPT2LMHeadModel, hf_models.gpt2_config, "left"), (BertModel, hf_models.bert_config, "holes")]
 
@@ -57,3 +58,41 @@ def test_compile_patched_allows_the_stock_models_own_breaks():
 def test_compile_patched_rejects_breaks_the_patch_adds():
     with pytest.raises(AssertionError, match="breaks the graph 2 times, the stock one 1"):
         hf_models.compile_patched(_Breaks(1), _Breaks(2), "eager", torch.ones(3))
+
+
+def _traced_calls(model, *args, **kwargs):
+    """The names of the functions in the graph torch.compile(fullgraph=True) traces for model."""
+    graphs = []
+
+    def keep_graph(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.compile(model, fullgraph=True, backend=keep_graph)(*args, **kwargs)
+    return [str(node.target) for gm in graphs for node in gm.graph.nodes
+            if node.op == "call_function"]
+
+
+@pytest.mark.parametrize("static_tokens,unpads", [(packing.STATIC_TOKENS_UNDER_COMPILE, False),
+                                                  (0, True)], ids=["small-batch", "large-batch"])
+def test_compiled_bert_keeps_small_padded_batches_static(monkeypatch, static_tokens, unpads):
+    """Under torch.compile a small padded batch keeps its padding as masked rows: no unpadding, so
+    no data-dependent size in the graph (which would keep inductor's CUDA graphs away); a batch
+    over STATIC_TOKENS_UNDER_COMPILE positions is still unpacked to its real tokens. Either way
+    the real tokens' outputs are the unpatched model's, and padding comes out as zeros."""
+    monkeypatch.setattr(packing, "STATIC_TOKENS_UNDER_COMPILE", static_tokens)
+    model = hf_models.make_model(BertModel, hf_models.bert_config())
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = hf_models.input_ids(3, 11), hf_models.attention_mask(3, 11, "holes")
+    calls = _traced_calls(patched, ids, attention_mask=mask)
+    assert any("attention_fwd" in c for c in calls)
+    assert any("nonzero" in c for c in calls) == unpads, calls
+    torch._dynamo.reset()
+    compiled = torch.compile(patched, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        got, expected = compiled(ids, attention_mask=mask)[0], model(ids, attention_mask=mask)[0]
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
+    assert (got[~real] == 0).all()

@@ -68,11 +68,15 @@ def test_self_attention_padded_and_packed():
         ref = _eager_attention(_upcast(attention), x.double(), mask, causal)
         eager = _eager_attention(attention, x, mask, causal)
         assert_numerics(f"padded causal={causal}", padded[mask], ref[mask], eager[mask])
-        x_packed, packing = PackedBatch.pack(x, mask)
-        packed = packing.unpack(attention.forward_packed(x_packed, packing))
-        # Causal on packed tokens = causal among each row's real tokens: the same for real queries.
-        assert_numerics(f"packed causal={causal}", packed[mask], ref[mask], eager[mask])
-        assert (packed[~mask] == 0).all()
+        for keep_padding in (False, True):  # real tokens only, or padding kept as masked rows
+            x_packed, packing = PackedBatch.pack(x, mask, keep_padding=keep_padding)
+            assert x_packed.shape[0] == (27 if keep_padding else int(mask.sum()))
+            packed = packing.unpack(attention.forward_packed(x_packed, packing))
+            # Causal on packed tokens = causal among each row's real tokens: the same for real
+            # queries.
+            assert_numerics(f"packed causal={causal} keep_padding={keep_padding}", packed[mask],
+                            ref[mask], eager[mask])
+            assert (packed[~mask] == 0).all()
 
 
 def test_packed_batch_without_mask_is_a_reshape():
