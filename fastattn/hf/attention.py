@@ -77,7 +77,8 @@ def fastattn_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0,
             return None
         return _none_if_all_visible(_key_padding(attention_mask, kv_length))
     if _is_single_query_decode(mask_function, q_length, kv_offset):
-        device = attention_mask.device if attention_mask is not None else kwargs.get("device")
+        device = (attention_mask.device if attention_mask is not None else kwargs.get("device")
+                  or getattr(q_offset, "device", None))
         written = torch.arange(kv_length, device=device) <= q_offset
         mask = (written.expand(batch_size, kv_length) if attention_mask is None
                 else _key_padding(attention_mask, kv_length) & written)
