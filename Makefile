@@ -45,7 +45,7 @@ RESULTS_DIR := $(if $(OUT),$(OUT),benchmarks/results)
 # Each tier's JUnit report; `make test` adds them up into its closing line.
 REPORTS_DIR ?= .test-reports
 
-.PHONY: test bench gpu gpu-tune gpu-tune-ffn setup build-in-place test-cpu test-interpret test-compile \
+.PHONY: test bench gpu gpu-followup gpu-tune gpu-tune-ffn setup build-in-place test-cpu test-interpret test-compile \
         test-compile-triton36 test-gpu-versions test-gpu clean
 
 setup: $(SETUP)
@@ -120,6 +120,13 @@ bench: setup
 gpu:
 	PYTHON=$(PYTHON) $(if $(OUT),PACK_DIR=$(OUT)) bash tests/gpu/evidence_run.sh \
 	  $(if $(OUT),/tmp/fastattn-gpu-results,benchmarks/results)
+
+# The second call of a GPU session, on the machine `make gpu` left warm: the measurements its
+# quick pass leaves out (compiling model cases, tile and dispatch experiments), each within a
+# budget (tests/gpu/followup_run.sh), packed into $OUT/gpu-followup.tar.gz.
+gpu-followup:
+	PYTHON=$(PYTHON) $(if $(OUT),PACK_DIR=$(OUT)) bash tests/gpu/followup_run.sh \
+	  $(if $(OUT),/tmp/fastattn-gpu-followup,benchmarks/results/followup)
 
 # After `make gpu`, on the same machine: the attention tile sweep (benchmarks/tune_attention.py),
 # one role at a time, each within TUNE_BUDGET_S seconds (interrupted after it, keeping the lines it

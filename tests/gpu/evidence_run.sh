@@ -34,35 +34,8 @@
 #   GPU_BENCH_K="pytest -k expression" (a re-run of some cases only)
 # Exit status: 1 if any step failed or ran out of its budget, else 0.
 set -u
-results=${1:?usage: evidence_run.sh RESULTS_DIR}
-mkdir -p "$results"
-results=$(cd "$results" && pwd)
-pack_dir=${PACK_DIR:-$results}
-mkdir -p "$pack_dir"
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-PY=${PYTHON:-python3}
-export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-status=0
-start=$SECONDS
-
-say() { echo "[evidence +$((SECONDS - start))s] $*"; }
-pack() {  # everything but the archive itself, so a cut-off run still returns what it has
-  tar czf "$pack_dir/gpu-evidence.tar.gz.tmp" -C "$results" --exclude='gpu-evidence.tar.gz*' . \
-    && mv "$pack_dir/gpu-evidence.tar.gz.tmp" "$pack_dir/gpu-evidence.tar.gz"
-}
-# run_budgeted NAME BUDGET CMD...: SIGINT at the budget (pytest's graceful stop), KILL 20 s later.
-run_budgeted() {
-  local name=$1 budget=$2; shift 2
-  timeout -s INT -k 20 "$budget" "$@"
-  local rc=$?
-  case $rc in
-    0) say "$name: ok" ;;
-    124|137) say "$name: ran out of its ${budget}s budget (interrupted)"; status=1 ;;
-    *) say "$name: failed (exit $rc)"; status=1 ;;
-  esac
-  return $rc
-}
+source "$(dirname "$0")/run_lib.sh"
+run_setup gpu-evidence "${1:?usage: evidence_run.sh RESULTS_DIR}"
 
 {
   say "env"

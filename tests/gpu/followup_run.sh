@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `make gpu-followup`: the second call of a GPU session, on the machine `make gpu` left warm (its
+# in-place build of fastattn._C still there): the measurements the quick pass leaves out, each
+# within its budget (seconds; 0 skips it), in order of worth (benchmarks/results/NOTES.md):
+#   1. GPU_FOLLOWUP_COMPILED_BUDGET_S=150  the model cases that compile (static-cache generation,
+#      BERT latency under mode reduce-overhead): `fastattn bench --quick --suite models -k "static
+#      or compiled"`                                       -> followup-bench.log, <device>.json/.md
+#   2. GPU_FOLLOWUP_TUNE_FFN_BUDGET_S=50   the FFN GEMM's plain tiles, TMA candidates included
+#      (benchmarks/tune_ffn.py)                            -> tune-ffn-plain.{log,json}
+#   3. GPU_FOLLOWUP_AB_BUDGET_S=50         LayerNorm's automatic order, triton-first against
+#      cuda-first, on whole model steps (benchmarks/auto_order_ab.py) -> auto-order-ab.log
+#   4. GPU_FOLLOWUP_EPILOGUES_BUDGET_S=25  the cuBLASLt bias-gradient epilogues on GPT2's step
+#      (benchmarks/ffn_epilogues.py)                       -> ffn-epilogues.log
+#   5. GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S=0   the attention forward and dQ tiles at GPT2's shape with
+#      dropout (benchmarks/tune_attention.py)              -> tune-{forward,backward_dq}-gpt2.*
+#
+#   bash tests/gpu/followup_run.sh RESULTS_DIR
+# Everything is packed into PACK_DIR/gpu-followup.tar.gz after each step (see run_lib.sh).
+# Exit status: 1 if any step failed or ran out of its budget, else 0.
+set -u
+source "$(dirname "$0")/run_lib.sh"
+run_setup gpu-followup "${1:?usage: followup_run.sh RESULTS_DIR}"
+
+# step NAME BUDGET LOG CMD...: run CMD within BUDGET into RESULTS/LOG unless BUDGET is 0, then pack.
+step() {
+  local name=$1 budget=$2 log=$3; shift 3
+  if [ "$budget" -le 0 ]; then
+    say "$name: skipped (budget 0)"
+    return 0
+  fi
+  say "$name"
+  run_budgeted "$name" "$budget" "$@" > "$results/$log" 2>&1 || true
+  tail -n 15 "$results/$log"
+  pack
+}
+
+step "compiling model cases" "${GPU_FOLLOWUP_COMPILED_BUDGET_S:-150}" followup-bench.log \
+  "$PY" -m fastattn bench --quick --suite models -k "static or compiled" --results-dir "$results"
+step "FFN tiles (plain, TMA candidates)" "${GPU_FOLLOWUP_TUNE_FFN_BUDGET_S:-50}" \
+  tune-ffn-plain.log "$PY" -m benchmarks.tune_ffn --kind plain --json "$results/tune-ffn-plain.json"
+step "LayerNorm order A/B" "${GPU_FOLLOWUP_AB_BUDGET_S:-50}" auto-order-ab.log \
+  "$PY" -m benchmarks.auto_order_ab --steps 10
+step "cuBLASLt epilogues" "${GPU_FOLLOWUP_EPILOGUES_BUDGET_S:-25}" ffn-epilogues.log \
+  "$PY" -m benchmarks.ffn_epilogues
+for role in forward backward_dq; do
+  step "attention tiles $role (GPT2, dropout)" "${GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S:-0}" \
+    "tune-$role-gpt2.log" "$PY" -m benchmarks.tune_attention --role "$role" --dropout 0.1 \
+    --head-dim 64 --seqlen 1024 --json "$results/tune-$role-gpt2.json"
+done
+
+say "done (status $status); results in $results, packed into $pack_dir/gpu-followup.tar.gz"
+exit $status
