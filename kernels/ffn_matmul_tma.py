@@ -25,17 +25,19 @@ from .ffn_matmul import grouped_tile, store_with_epilogue
 @triton.jit
 def ffn_matmul_tma_kernel(
     A, B, BIAS, PRE, C, DBIAS_PARTIAL,
-    M, N, K, stride_pre_m, stride_cm,
+    M, N, K, stride_pre_m, stride_cm, programs,
     dropout_p, dropout_scale, seed,
     HAS_BIAS: tl.constexpr, APPLY_GELU: tl.constexpr, STORE_PRE: tl.constexpr,
     GELU_GRAD: tl.constexpr, TANH: tl.constexpr, HAS_DROPOUT: tl.constexpr,
     A_KM: tl.constexpr, B_NK: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    PROGRAMS: tl.constexpr, FLATTEN: tl.constexpr,
+    FLATTEN: tl.constexpr,
 ):
+    # `programs` (the grid, about one per SM) is a runtime argument: a compiled variant per count
+    # would recompile for every small GEMM with fewer tiles than SMs.
     tiles = tl.cdiv(M, BLOCK_M) * tl.cdiv(N, BLOCK_N)
     k_steps = tl.cdiv(K, BLOCK_K)
-    for tile in tl.range(tl.program_id(0), tiles, PROGRAMS, flatten=FLATTEN):
+    for tile in tl.range(tl.program_id(0), tiles, programs, flatten=FLATTEN):
         pid_m, pid_n = grouped_tile(tile, M, N, BLOCK_M, BLOCK_N, GROUP_M)
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for k in range(k_steps):

@@ -47,9 +47,9 @@ def _matmul(a, b, out, *, bias=None, pre=None, dbias_partial=None, apply_gelu=Fa
         (a_desc, a_km), (b_desc, b_nk) = descriptors
         programs = min(_programs(a.device), ceil_div(m, tiles.block_m) * ceil_div(n, tiles.block_n))
         ffn_matmul_tma_kernel[(programs,)](
-            a_desc, b_desc, *buffers, m, n, k, pre_arg.stride(0), out.stride(0), *dropout,
-            **epilogue, A_KM=a_km, B_NK=b_nk, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n,
-            BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m, PROGRAMS=programs, FLATTEN=True,
+            a_desc, b_desc, *buffers, m, n, k, pre_arg.stride(0), out.stride(0), programs,
+            *dropout, **epilogue, A_KM=a_km, B_NK=b_nk, BLOCK_M=tiles.block_m,
+            BLOCK_N=tiles.block_n, BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m, FLATTEN=True,
             num_warps=tiles.num_warps, num_stages=tiles.num_stages,
         )
         return out

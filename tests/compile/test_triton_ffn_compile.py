@@ -114,7 +114,7 @@ def tma_variants():
 TMA_VARIANTS = dict(tma_variants())
 
 
-def compile_tma_gemm(epilogue, tiles, programs=132):
+def compile_tma_gemm(epilogue, tiles):
     """The TMA kernel as a launch on BERT/GPT2 shapes builds it for sm_90 (16-byte aligned
     pointers and row strides; the operands as TMA descriptors of the layout's tiles)."""
     flags, layout, _ = EPILOGUES[epilogue]
@@ -122,9 +122,10 @@ def compile_tma_gemm(epilogue, tiles, programs=132):
     bm, bn, bk = tiles.block_m, tiles.block_n, tiles.block_k
     a_block, b_block = ((bk, bm) if a_km else (bm, bk)), ((bn, bk) if b_nk else (bk, bn))
     types = matmul_types("bf16")
-    types.update({"A": "tensordesc<bf16[%d,%d]>" % a_block, "B": "tensordesc<bf16[%d,%d]>" % b_block})
+    types.update({"A": "tensordesc<bf16[%d,%d]>" % a_block, "B": "tensordesc<bf16[%d,%d]>" % b_block,
+                  "programs": "i32"})
     constexprs = dict(flags, A_KM=a_km, B_NK=b_nk, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
-                      GROUP_M=tiles.group_m, PROGRAMS=programs, FLATTEN=True)
+                      GROUP_M=tiles.group_m, FLATTEN=True)
     fn = ffn_matmul_tma_kernel
     sig = signature(fn, types, constexprs)
     divisible = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
