@@ -6,8 +6,6 @@ eager = the unpatched model in the test dtype, out = the patched model in the te
 Only real-token positions are compared: what padded positions hold differs by design.
 """
 
-import contextlib
-
 import torch
 from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
 from transformers.generation.configuration_utils import CompileConfig
@@ -93,12 +91,13 @@ def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new
     padding mask (the cache's unwritten tail and the left padding masked), not on the dense-mask
     fallback, which only the prefill takes (one call per layer)."""
     with (hf_spy.spy("attention") as calls,
-          _counting(hf_attention, "sdpa_attention_forward") as dense):
+          hf_spy.spy("sdpa_attention_forward", module=hf_attention) as fallback):
         expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
                                        cache_implementation="static")
     _assert_same_tokens(got, expected)
     layers = hf_models.gpt2_config().n_layer
-    assert dense == [layers], f"dense-mask fallback calls {dense}: the prefill's {layers} expected"
+    dense = len(fallback["sdpa_attention_forward"])
+    assert dense == layers, f"dense-mask fallback calls {dense}: the prefill's {layers} expected"
     decode_masks = [kwargs["key_padding_mask"] for args, kwargs in calls["attention"]
                     if args[0].shape[2] == 1]
     assert len(decode_masks) == layers * (new_tokens - 1)
@@ -122,22 +121,6 @@ def check_compiled_static_cache_generation(device, dtype, backend, compile_backe
 
 def _assert_same_tokens(got, expected):
     assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
-
-
-@contextlib.contextmanager
-def _counting(module, name):
-    """Counts calls of module.<name> (through the module's global) in a one-element list."""
-    count, original = [0], getattr(module, name)
-
-    def counted(*args, **kwargs):
-        count[0] += 1
-        return original(*args, **kwargs)
-
-    setattr(module, name, counted)
-    try:
-        yield count
-    finally:
-        setattr(module, name, original)
 
 
 def _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens, **generate_kwargs):

@@ -1,4 +1,5 @@
-"""Record calls to fastattn's public ops while a block of code runs (the ops stay in use)."""
+"""Record calls to fastattn's public ops (or another module's functions) while a block of code runs
+(the functions stay in use)."""
 
 import contextlib
 
@@ -6,10 +7,10 @@ import fastattn
 
 
 @contextlib.contextmanager
-def spy(*names):
-    """Yields {name: [(args, kwargs), ...]}; wraps fastattn.<name> for the block's duration."""
+def spy(*names, module=fastattn):
+    """Yields {name: [(args, kwargs), ...]}; wraps module.<name> for the block's duration."""
     calls = {name: [] for name in names}
-    originals = {name: getattr(fastattn, name) for name in names}
+    originals = {name: getattr(module, name) for name in names}
 
     def wrapper(name):
         def record(*args, **kwargs):
@@ -19,8 +20,8 @@ def spy(*names):
 
     try:
         for name in names:
-            setattr(fastattn, name, wrapper(name))
+            setattr(module, name, wrapper(name))
         yield calls
     finally:
         for name, original in originals.items():
-            setattr(fastattn, name, original)
+            setattr(module, name, original)
