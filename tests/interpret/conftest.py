@@ -24,3 +24,21 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def device():
     return torch.device("cpu")
+
+
+@pytest.fixture
+def count_launches(monkeypatch):
+    """count_launches(module, attribute) -> a list that gets the grid of every launch of the Triton
+    kernel module.<attribute> (as the launcher reaches it) until the test ends; the kernel runs."""
+    def count(module, attribute):
+        kernel, grids = getattr(module, attribute), []
+
+        class Counted:
+            def __getitem__(self, grid):
+                grids.append(grid)
+                return kernel[grid]
+
+        monkeypatch.setattr(module, attribute, Counted())
+        return grids
+
+    return count

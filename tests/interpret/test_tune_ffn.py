@@ -63,21 +63,14 @@ def test_a_sweep_reports_every_candidate_and_the_baselines(monkeypatch, tmp_path
     assert written["complete"] is True and "(current)" in capsys.readouterr().out
 
 
-def test_a_tma_candidate_runs_the_tma_kernel_and_passes_the_numerics_check(monkeypatch):
+def test_a_tma_candidate_runs_the_tma_kernel_and_passes_the_numerics_check(monkeypatch,
+                                                                           count_launches):
     """A TMA candidate (sm_90, float16) swaps in the persistent TMA kernel for its kind's launches,
     and the sweep's numerics check then judges that kernel."""
     from fastattn.backends import triton_ffn
 
     monkeypatch.setenv("FASTATTN_INTERPRET_ARCH", "90")
-    launched = []
-    real = triton_ffn.ffn_matmul_tma_kernel
-
-    class Counted:
-        def __getitem__(self, grid):
-            launched.append(grid)
-            return real[grid]
-
-    monkeypatch.setattr(triton_ffn, "ffn_matmul_tma_kernel", Counted())
+    launched = count_launches(triton_ffn, "ffn_matmul_tma_kernel")
     with tune.tiles_for(tune.settings.PLAIN, tune.Tiles(32, 32, 16, 2, 4, 2, tma=True)):
         assert tune.numerics_failures(torch.float16, torch.device("cpu")) == []
     # Per case: up and down projection, dW2, dW1, dX (dA is the GELU-derivative kind).
