@@ -18,9 +18,9 @@ exit 0
 """
 
 
-def _run(tmp_path, script, **budgets):
+def _run(tmp_path, script, stub_source=STUB, **budgets):
     stub = tmp_path / "python"
-    stub.write_text(STUB)
+    stub.write_text(stub_source)
     stub.chmod(0o755)
     log = tmp_path / "calls.log"
     env = dict(os.environ, PYTHON=str(stub), STUB_LOG=str(log), STUB_NODE_ID=NODE_ID,
@@ -65,17 +65,10 @@ def test_make_gpu_followup_runs_its_steps_within_budgets(tmp_path):
 @pytest.mark.parametrize("script", ["evidence_run.sh", "followup_run.sh"])
 def test_a_step_over_its_budget_is_reported_and_the_run_fails(tmp_path, script):
     """A step cut at its budget makes the run's status 1, and the rest still runs and packs."""
-    slow = tmp_path / "python"
     budgets = ({"GPU_BUILD_BUDGET_S": 1, "GPU_HOST_BUDGET_S": 0, "GPU_PROFILE_BUDGET_S": 0}
                if script == "evidence_run.sh" else {"GPU_FOLLOWUP_COMPILED_BUDGET_S": 1})
-    stub = STUB.replace("exit 0", 'case "$*" in *setup.py*|*"static or compiled"*) sleep 5 ;; esac\nexit 0')
-    slow.write_text(stub)
-    slow.chmod(0o755)
-    env = dict(os.environ, PYTHON=str(slow), STUB_LOG=str(tmp_path / "calls.log"),
-               STUB_NODE_ID=NODE_ID, PACK_DIR=str(tmp_path / "out"),
-               **{k: str(v) for k, v in budgets.items()})
-    done = subprocess.run(["bash", os.path.join(ROOT, "tests", "gpu", script),
-                           str(tmp_path / "results")], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    slow = STUB.replace("exit 0", 'case "$*" in *setup.py*|*"static or compiled"*) sleep 5 ;; esac\n'
+                                  "exit 0")
+    done, _calls = _run(tmp_path, script, slow, **budgets)
     assert done.returncode == 1 and "ran out of its 1s budget" in done.stdout, done.stdout
     assert any(name.endswith(".tar.gz") for name in os.listdir(tmp_path / "out"))
