@@ -89,35 +89,21 @@ fi
 pack
 
 # Host time per call (seconds to run; most of it compiling the kernels of its small shapes).
-if [ "${GPU_HOST_BUDGET_S:-60}" -gt 0 ]; then
-  say "host time per op call"
-  run_budgeted host "${GPU_HOST_BUDGET_S:-60}" "$PY" -m benchmarks.host_overhead --calls 100 \
-    > "$results/gpu-host-overhead.log" 2>&1 || true
-  tail -n 20 "$results/gpu-host-overhead.log"
-  pack
-fi
+step "host time per op call" "${GPU_HOST_BUDGET_S:-60}" gpu-host-overhead.log 20 \
+  "$PY" -m benchmarks.host_overhead --calls 100
 
-say "quick benchmark pass"
 # The model and attention suites first: a pass cut off by its budget loses the least telling cases.
 suites=()
 for suite in ${GPU_BENCH_SUITES:-attention models ffn layernorm gelu softmax}; do suites+=(--suite "$suite"); done
 select=()
 if [ -n "${GPU_BENCH_K:-}" ]; then select=(-k "$GPU_BENCH_K"); fi
-run_budgeted bench "${GPU_BENCH_BUDGET_S:-200}" "$PY" -m fastattn bench --quick "${suites[@]}" "${select[@]}" --results-dir "$results" \
-  > "$results/gpu-bench.log" 2>&1 || true
-tail -n 40 "$results/gpu-bench.log"
-pack
+step "quick benchmark pass" "${GPU_BENCH_BUDGET_S:-200}" gpu-bench.log 40 \
+  "$PY" -m fastattn bench --quick "${suites[@]}" "${select[@]}" --results-dir "$results"
 
 # Where the model cases spend their time (host or device), for the next round of tuning.
-if [ "${GPU_PROFILE_BUDGET_S:-90}" -gt 0 ]; then
-  say "model profile (host vs device time)"
-  run_budgeted profile "${GPU_PROFILE_BUDGET_S:-90}" "$PY" -m benchmarks.profile_models \
-    --case bert-latency --case bert-padded --case gpt2-train --impl eager --impl sdpa --impl triton \
-    --impl cuda --impl auto --tables \
-    > "$results/gpu-profile.log" 2>&1 || true
-  tail -n 8 "$results/gpu-profile.log"
-  pack
-fi
+step "model profile (host vs device time)" "${GPU_PROFILE_BUDGET_S:-90}" gpu-profile.log 8 \
+  "$PY" -m benchmarks.profile_models --case bert-latency --case bert-padded --case gpt2-train \
+  --impl eager --impl sdpa --impl triton --impl cuda --impl auto --tables
 
 "$PY" tests/junit_summary.py "$results" || status=1
 say "done (status $status); results in $results, packed into $pack_dir/gpu-evidence.tar.gz"

@@ -23,34 +23,22 @@ set -u
 source "$(dirname "$0")/run_lib.sh"
 run_setup gpu-followup "${1:?usage: followup_run.sh RESULTS_DIR}"
 
-# step NAME BUDGET LOG CMD...: run CMD within BUDGET into RESULTS/LOG unless BUDGET is 0, then pack.
-step() {
-  local name=$1 budget=$2 log=$3; shift 3
-  if [ "$budget" -le 0 ]; then
-    say "$name: skipped (budget 0)"
-    return 0
-  fi
-  say "$name"
-  run_budgeted "$name" "$budget" "$@" > "$results/$log" 2>&1 || true
-  tail -n 15 "$results/$log"
-  pack
-}
-
-step "compiling model cases" "${GPU_FOLLOWUP_COMPILED_BUDGET_S:-150}" followup-bench.log \
+step "compiling model cases" "${GPU_FOLLOWUP_COMPILED_BUDGET_S:-150}" followup-bench.log 15 \
   "$PY" -m fastattn bench --quick --suite models -k "static or compiled" --results-dir "$results"
 step "FFN tiles (plain, TMA candidates)" "${GPU_FOLLOWUP_TUNE_FFN_BUDGET_S:-50}" \
-  tune-ffn-plain.log "$PY" -m benchmarks.tune_ffn --kind plain --json "$results/tune-ffn-plain.json"
-step "LayerNorm order A/B" "${GPU_FOLLOWUP_AB_BUDGET_S:-50}" auto-order-ab.log \
+  tune-ffn-plain.log 15 "$PY" -m benchmarks.tune_ffn --kind plain \
+  --json "$results/tune-ffn-plain.json"
+step "LayerNorm order A/B" "${GPU_FOLLOWUP_AB_BUDGET_S:-50}" auto-order-ab.log 15 \
   "$PY" -m benchmarks.auto_order_ab --steps 10
-step "cuBLASLt epilogues" "${GPU_FOLLOWUP_EPILOGUES_BUDGET_S:-25}" ffn-epilogues.log \
+step "cuBLASLt epilogues" "${GPU_FOLLOWUP_EPILOGUES_BUDGET_S:-25}" ffn-epilogues.log 15 \
   "$PY" -m benchmarks.ffn_epilogues
 for role in forward backward_dq; do
   step "attention tiles $role (GPT2, dropout)" "${GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S:-0}" \
-    "tune-$role-gpt2.log" "$PY" -m benchmarks.tune_attention --role "$role" --dropout 0.1 \
+    "tune-$role-gpt2.log" 15 "$PY" -m benchmarks.tune_attention --role "$role" --dropout 0.1 \
     --head-dim 64 --seqlen 1024 --json "$results/tune-$role-gpt2.json"
 done
-step "decode tiles, one program per SM" "${GPU_FOLLOWUP_DECODE_BUDGET_S:-0}" tune-decode-pps1.log \
-  "$PY" -m benchmarks.tune_attention --role decode --head-dim 128 --programs-per-sm 1 \
+step "decode tiles, one program per SM" "${GPU_FOLLOWUP_DECODE_BUDGET_S:-0}" \
+  tune-decode-pps1.log 15 "$PY" -m benchmarks.tune_attention --role decode --head-dim 128 --programs-per-sm 1 \
   --json "$results/tune-decode-pps1.json"
 
 say "done (status $status); results in $results, packed into $pack_dir/gpu-followup.tar.gz"

@@ -38,3 +38,17 @@ run_budgeted() {
   esac
   return $rc
 }
+
+# step NAME BUDGET LOG TAIL CMD...: CMD within BUDGET into RESULTS/LOG (its last TAIL lines shown),
+# then pack; a BUDGET of 0 skips it.
+step() {
+  local name=$1 budget=$2 log=$3 tail_lines=$4; shift 4
+  if [ "$budget" -le 0 ]; then
+    say "$name: skipped (budget 0)"
+    return 0
+  fi
+  say "$name"
+  run_budgeted "$name" "$budget" "$@" > "$results/$log" 2>&1 || true
+  tail -n "$tail_lines" "$results/$log"
+  pack
+}
