@@ -5,8 +5,18 @@ import functools
 import torch
 
 
+def cuda_index(device):
+    """The index of a CUDA torch.device (the current device when it names none)."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def multiprocessor_count(device):
+    """SMs of a CUDA torch.device."""
+    return _multiprocessor_count(cuda_index(device))
+
+
 @functools.lru_cache(maxsize=None)
-def multiprocessor_count(device_index):
+def _multiprocessor_count(device_index):
     return torch.cuda.get_device_properties(device_index).multi_processor_count
 
 
@@ -17,8 +27,7 @@ def backward_program_count(device, n_rows, num_warps):
     partial-sum traffic; on CPU (Triton interpreter) a handful keeps the test fast.
     """
     if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        target = multiprocessor_count(index) * max(1, 32 // num_warps)
+        target = multiprocessor_count(device) * max(1, 32 // num_warps)
     else:
         target = 4
     return max(1, min(n_rows, target))

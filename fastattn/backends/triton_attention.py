@@ -21,7 +21,7 @@ from ..kernels.attention_fwd import attention_fwd_kernel
 from ..kernels.attention_split_combine import attention_split_combine_kernel
 from ..kernels.host_math import ceil_div
 from . import _attention_layout as layout
-from ._device import multiprocessor_count
+from ._device import cuda_index, multiprocessor_count
 
 SAVED_SOFTMAX = "lse"
 
@@ -48,7 +48,7 @@ def _arch(device):
             raise ValueError(f"{INTERPRET_ARCH_VARIABLE}={arch!r}: expected one of "
                              f"{', '.join(map(str, settings.ARCHS))}")
         return int(arch)
-    return _cuda_arch(device.index if device.index is not None else torch.cuda.current_device())
+    return _cuda_arch(cuda_index(device))
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,8 +61,7 @@ def _cuda_arch(index):
 def _program_slots(device):
     if device.type != "cuda":
         return INTERPRETER_SMS * PROGRAMS_PER_SM
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    return multiprocessor_count(index) * PROGRAMS_PER_SM
+    return multiprocessor_count(device) * PROGRAMS_PER_SM
 
 
 def _common_arguments(q, key_padding_mask, cu_seqlens_q, cu_seqlens_k):

@@ -69,7 +69,7 @@ def _matmul(a, b, out, *, bias=None, pre=None, dbias_partial=None, apply_gelu=Fa
 def _programs(device):
     if device.type != "cuda":
         return INTERPRETER_PROGRAMS
-    return multiprocessor_count(device.index if device.index is not None else torch.cuda.current_device())
+    return multiprocessor_count(device)
 
 
 def _tma_operands(a, b, tiles, arch):
