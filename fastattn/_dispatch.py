@@ -117,6 +117,9 @@ def _triton_import_error():
     return None
 
 
+# Under torch.compile the answer is taken as a constant of the graph (it depends only on the
+# installation): dynamo would otherwise trace through the cache below, and warn that it does.
+@torch.compiler.assume_constant_result
 def why_backend_cannot_run(name, device):
     """None when backend `name` can run on tensors of `device`, else the reason."""
     return _why_backend_cannot_run(name, device.type)

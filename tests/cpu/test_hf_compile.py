@@ -6,6 +6,7 @@ C++ inductor build takes on CPU. The gpu tier compiles with inductor.
 """
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -96,3 +97,18 @@ def test_compiled_bert_keeps_small_padded_batches_static(monkeypatch, static_tok
     real = mask.bool()
     torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
     assert (got[~real] == 0).all()
+
+
+@pytest.mark.parametrize("patch_backend", [None, "torch"])
+def test_compiling_a_patched_model_raises_no_warning(patch_backend, monkeypatch):
+    """Compiling must be quiet: dynamo warns (once per process, hence the cleared cache) when it
+    traces through a functools cache, as it did through the backend choice of a chosen backend."""
+    monkeypatch.setattr(torch._dynamo.utils, "warn_once_cache", set())
+    model = fastattn.patch(hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config()),
+                           backend=patch_backend)
+    ids, mask = hf_models.input_ids(2, 7), hf_models.attention_mask(2, 7, "left")
+    torch._dynamo.reset()
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        torch.compile(model, backend="eager")(ids, attention_mask=mask)
+    assert [str(warning.message) for warning in caught] == []
