@@ -24,6 +24,10 @@ TRITON_AOT_VERSION ?= 3.6.0
 GPU_TORCH_VERSION ?= 2.11.0
 GPU_TRANSFORMERS_VERSION ?= 5.17.0
 GPU_VERSIONS_VENV ?= .venv-gpu-versions
+# The oldest transformers the package claims (pyproject's hf extra): the same tests run against it
+# with CI's torch, so that the lower bound is a tested fact and not a hope.
+OLDEST_TRANSFORMERS_VERSION ?= 5.4.0
+OLDEST_TRANSFORMERS_VENV ?= .venv-oldest-transformers
 GPU_VERSIONS_TESTS := $(addprefix tests/cpu/,test_hf_compile.py test_hf_models.py \
   test_hf_training.py test_hf_patching.py test_attention_api.py test_custom_op.py \
   test_ffn_custom_op.py test_bias_gelu_api.py test_masked_softmax_api.py test_bert_fused_qkv.py test_fused_op.py \
@@ -46,7 +50,7 @@ RESULTS_DIR := $(if $(OUT),$(OUT),benchmarks/results)
 REPORTS_DIR ?= .test-reports
 
 .PHONY: test bench gpu gpu-followup gpu-tune gpu-tune-ffn setup build-in-place test-cpu test-interpret test-compile \
-        test-compile-triton36 test-gpu-versions test-gpu clean
+        test-compile-triton36 test-gpu-versions test-oldest-transformers test-gpu clean
 
 setup: $(SETUP)
 
@@ -69,7 +73,7 @@ build-in-place:
 test: setup
 	@rm -rf $(REPORTS_DIR)
 	$(MAKE) --no-print-directory test-cpu test-interpret test-compile test-compile-triton36 \
-	  test-gpu-versions test-gpu
+	  test-gpu-versions test-oldest-transformers test-gpu
 	@$(PYTHON) tests/junit_summary.py $(REPORTS_DIR)
 
 test-cpu: setup
@@ -92,18 +96,26 @@ else
 	  --junitxml=$(REPORTS_DIR)/compile-triton36.xml
 endif
 
-# fastattn from the source tree (PYTHONPATH): its extension, built for the main venv's torch, does
-# not load under this torch, and these tests do not need it.
-test-gpu-versions:
+# $(eval $(call versions_tier,target,venv,torch version,transformers version,report name)) makes
+# a target that runs the version-sensitive cpu tests in a venv of their own holding those versions.
+# fastattn comes from the source tree (PYTHONPATH): its extension, built for the main venv's torch,
+# may not load under another torch, and these tests do not need it.
+define versions_tier
+$(1):
 ifeq ($(FASTATTN_USE_CURRENT_ENV),1)
-	@echo "test-gpu-versions: skipped: FASTATTN_USE_CURRENT_ENV=1 installs nothing (it needs torch==$(GPU_TORCH_VERSION) in $(GPU_VERSIONS_VENV))"
+	@echo "$(1): skipped: FASTATTN_USE_CURRENT_ENV=1 installs nothing (it needs torch==$(3) and transformers==$(strip $(4)) in $(2))"
 else
-	test -x $(GPU_VERSIONS_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VERSIONS_VENV)
-	$(GPU_VERSIONS_VENV)/bin/pip install -q torch==$(GPU_TORCH_VERSION) \
-	  transformers==$(GPU_TRANSFORMERS_VERSION) numpy pytest
-	env PYTHONPATH=$(CURDIR) $(GPU_VERSIONS_VENV)/bin/python -m pytest $(PYTEST_FLAGS) \
-	  $(GPU_VERSIONS_TESTS) --junitxml=$(REPORTS_DIR)/cpu-gpu-versions.xml
+	test -x $(2)/bin/python || $(PYTHON) -m venv $(2)
+	$(2)/bin/pip install -q torch==$(3) transformers==$(strip $(4)) numpy pytest
+	env PYTHONPATH=$(CURDIR) $(2)/bin/python -m pytest $(PYTEST_FLAGS) \
+	  $(GPU_VERSIONS_TESTS) --junitxml=$(REPORTS_DIR)/$(5).xml
 endif
+endef
+
+$(eval $(call versions_tier,test-gpu-versions,$(GPU_VERSIONS_VENV),$(GPU_TORCH_VERSION),\
+  $(GPU_TRANSFORMERS_VERSION),cpu-gpu-versions))
+$(eval $(call versions_tier,test-oldest-transformers,$(OLDEST_TRANSFORMERS_VENV),$(TORCH_VERSION),\
+  $(OLDEST_TRANSFORMERS_VERSION),cpu-oldest-transformers))
 
 # Skipped, with the reason printed, where there is no GPU.
 test-gpu: setup
