@@ -8,6 +8,8 @@ import math
 
 import torch
 
+from fastattn.backends._device import tile_arch
+
 # DESIGN §5: outputs within 2x, gradients within 3x eager's error from the float64 reference, plus
 # a floor per dtype.
 FLOOR = {torch.float32: 1e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
@@ -66,12 +68,12 @@ def device_and_dtype():
 
 
 def candidates_arch(device):
-    """The compute capability (80, 90, ...) whose settings a sweep replaces: the GPU's, or on CPU
-    (the interpreter runs any tiles) 90, the architecture the candidates were screened for."""
+    """The tile tables (80 or 90) whose settings a sweep replaces: the ones the GPU's launches use
+    (fastattn.backends._device.tile_arch), or on CPU (the interpreter runs any tiles) 90, the
+    architecture the candidates were screened for."""
     if device.type != "cuda":
         return 90
-    major, minor = torch.cuda.get_device_capability(device)
-    return 10 * major + minor
+    return tile_arch(device)
 
 
 def run_sweep(results, json_path, header):

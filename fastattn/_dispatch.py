@@ -122,7 +122,10 @@ def _triton_import_error():
 @torch.compiler.assume_constant_result
 def why_backend_cannot_run(name, device):
     """None when backend `name` can run on tensors of `device`, else the reason."""
-    return _why_backend_cannot_run(name, device.type)
+    reason = _why_backend_cannot_run(name, device.type)
+    if reason is None and device.type == "cuda" and name != "torch":
+        reason = _why_gpu_cannot_run(name, device.index)
+    return reason
 
 
 # Every op call asks (several times under the automatic choice); the answer depends only on the
@@ -149,6 +152,32 @@ def _why_backend_cannot_run(name, device_type):
             return f"the cuda backend needs CUDA tensors, got {device_type} tensors"
         return None
     raise AssertionError(name)
+
+
+# The triton and cuda backends need an Ampere or newer GPU: their kernels compute in bfloat16 on
+# tensor cores and their tiles take up to 99 KB of shared memory a block (a T4, sm_75, has 64 KB);
+# the extension is built for sm_80 and up. Older GPUs run the torch backend.
+MIN_COMPUTE_CAPABILITY = (8, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def _why_gpu_cannot_run(name, device_index):
+    if not torch.cuda.is_available():
+        return None  # no GPU to ask (and no CUDA tensor to run): dispatch asked about a device name
+    if device_index is None:
+        device_index = torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(device_index)
+    if (major, minor) < MIN_COMPUTE_CAPABILITY:
+        return (f"the {name} backend needs a GPU of compute capability "
+                f"{'.'.join(map(str, MIN_COMPUTE_CAPABILITY))} or newer, and "
+                f"{torch.cuda.get_device_name(device_index)} is {major}.{minor}")
+    if name == "cuda":
+        archs = _extension.load()[0].cuda_archs
+        if not _extension.runs_on(archs, major, minor):
+            return (f"fastattn._C was built for sm_{archs.replace(';', ', sm_')} and has no kernels "
+                    f"for this GPU (sm_{major}{minor}); rebuild it with "
+                    f"FASTATTN_CUDA_ARCHS=\"{major}{minor}\" (or a list that covers it)")
+    return None
 
 
 def available_backends():

@@ -43,3 +43,26 @@ def require():
     if module is None:
         raise RuntimeError(f"the cuda backend cannot run: {error}")
     return module
+
+
+def runs_on(cuda_archs, major, minor):
+    """Whether an extension built for `cuda_archs` (its FASTATTN_CUDA_ARCHS, e.g. "80;90") has
+    kernels for a GPU of compute capability major.minor. setup.py builds SASS for each arch, which
+    runs on the same major at that minor or above ("90a": on 9.0 only), plus PTX of the newest,
+    which the driver compiles for any newer GPU ("90a" PTX: 9.0 only). True when the archs are
+    unknown (an extension built before it recorded them)."""
+    archs = [a for a in cuda_archs.split(";") if a.rstrip("a").isdigit()]
+    if not archs:
+        return True
+    device = (major, minor)
+
+    def capability(arch):
+        return divmod(int(arch.rstrip("a")), 10)
+
+    for arch in archs:
+        if arch.endswith("a") and capability(arch) == device:
+            return True
+        if not arch.endswith("a") and capability(arch)[0] == major and capability(arch) <= device:
+            return True
+    newest = max(archs, key=lambda a: int(a.rstrip("a")))
+    return capability(newest) == device if newest.endswith("a") else capability(newest) <= device

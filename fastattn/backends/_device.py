@@ -1,6 +1,7 @@
 """Device facts the launchers need, looked up once per device."""
 
 import functools
+import os
 
 import torch
 
@@ -31,3 +32,45 @@ def backward_program_count(device, n_rows, num_warps):
     else:
         target = 4
     return max(1, min(n_rows, target))
+
+
+# Which tile tables (kernels/*_settings.py, keyed by ARCHS 80 and 90) a GPU takes. The sm_90 tables
+# are written for Hopper's warpgroup MMA and its 227 KB of shared memory a block: some of their
+# tiles need 112-136 KB (the attention forward at head dim 128, dQ at 128). Consumer parts of newer
+# generations (sm_120, sm_121: RTX 50xx, RTX PRO Blackwell, DGX Spark) have 99 KB, like sm_86 and
+# sm_89 (RTX 30xx/40xx, A10, L4, L40S): Triton would refuse to launch those tiles there
+# (OutOfResources). So the Hopper tables go to sm_90 and newer GPUs with Hopper's shared memory
+# (sm_90, sm_100, sm_103), and every other GPU takes the sm_80 tables, which the compile tier keeps
+# within 99 KB (tests/compile/triton_aot.py).
+HOPPER_SHARED_BYTES_PER_BLOCK = 227 * 1024
+TILE_ARCHS = (80, 90)
+
+
+def tile_arch_for(major, shared_bytes_per_block):
+    """80 or 90: the tile tables for a GPU of compute capability `major`.x that lets a block use
+    `shared_bytes_per_block` bytes of shared memory (cudaDevAttrMaxSharedMemoryPerBlockOptin)."""
+    return 90 if major >= 9 and shared_bytes_per_block >= HOPPER_SHARED_BYTES_PER_BLOCK else 80
+
+
+# On CPU tensors (the interpreter) there is no GPU to ask: the tables of this arch are run. The
+# interpret tier sets it to 90 as well as 80, so that the Hopper-only kernel forms (transposed dK/dV
+# tiles, KEYS_AS_ROWS, the TMA GEMM) have their numerics checked without a Hopper.
+INTERPRET_ARCH_VARIABLE = "FASTATTN_INTERPRET_ARCH"
+
+
+def tile_arch(device):
+    """80 or 90: the tile tables the Triton launchers use on `device` (see tile_arch_for)."""
+    if device.type != "cuda":
+        arch = os.environ.get(INTERPRET_ARCH_VARIABLE, "80")
+        if not arch.isdigit() or int(arch) not in TILE_ARCHS:
+            raise ValueError(f"{INTERPRET_ARCH_VARIABLE}={arch!r}: expected one of "
+                             f"{', '.join(map(str, TILE_ARCHS))}")
+        return int(arch)
+    return _cuda_tile_arch(cuda_index(device))
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_tile_arch(index):
+    # Asked by every launch; the device properties cost microseconds of host time.
+    properties = torch.cuda.get_device_properties(index)
+    return tile_arch_for(properties.major, properties.shared_memory_per_block_optin)

@@ -4,9 +4,6 @@ Saved for the backward (SAVED_SOFTMAX = "lse"): the float32 log-sum-exp per quer
 fastattn.backends._attention_layout describes.
 """
 
-import functools
-import os
-
 import torch
 
 from .. import _alloc, _tensor_memo
@@ -21,7 +18,7 @@ from ..kernels.attention_fwd import attention_fwd_kernel
 from ..kernels.attention_split_combine import attention_split_combine_kernel
 from ..kernels.host_math import ceil_div
 from . import _attention_layout as layout
-from ._device import cuda_index, multiprocessor_count
+from ._device import multiprocessor_count, tile_arch
 
 SAVED_SOFTMAX = "lse"
 
@@ -33,29 +30,6 @@ INTERPRETER_SMS = 4
 
 def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
     return q.new_empty(layout.lse_shape(q, cu_seqlens_q is not None), dtype=torch.float32)
-
-
-# On CPU tensors (the interpreter) there is no GPU to ask: the tiles of this arch are run. The
-# interpret tier sets it to 90 as well as 80, so that the Hopper-only kernel forms (transposed dK/dV
-# tiles, KEYS_AS_ROWS) have their numerics checked without a Hopper.
-INTERPRET_ARCH_VARIABLE = "FASTATTN_INTERPRET_ARCH"
-
-
-def _arch(device):
-    if device.type != "cuda":
-        arch = os.environ.get(INTERPRET_ARCH_VARIABLE, "80")
-        if not arch.isdigit() or int(arch) not in settings.ARCHS:
-            raise ValueError(f"{INTERPRET_ARCH_VARIABLE}={arch!r}: expected one of "
-                             f"{', '.join(map(str, settings.ARCHS))}")
-        return int(arch)
-    return _cuda_arch(cuda_index(device))
-
-
-@functools.lru_cache(maxsize=None)
-def _cuda_arch(index):
-    # Asked by every launch; get_device_capability costs a few microseconds of host time.
-    major, minor = torch.cuda.get_device_capability(index)
-    return major * 10 + minor
 
 
 def _program_slots(device):
@@ -113,7 +87,7 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
     dropout = seed is not None  # = the kernel's HAS_DROPOUT
     decode = settings.uses_decode_tiles(problem.seqlen_q)
     tiles = (settings.decode_tiles(problem.head_dim, is_fp32, dropout) if decode
-             else settings.forward_tiles(problem.head_dim, _arch(q.device), is_fp32, dropout))
+             else settings.forward_tiles(problem.head_dim, tile_arch(q.device), is_fp32, dropout))
     query_blocks = ceil_div(problem.seqlen_q, tiles.block_m)
     key_span = ceil_div(max(problem.seqlen_k, 1), tiles.block_n) * tiles.block_n
     splits, keys_per_split = 1, key_span
@@ -190,7 +164,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     flags = _flags(problem, causal, key_padding_mask, seed, q.dtype)
     block_d = settings.head_block(problem.head_dim)
     group = problem.heads // problem.kv_heads
-    arch = _arch(q.device)
+    arch = tile_arch(q.device)
 
     if problem.seqlen_k > 0:
         tiles = settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32, dropout)

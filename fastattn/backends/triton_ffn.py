@@ -18,8 +18,7 @@ from ..kernels.ffn_matmul import ffn_matmul_kernel
 from ..kernels.ffn_matmul_tma import ffn_matmul_tma_kernel
 from ..kernels.host_math import ceil_div
 from ._attention_layout import dot_precision
-from ._device import multiprocessor_count
-from .triton_attention import _arch
+from ._device import multiprocessor_count, tile_arch
 
 # Programs of the persistent TMA kernel under the interpreter (CPU tensors): a few, so that each
 # walks several tiles.
@@ -32,7 +31,7 @@ def _matmul(a, b, out, *, bias=None, pre=None, dbias_partial=None, apply_gelu=Fa
     (m, k), n = a.shape, b.shape[1]
     if m == 0 or n == 0:
         return out
-    arch = _arch(a.device)
+    arch = tile_arch(a.device)
     tiles = settings.matmul_tiles(arch, a.dtype == torch.float32, gelu_grad,
                                   dropout=seed is not None)
     pre_arg = pre if pre is not None else out
@@ -134,7 +133,7 @@ def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
     (rows, width), hidden = x.shape, w1.shape[0]
     if seed is not None:
         dy = _dropout_bwd(dy, dropout_p, seed)
-    tiles = settings.matmul_tiles(_arch(x.device), x.dtype == torch.float32, gelu_grad=True)
+    tiles = settings.matmul_tiles(tile_arch(x.device), x.dtype == torch.float32, gelu_grad=True)
     # One float32 row of b1-gradient column sums per row block of dA, added up here in order.
     partial = _alloc.empty((ceil_div(rows, tiles.block_m), hidden), x, torch.float32)
     da = _matmul(dy, w2, _alloc.empty((rows, hidden), x), pre=pre, dbias_partial=partial,

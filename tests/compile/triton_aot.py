@@ -18,8 +18,10 @@ from triton.compiler import ASTSource
 
 ARCHS = (80, 90)
 
-# Per-SM shared memory a block may use (sm_80: 163 KB, sm_90: 227 KB).
-MAX_SHARED_BYTES = {80: 163 * 1024, 90: 227 * 1024}
+# Shared memory a block may use with the tiles of each table: sm_90's 227 KB; the sm_80 tables also
+# serve sm_86, sm_89 and sm_120 (fastattn.backends._device.tile_arch), whose blocks get 99 KB, not
+# the A100's 163 KB.
+MAX_SHARED_BYTES = {80: 99 * 1024, 90: 227 * 1024}
 
 
 def signature(fn, types, constexprs):
