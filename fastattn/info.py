@@ -6,6 +6,7 @@ import torch
 
 from . import __version__, _extension
 from ._dispatch import AUTO_ORDER, AUTO_ORDER_UP_TO_SIZE, available_backends, triton_interpreter_enabled
+from .backends._device import tile_arch_for
 
 
 def _ffn_gemm_line(path):
@@ -38,7 +39,8 @@ def _devices():
         props = torch.cuda.get_device_properties(index)
         devices.append({"index": index, "name": props.name, "capability": f"sm_{props.major}{props.minor}",
                         "memory_gib": round(props.total_memory / 2**30, 1),
-                        "multiprocessors": props.multi_processor_count})
+                        "multiprocessors": props.multi_processor_count,
+                        "triton_tiles": f"sm_{tile_arch_for(props.major, props.shared_memory_per_block_optin)}"})
     return devices
 
 
@@ -81,7 +83,8 @@ def format_info(facts):
     if facts["cuda_devices"]:
         for d in facts["cuda_devices"]:
             lines.append(f"device cuda:{d['index']}: {d['name']} ({d['capability']}, "
-                         f"{d['memory_gib']} GiB, {d['multiprocessors']} SMs)")
+                         f"{d['memory_gib']} GiB, {d['multiprocessors']} SMs; Triton tiles of the "
+                         f"{d['triton_tiles']} tables)")
     else:
         lines.append("device: no CUDA GPU visible (CPU only)")
     ext = facts["extension"]

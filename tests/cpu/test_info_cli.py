@@ -73,3 +73,20 @@ def test_info_shows_the_automatic_choice_per_op():
     assert f"{' > '.join(order)} ({size} <= {bound})" in attention
     facts = json.loads(run_info("--json"))
     assert facts["automatic_choice"]["ffn"] == [["always", list(_dispatch.AUTO_ORDER["ffn"])]]
+
+
+def test_info_names_each_gpus_tile_tables(monkeypatch):
+    from types import SimpleNamespace
+
+    from fastattn import info
+
+    rtx_5090 = SimpleNamespace(name="NVIDIA GeForce RTX 5090", major=12, minor=0,
+                               total_memory=32 * 2**30, multi_processor_count=170,
+                               shared_memory_per_block_optin=99 * 1024)
+    facts = info.collect_info()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: rtx_5090)
+    line = info.format_info(dict(facts, cuda_devices=info._devices()))
+    assert ("device cuda:0: NVIDIA GeForce RTX 5090 (sm_120, 32.0 GiB, 170 SMs; Triton tiles of "
+            "the sm_80 tables)") in line
