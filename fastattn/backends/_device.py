@@ -1,4 +1,5 @@
-"""Device facts the launchers need, looked up once per device."""
+"""Device facts the launchers need, looked up once per device, and the device their launches
+run on."""
 
 import functools
 import os
@@ -74,3 +75,25 @@ def _cuda_tile_arch(index):
     # Asked by every launch; the device properties cost microseconds of host time.
     properties = torch.cuda.get_device_properties(index)
     return tile_arch_for(properties.major, properties.shared_memory_per_block_optin)
+
+
+def on_inputs_device(fn):
+    """fn, run with the CUDA device of its first tensor argument made the current one.
+
+    Triton launches on the current CUDA device whatever device the tensors are on
+    (triton-lang/triton#2441): a model on cuda:1 while cuda:0 is current would fail ("Pointer
+    argument cannot be accessed from Triton") or compute on the wrong GPU. The cuda backend guards
+    itself (CUDAGuard in csrc/bindings.cpp); this one guard covers every backend. The autograd
+    engine already runs a backward on its tensors' device; the check costs a few hundred ns."""
+
+    @functools.wraps(fn)
+    def run(*args):
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                if arg.is_cuda and arg.device.index != torch.cuda.current_device():
+                    with torch.cuda.device(arg.device):
+                        return fn(*args)
+                break
+        return fn(*args)
+
+    return run

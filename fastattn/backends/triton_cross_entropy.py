@@ -9,8 +9,10 @@ from ..kernels.cross_entropy import (
     cross_entropy_bwd_kernel,
     cross_entropy_fwd_kernel,
 )
+from ._device import on_inputs_device
 
 
+@on_inputs_device
 def cross_entropy_fwd(logits, target, ignore_index):
     """(losses, lse): float32 [rows] each; logits [rows, n_cols] with unit column stride."""
     rows, n_cols = logits.shape
@@ -22,6 +24,7 @@ def cross_entropy_fwd(logits, target, ignore_index):
     return losses, lse
 
 
+@on_inputs_device
 def cross_entropy_bwd(logits, target, lse, grad_losses, ignore_index):
     """dlogits [rows, n_cols] (contiguous, in the logits' dtype) for grad_losses, the gradient of
     each row's loss."""

@@ -18,6 +18,8 @@ a subclass (FakeTensor, FunctionalTensor): each of these takes the custom op, as
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from ..backends._device import on_inputs_device
+
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
@@ -32,8 +34,8 @@ class FusedOp:
 
     def __init__(self, qualname, impl):
         self.qualname = qualname
-        self.impl = impl
-        self.custom_op = torch.library.custom_op(qualname, mutates_args=())(impl)
+        self.impl = on_inputs_device(impl)  # the custom op's schema comes from impl's signature
+        self.custom_op = torch.library.custom_op(qualname, mutates_args=())(self.impl)
         self._eager_function = None
 
     def register_fake(self, fake):
