@@ -79,6 +79,32 @@ def check_gpt2_grads(device, dtype, backend, pattern="left", seqlen=13, batch=3)
     _check_grads(run, model, device, dtype, backend)
 
 
+def check_autocast_training(device, autocast_dtype, backend, model_class, seqlen=13, batch=3):
+    """Mixed precision as users train: float32 weights, the forward under torch.autocast. The
+    patched model gives what the unpatched one gives under the same autocast (eager): outputs of
+    the same dtype, and outputs and float32 weight gradients as close to the float64 unpatched
+    model (ref, no autocast) as eager's, within the numerics rule."""
+    config = hf_models.gpt2_config() if model_class is GPT2LMHeadModel else hf_models.bert_config()
+    model = hf_models.make_model(model_class, config)
+    ids, mask = hf_models.input_ids(batch, seqlen), hf_models.attention_mask(batch, seqlen, "left")
+    labels = torch.where(mask.bool(), hf_models.input_ids(batch, seqlen, seed=1), -100)
+    real = mask.bool().to(device)
+    ref, eager, patched = hf_models.variants(model, device, torch.float32, backend)
+    results = {}
+    for name, m in (("patched", patched), ("ref", ref), ("eager", eager)):
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=name != "ref"):
+            output = _forward(m, ids, mask, device, labels=labels.to(device))
+        results[name] = (output.logits, _named_grads(m, output.loss))
+    (logits, grads), (ref_logits, ref_grads), (eager_logits, eager_grads) = (
+        results[name] for name in ("patched", "ref", "eager"))
+    assert logits.dtype == eager_logits.dtype, (logits.dtype, eager_logits.dtype)
+    assert_numerics("logits", logits[real].float(), ref_logits[real], eager_logits[real].float())
+    assert grads.keys() == ref_grads.keys()
+    for name in grads:
+        assert grads[name].dtype == torch.float32
+        assert_grad_numerics(f"grad {name}", grads[name], ref_grads[name], eager_grads[name])
+
+
 def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
     """Left-padded prompts, KV cache: the same greedy tokens as the unpatched model (in dtype)."""
     expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens)

@@ -37,7 +37,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _checks
+from .. import _autocast, _checks
 from ._fused_op import fused_op
 from ..backends import module_for
 from .._dispatch import BACKENDS, resolve_backend
@@ -262,6 +262,10 @@ def attention(q, k, v, *, causal=False, key_padding_mask=None, scale=None, dropo
     causal: query i sees keys j <= i + Sk - Sq (bottom-right aligned). key_padding_mask: bool [B, Sk],
     True = a real token, any pattern. A query that sees no key returns zeros. scale=None: 1/sqrt(D).
     """
+    if _autocast.enabled(q):  # autocast's lower precision, as torch's SDPA under autocast
+        return _autocast.call(attention, _autocast.LOWER_PRECISION, q, k, v, causal=causal,
+                              key_padding_mask=key_padding_mask, scale=scale,
+                              dropout_p=dropout_p, backend=backend)
     _check_attention_arguments(q, k, v, causal, key_padding_mask, scale, dropout_p)
     return _run(OP, q, k, v, key_padding_mask, None, None, q.shape[2], k.shape[2], causal, scale,
                 dropout_p, backend)
@@ -273,6 +277,10 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seql
     cu_seqlens_q[b]:cu_seqlens_q[b+1] and key tokens cu_seqlens_k[b]:cu_seqlens_k[b+1] (int32
     [B + 1]); max_seqlen_q/k bound the lengths. Causal is bottom-right aligned per sequence.
     """
+    if _autocast.enabled(q):
+        return _autocast.call(attention_varlen, _autocast.LOWER_PRECISION, q, k, v, cu_seqlens_q,
+                              cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal=causal,
+                              scale=scale, dropout_p=dropout_p, backend=backend)
     _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                             causal, scale, dropout_p)
     return _run(OP_VARLEN, q, k, v, None, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,

@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _checks
+from .. import _autocast, _checks
 from ._fused_op import fused_op
 from ..backends import module_for
 from .._dispatch import resolve_backend
@@ -139,6 +139,9 @@ def ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
     drops output elements (as BERT and GPT2 do after the down projection), scaling the kept ones by
     1 / (1 - p). Returns [..., out]. Differentiable in x, w1, b1, w2 and b2.
     """
+    if _autocast.enabled(x):  # autocast's lower precision, as torch's linear under autocast
+        return _autocast.call(ffn, _autocast.LOWER_PRECISION, x, w1, b1, w2, b2,
+                              approximate=approximate, dropout_p=dropout_p, backend=backend)
     _check_arguments(x, w1, b1, w2, b2, approximate, dropout_p)
     name = resolve_backend(OP, x.device, backend, _unsupported(x, w1, w2))
     dropout_p = float(dropout_p)

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _checks
+from .. import _autocast, _checks
 from ._fused_op import fused_op
 from ..backends import module_for
 from .._dispatch import resolve_backend
@@ -121,6 +121,10 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
     residual). residual=None gives plain LayerNorm of dropout(x). Statistics are float32; h is
     rounded to x's dtype, as eager `x + residual` is. weight and bias are cast to x's dtype.
     """
+    if _autocast.enabled(x):  # float32, as torch's layer_norm under autocast
+        return _autocast.call(layer_norm_residual, _autocast.FLOAT32, x, residual, weight, bias,
+                              eps, dropout_p=dropout_p, return_residual=return_residual,
+                              backend=backend)
     _check_arguments(x, residual, weight, bias, eps, dropout_p, return_residual)
     hidden = x.shape[-1]
     unsupported = None

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _checks
+from .. import _autocast, _checks
 from ._fused_op import fused_op
 from ..backends import module_for
 from .._dispatch import resolve_backend
@@ -81,6 +81,10 @@ def masked_softmax(scores, *, key_padding_mask=None, causal=False, scale=1.0, ba
     probability 0, and a query that sees no key gets an all-zero row (and zero gradient).
     Statistics are float32; the result has scores' dtype.
     """
+    if _autocast.enabled(scores):  # float32, as torch's softmax under autocast
+        return _autocast.call(masked_softmax, _autocast.FLOAT32, scores,
+                              key_padding_mask=key_padding_mask, causal=causal, scale=scale,
+                              backend=backend)
     _check_arguments(scores, key_padding_mask, causal, scale)
     name = resolve_backend(OP, scores.device, backend)
     return masked_softmax_fwd(scores, key_padding_mask, causal, float(scale), name)

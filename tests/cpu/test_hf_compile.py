@@ -112,3 +112,16 @@ def test_compiling_a_patched_model_raises_no_warning(patch_backend, monkeypatch)
         warnings.simplefilter("always")
         torch.compile(model, backend="eager")(ids, attention_mask=mask)
     assert [str(warning.message) for warning in caught] == []
+
+
+def test_compile_under_autocast():
+    """The autocast policy of the ops (fastattn/_autocast.py) traces without breaking the graph."""
+    model = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = hf_models.input_ids(3, 9), hf_models.attention_mask(3, 9, "left")
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        compiled = hf_models.compile_patched(model, patched, "aot_eager", ids, attention_mask=mask)
+        got, expected = compiled(ids, attention_mask=mask)[0], patched(ids, attention_mask=mask)[0]
+    assert got.dtype == expected.dtype == torch.bfloat16
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=2e-2, atol=2e-2)

@@ -8,6 +8,7 @@ import torch
 from transformers import BertForMaskedLM, GPT2LMHeadModel
 
 import fastattn
+import hf_cases
 import hf_models
 from hf_spy import spy
 
@@ -87,3 +88,11 @@ def test_gpt2_training_converges_like_unpatched():
     assert plain[-1] < 0.5 * plain[0], plain  # the run learns something
     # Same seed, no dropout: float32 rounding differences only, compounded over 30 Adam steps.
     torch.testing.assert_close(torch.tensor(patched), torch.tensor(plain), rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("model_class", [BertForMaskedLM, GPT2LMHeadModel],
+                         ids=["bert", "gpt2"])
+def test_mixed_precision_training_under_autocast(model_class):
+    """torch.autocast reaches fastattn's ops as it reaches the stock ones (fastattn/_autocast.py):
+    before, the patched LayerNorm refused a bfloat16 x beside a float32 residual."""
+    hf_cases.check_autocast_training(torch.device("cpu"), torch.bfloat16, "torch", model_class)

@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from transformers import BertModel, GPT2LMHeadModel
+from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
 
 import fastattn
 import hf_cases
@@ -32,6 +32,12 @@ def test_bert_grads(device, dtype, backend):
 
 def test_gpt2_grads(device, dtype, backend):
     hf_cases.check_gpt2_grads(device, dtype, backend, seqlen=113)
+
+
+@pytest.mark.parametrize("autocast_dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("model_class", [BertForMaskedLM, GPT2LMHeadModel], ids=["bert", "gpt2"])
+def test_mixed_precision_training_under_autocast(device, backend, model_class, autocast_dtype):
+    hf_cases.check_autocast_training(device, autocast_dtype, backend, model_class, seqlen=113)
 
 
 def test_greedy_generation(device, backend):
