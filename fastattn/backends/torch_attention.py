@@ -9,7 +9,8 @@ fastattn.reference.attention_dropout_keep_mask, made faster) and runs the eager 
 SDPA's own dropout cannot be replayed.
 
 Batches without padding take no padding machinery: a key_padding_mask of all True is dropped,
-and packed sequences of one common length run as a dense batch. Padded batches (a
+packed sequences of one common length run as a dense batch, and a single causal query (a
+KV-cache decoding step: it sees every key) builds no mask. Padded batches (a
 key_padding_mask, no dropout) leave out the key columns no query sees and may split the batch into
 buckets by length: torch_attention_windows.plan decides, and the backward follows the same plan.
 With dropout the keep mask's layout is the whole [B, H, Sq, Sk], so the eager path runs uncut.
@@ -67,6 +68,8 @@ def _eager_with_dropout(q, k, v, visible, scale, dropout_p, keep):
 
 def _dense_visible(q, k, key_padding_mask, causal):
     """Bool [B or 1, 1, Sq, Sk] of the keys each query sees, or None when it sees all of them."""
+    # One query row (KV-cache decoding), aligned bottom-right, sees every key: no causal mask.
+    causal = causal and q.shape[2] > 1
     if key_padding_mask is None and not causal:
         return None
     return attention_visible_keys(q.shape[2], k.shape[2], causal=causal,

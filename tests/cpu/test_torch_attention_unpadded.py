@@ -102,3 +102,21 @@ def test_while_a_cuda_graph_is_captured_the_mask_is_never_read_back(monkeypatch,
     q, k, v = make_qkv(5, 4, 2, seqlen_q, 40, 32, torch.float32, "cpu")
     for pattern in ("mixed", "empty_row"):
         check_dense("torch", q, k, v, causal=True, mask=key_padding_mask(pattern, 5, 40, "cpu"))
+
+
+def test_one_causal_query_builds_no_mask(monkeypatch):
+    """A KV-cache decoding step (one query, causal, aligned bottom-right) sees every key: no
+    visibility mask is built for it, and the result is the reference's."""
+    from fastattn import reference
+
+    generator = torch.Generator().manual_seed(5)
+    q = torch.randn(2, 4, 1, 32, generator=generator)
+    k, v = (torch.randn(2, 4, 23, 32, generator=generator) for _ in range(2))
+    expected = reference.attention(q, k, v, causal=True)
+
+    def no_mask_building(*args, **kwargs):
+        raise AssertionError("a visibility mask was built")
+
+    monkeypatch.setattr(torch_attention, "attention_visible_keys", no_mask_building)
+    got = fastattn.attention(q, k, v, causal=True, backend="torch")
+    torch.testing.assert_close(got, expected.to(got.dtype), rtol=1e-5, atol=1e-6)
