@@ -125,3 +125,23 @@ def test_compile_under_autocast():
     assert got.dtype == expected.dtype == torch.bfloat16
     real = mask.bool()
     torch.testing.assert_close(got[real], expected[real], rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("model_class,config,pattern", CASES, ids=["gpt2", "bert"])
+def test_torch_export(model_class, config, pattern):
+    """torch.export of a patched model: fastattn's ops are nodes of the exported graph (custom ops
+    with fake implementations), and the exported program computes what the model does."""
+    model = hf_models.make_model(model_class, config())
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = hf_models.input_ids(3, 13), hf_models.attention_mask(3, 13, pattern)
+    kwargs = dict(input_ids=ids, attention_mask=mask)
+    if model_class is GPT2LMHeadModel:
+        kwargs["use_cache"] = False  # a DynamicCache output is not exportable, patched or not
+    exported = torch.export.export(patched, (), kwargs)
+    targets = {str(node.target) for node in exported.graph.nodes}
+    assert {"fastattn.attention_fwd.default", "fastattn.ffn_fwd.default",
+            "fastattn.layer_norm_residual_fwd.default"} <= targets
+    with torch.no_grad():
+        got, expected = exported.module()(**kwargs)[0], model(ids, attention_mask=mask)[0]
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
