@@ -174,8 +174,9 @@ def _why_gpu_cannot_run(name, device_index):
     if name == "cuda":
         archs = _extension.load()[0].cuda_archs
         if not _extension.runs_on(archs, major, minor):
-            return (f"fastattn._C was built for sm_{archs.replace(';', ', sm_')} and has no kernels "
-                    f"for this GPU (sm_{major}{minor}); rebuild it with "
+            built = "sm_" + archs.replace(";", ", sm_")
+            return (f"fastattn._C was built for {built} and has no kernels for this GPU "
+                    f"(sm_{major}{minor}); rebuild it with "
                     f"FASTATTN_CUDA_ARCHS=\"{major}{minor}\" (or a list that covers it)")
     return None
 

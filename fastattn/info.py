@@ -37,10 +37,11 @@ def _devices():
     devices = []
     for index in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(index)
+        tiles = tile_arch_for(props.major, props.shared_memory_per_block_optin)
         devices.append({"index": index, "name": props.name, "capability": f"sm_{props.major}{props.minor}",
                         "memory_gib": round(props.total_memory / 2**30, 1),
                         "multiprocessors": props.multi_processor_count,
-                        "triton_tiles": f"sm_{tile_arch_for(props.major, props.shared_memory_per_block_optin)}"})
+                        "triton_tiles": f"sm_{tiles}"})
     return devices
 
 

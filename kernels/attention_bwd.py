@@ -22,6 +22,7 @@ from .attention_tiles import (
     load_rows,
     masked_scores,
     program_sequence,
+    query_block_start,
     query_block_range,
     sequence_base,
     store_rows,
@@ -187,7 +188,7 @@ def attention_bwd_dq_kernel(
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
-    start_m = tl.program_id(0) * BLOCK_M
+    start_m = query_block_start(BLOCK_M, CAUSAL, VARLEN)
     batch = tl.program_id(1) // n_heads
     head = tl.program_id(1) % n_heads
     q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle = program_sequence(

@@ -60,6 +60,19 @@ def program_sequence(start, batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqle
 
 
 @triton.jit
+def query_block_start(BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr, VARLEN: tl.constexpr):
+    """First query row of this program's block (grid axis 0 walks the query blocks). Causal: in
+    reverse, so the blocks that see the most keys are launched first and the short ones fill the
+    last wave (longest job first), instead of a few long blocks of the last heads running alone
+    at the end while the other SMs idle. Not for varlen batches: there the sm_90 D=128 forward
+    tile, at 255 registers already, spilled 8 B with the reversal (triton 3.8)."""
+    block = tl.program_id(0)
+    if CAUSAL and not VARLEN:
+        block = tl.num_programs(0) - 1 - block
+    return block * BLOCK_M
+
+
+@triton.jit
 def key_block_range(start_m, q_len, key_lo, key_hi, causal_shift, split_lo, split_hi,
                     CAUSAL: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """(lo, mid, hi) for the query block at start_m: blocks [lo, mid) are visible to every row (no

@@ -32,7 +32,7 @@ SUPPORTED = [gpu for gpu in GPUS if gpu[1] >= _dispatch.MIN_COMPUTE_CAPABILITY]
 
 
 def _compile_tier_limits():
-    """The shared memory the compile tier allows each table's tiles (tests/compile/triton_aot.py)."""
+    """Shared memory the compile tier allows each table's tiles (tests/compile/triton_aot.py)."""
     path = os.path.join(os.path.dirname(__file__), os.pardir, "compile", "triton_aot.py")
     spec = importlib.util.spec_from_file_location("triton_aot", path)
     module = importlib.util.module_from_spec(spec)
@@ -43,7 +43,8 @@ def _compile_tier_limits():
 @pytest.fixture
 def fake_gpu(monkeypatch):
     """Installs a fake CUDA device 0 of the given (capability, shared bytes) and an extension
-    built for FASTATTN_CUDA_ARCHS "80;90"; the cached device answers are dropped before and after."""
+    built for FASTATTN_CUDA_ARCHS "80;90"; the cached device answers are dropped before and
+    after."""
     caches = (_device._cuda_tile_arch, _dispatch._why_gpu_cannot_run,
               _dispatch._why_backend_cannot_run)
 
