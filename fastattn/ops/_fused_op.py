@@ -15,12 +15,28 @@ torch dispatch mode active (make_fx, FakeTensorMode, functionalization), or any 
 a subclass (FakeTensor, FunctionalTensor): each of these takes the custom op, as before.
 """
 
+import inspect
+import typing
+
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ..backends._device import on_inputs_device
 
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def tensor_positions(impl):
+    """Positions of impl's Tensor and Optional[Tensor] parameters (from its annotations, which the
+    custom op's schema comes from too): the only arguments __call__ needs to look at."""
+    hints = typing.get_type_hints(impl)
+    names = list(inspect.signature(impl).parameters)
+    tensor_types = (torch.Tensor, typing.Optional[torch.Tensor])
+    for name in names:
+        hint = hints.get(name)
+        if hint not in tensor_types and "Tensor" in repr(hint):
+            return tuple(range(len(names)))  # a list of tensors: look at everything
+    return tuple(i for i, name in enumerate(names) if hints.get(name) in tensor_types)
 
 
 def _tracing_mode_active():
@@ -37,6 +53,7 @@ class FusedOp:
         self.impl = on_inputs_device(impl)  # the custom op's schema comes from impl's signature
         self.custom_op = torch.library.custom_op(qualname, mutates_args=())(self.impl)
         self._eager_function = None
+        self._tensor_positions = tensor_positions(impl)
 
     def register_fake(self, fake):
         self.custom_op.register_fake(fake)
@@ -60,8 +77,9 @@ class FusedOp:
         if _tracing_mode_active():
             return self.custom_op(*args)
         wants_grad = False
-        for a in args:
-            if isinstance(a, torch.Tensor):
+        for i in self._tensor_positions:
+            a = args[i]
+            if a is not None:
                 if type(a) not in _PLAIN_TENSOR_TYPES:  # FakeTensor, FunctionalTensor, ...
                     return self.custom_op(*args)
                 wants_grad = wants_grad or a.requires_grad

@@ -80,4 +80,4 @@ def bias_gelu(x, bias, *, approximate="none", backend=None):
     name = resolve_backend(OP, x.device, backend)
     hidden = x.shape[-1]
     out = bias_gelu_fwd(x.reshape(-1, hidden), bias.to(x.dtype), approximate, name)
-    return out.reshape(x.shape)
+    return out.reshape_as(x)

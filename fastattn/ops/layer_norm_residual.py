@@ -146,10 +146,10 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
         residual if rows or residual is None else residual.reshape(-1, hidden),
         weight, bias, float(eps), dropout_p, seed, store_h, name)
     if not rows:
-        y = y.reshape(x.shape)
+        y = y.reshape_as(x)  # reshape(x.shape) parses a torch.Size: 1.2 us more a call
     if not return_residual:
         return y
-    return y, (x if h_is_x else h if rows else h.reshape(x.shape))
+    return y, (x if h_is_x else h if rows else h.reshape_as(x))
 
 
 def _needs_grad(*tensors):

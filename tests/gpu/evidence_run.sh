@@ -19,6 +19,8 @@
 #   6. the quick benchmark pass                                  -> gpu-bench.log, <device>.json/.md/.png
 #   7. host vs device time of the BERT and GPT2-training cases (benchmarks/profile_models.py)
 #                                                                -> gpu-profile.log
+#   before 5 and 6, and at the end: the host's speed and load (benchmarks/host_probe.py)
+#                                                                -> host-probe.log
 # Everything is also packed into PACK_DIR/gpu-evidence.tar.gz after each step (PACK_DIR from the
 # environment, default RESULTS_DIR): the device tool brings back at most 8 files, and a run cut off
 # at its limit still returns what was packed.
@@ -88,6 +90,13 @@ if [ "${#rerun[@]}" -gt 0 ]; then
 fi
 pack
 
+# How fast the host is before the host-bound steps, and what else is using its CPUs (a few
+# seconds; the second H100 run's host was several times slower than the first's, unexplained).
+host_probe() {
+  timeout 60 "$PY" -m benchmarks.host_probe --label "$1" >> "$results/host-probe.log" 2>&1 || true
+}
+host_probe "before the host-time step"
+
 # Host time per call (seconds to run; most of it compiling the kernels of its small shapes).
 step "host time per op call" "${GPU_HOST_BUDGET_S:-60}" gpu-host-overhead.log 20 \
   "$PY" -m benchmarks.host_overhead --calls 100
@@ -97,6 +106,7 @@ suites=()
 for suite in ${GPU_BENCH_SUITES:-attention models ffn layernorm gelu softmax}; do suites+=(--suite "$suite"); done
 select=()
 if [ -n "${GPU_BENCH_K:-}" ]; then select=(-k "$GPU_BENCH_K"); fi
+host_probe "before the benchmark pass"
 step "quick benchmark pass" "${GPU_BENCH_BUDGET_S:-200}" gpu-bench.log 40 \
   "$PY" -m fastattn bench --quick "${suites[@]}" "${select[@]}" --results-dir "$results"
 
@@ -104,6 +114,9 @@ step "quick benchmark pass" "${GPU_BENCH_BUDGET_S:-200}" gpu-bench.log 40 \
 step "model profile (host vs device time)" "${GPU_PROFILE_BUDGET_S:-90}" gpu-profile.log 8 \
   "$PY" -m benchmarks.profile_models --case bert-latency --case bert-padded --case gpt2-train \
   --impl eager --impl sdpa --impl triton --impl cuda --impl auto --tables
+
+host_probe "at the end"
+pack
 
 "$PY" tests/junit_summary.py "$results" || status=1
 say "done (status $status); results in $results, packed into $pack_dir/gpu-evidence.tar.gz"
