@@ -21,6 +21,7 @@ from .attention_tiles import (
     key_block_range,
     load_rows,
     masked_scores,
+    program_batch,
     program_sequence,
     query_block_start,
     query_block_range,
@@ -117,7 +118,8 @@ def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_
 
 @triton.jit
 def attention_bwd_dkdv_kernel(
-    Q, K, V, DOUT, LSE, DELTA, DK, DV, KEY_MASK, KEY_BOUNDS, CU_SEQLENS_Q, CU_SEQLENS_K,
+    Q, K, V, DOUT, LSE, DELTA, DK, DV, KEY_MASK, KEY_BOUNDS, BATCH_ORDER, CU_SEQLENS_Q,
+    CU_SEQLENS_K,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_dob, stride_doh, stride_dos, stride_dkb, stride_dkh, stride_dks,
     stride_dvb, stride_dvh, stride_dvs, stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
@@ -128,7 +130,7 @@ def attention_bwd_dkdv_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     start_n = tl.program_id(0) * BLOCK_N
-    batch = tl.program_id(1) // n_kv_heads
+    batch = program_batch(tl.program_id(1) // n_kv_heads, BATCH_ORDER, HAS_KEY_MASK, VARLEN)
     kv_head = tl.program_id(1) % n_kv_heads
     q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle = program_sequence(
         start_n, batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,
@@ -178,7 +180,8 @@ def attention_bwd_dkdv_kernel(
 
 @triton.jit
 def attention_bwd_dq_kernel(
-    Q, K, V, DOUT, LSE, DELTA, DQ, KEY_MASK, KEY_BOUNDS, CU_SEQLENS_Q, CU_SEQLENS_K,
+    Q, K, V, DOUT, LSE, DELTA, DQ, KEY_MASK, KEY_BOUNDS, BATCH_ORDER, CU_SEQLENS_Q,
+    CU_SEQLENS_K,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_dob, stride_doh, stride_dos, stride_dqb, stride_dqh, stride_dqs,
     stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
@@ -189,7 +192,7 @@ def attention_bwd_dq_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     start_m = query_block_start(BLOCK_M, CAUSAL, VARLEN)
-    batch = tl.program_id(1) // n_heads
+    batch = program_batch(tl.program_id(1) // n_heads, BATCH_ORDER, HAS_KEY_MASK, VARLEN)
     head = tl.program_id(1) % n_heads
     q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle = program_sequence(
         start_m, batch, CU_SEQLENS_Q, CU_SEQLENS_K, KEY_BOUNDS, seqlen_q, seqlen_k,

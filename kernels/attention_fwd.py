@@ -21,6 +21,7 @@ from .attention_tiles import (
     key_block_range,
     load_rows,
     masked_scores,
+    program_batch,
     program_sequence,
     query_block_start,
     sequence_base,
@@ -56,7 +57,7 @@ def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_
 
 @triton.jit
 def attention_fwd_kernel(
-    Q, K, V, OUT, LSE, KEY_MASK, KEY_BOUNDS, CU_SEQLENS_Q, CU_SEQLENS_K,
+    Q, K, V, OUT, LSE, KEY_MASK, KEY_BOUNDS, BATCH_ORDER, CU_SEQLENS_Q, CU_SEQLENS_K,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_o_split, stride_ob, stride_oh, stride_os,
     stride_lse_split, stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
@@ -67,7 +68,7 @@ def attention_fwd_kernel(
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     start_m = query_block_start(BLOCK_M, CAUSAL, VARLEN)
-    batch = tl.program_id(1) // n_heads
+    batch = program_batch(tl.program_id(1) // n_heads, BATCH_ORDER, HAS_KEY_MASK, VARLEN)
     head = tl.program_id(1) % n_heads
     split = tl.program_id(2)
     q_start64, q_len, k_start64, k_len, key_lo, key_end, causal_shift, idle = program_sequence(

@@ -62,6 +62,12 @@ def key_bounds(key_padding_mask):
     return bounds.to(torch.int32).contiguous()
 
 
+def longest_first(lengths):
+    """int32 [B]: the batch rows by decreasing length (ties in batch order), the order in which
+    the attention kernels take them (kernels.attention_tiles.program_batch)."""
+    return torch.argsort(lengths, descending=True, stable=True).to(torch.int32)
+
+
 def dot_precision(dtype):
     """float32 is computed to full float32 accuracy unless the user allowed TF32 in torch (DESIGN §2):
     3-pass TF32 ("tf32x3") on tensor cores; "ieee" lowers to FMA loops that spill at useful tiles.

@@ -39,20 +39,27 @@ def _program_slots(device):
 
 
 def _common_arguments(q, key_padding_mask, cu_seqlens_q, cu_seqlens_k):
-    """(KEY_MASK, KEY_BOUNDS, CU_SEQLENS_Q, CU_SEQLENS_K, stride_mask_b); absent ones point at q
-    (never read: the kernel's constexpr flags switch those loads off)."""
-    if key_padding_mask is None:
-        mask, bounds, stride_mask = q, q, 0
-    else:
+    """(KEY_MASK, KEY_BOUNDS, BATCH_ORDER, CU_SEQLENS_Q, CU_SEQLENS_K, stride_mask_b); absent ones
+    point at q (never read: the kernel's constexpr flags switch those loads off).
+
+    One mask or cu_seqlens serves every layer of a model, forward and backward: what is derived
+    from it on the device (key bounds, the longest-first batch order: a few small launches each)
+    is computed once per tensor, not once per call."""
+    mask, bounds, order, stride_mask = q, q, q, 0
+    if key_padding_mask is not None:
         mask = key_padding_mask.contiguous().view(torch.uint8)
-        # One mask serves every layer of a model, forward and backward: its key bounds (about ten
-        # small launches) are computed once per mask, not once per call.
         bounds = _tensor_memo.remembered(key_padding_mask, "_fastattn_key_bounds_device",
                                          layout.key_bounds)
+        order = _tensor_memo.remembered(
+            key_padding_mask, "_fastattn_batch_order_device",
+            lambda _: layout.longest_first(bounds[:, 1] - bounds[:, 0]))
         stride_mask = mask.stride(0)
+    elif cu_seqlens_k is not None:
+        order = _tensor_memo.remembered(cu_seqlens_k, "_fastattn_batch_order_device",
+                                        lambda cu: layout.longest_first(cu[1:] - cu[:-1]))
     cu_q = cu_seqlens_q if cu_seqlens_q is not None else q
     cu_k = cu_seqlens_k if cu_seqlens_k is not None else q
-    return mask, bounds, cu_q, cu_k, stride_mask
+    return mask, bounds, order, cu_q, cu_k, stride_mask
 
 
 def _rows_aligned(x):
@@ -102,11 +109,11 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
         out_view, lse_view = out_target[0], lse_target[0]
     else:
         out_target, lse_target, split_strides, out_view, lse_view = out, lse, (0, 0), out, lse
-    mask, bounds, cu_q, cu_k, stride_mask = _common_arguments(q, key_padding_mask, cu_seqlens_q,
-                                                              cu_seqlens_k)
+    mask, bounds, order, cu_q, cu_k, stride_mask = _common_arguments(
+        q, key_padding_mask, cu_seqlens_q, cu_seqlens_k)
     grid = (query_blocks, problem.batch * problem.heads, splits)
     attention_fwd_kernel[grid](
-        q, k, v, out_target, lse_target, mask, bounds, cu_q, cu_k,
+        q, k, v, out_target, lse_target, mask, bounds, order, cu_q, cu_k,
         *layout.seq_strides(q, problem.varlen), *layout.seq_strides(k, problem.varlen),
         *layout.seq_strides(v, problem.varlen),
         split_strides[0], *layout.seq_strides(out_view, problem.varlen),
@@ -153,8 +160,8 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     delta = _row_deltas(out, dout, lse)
     is_fp32 = q.dtype == torch.float32
     dropout = seed is not None  # = the kernels' HAS_DROPOUT
-    mask, bounds, cu_q, cu_k, stride_mask = _common_arguments(q, key_padding_mask, cu_seqlens_q,
-                                                              cu_seqlens_k)
+    mask, bounds, order, cu_q, cu_k, stride_mask = _common_arguments(
+        q, key_padding_mask, cu_seqlens_q, cu_seqlens_k)
     tensor_strides = (*layout.seq_strides(q, problem.varlen), *layout.seq_strides(k, problem.varlen),
                       *layout.seq_strides(v, problem.varlen),
                       *layout.seq_strides(dout, problem.varlen))
@@ -170,7 +177,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
         tiles = settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32, dropout)
         grid = (ceil_div(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
         attention_bwd_dkdv_kernel[grid](
-            q, k, v, dout, lse, delta, dk, dv, mask, bounds, cu_q, cu_k, *tensor_strides,
+            q, k, v, dout, lse, delta, dk, dv, mask, bounds, order, cu_q, cu_k, *tensor_strides,
             *layout.seq_strides(dk, problem.varlen), *layout.seq_strides(dv, problem.varlen), *tail,
             problem.heads, problem.kv_heads, group, *sizes, **flags,
             KEYS_AS_ROWS=settings.dkdv_keys_as_rows(problem.head_dim, arch, is_fp32, dropout),
@@ -180,7 +187,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     tiles = settings.backward_dq_tiles(problem.head_dim, arch, is_fp32, dropout)
     grid = (ceil_div(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
     attention_bwd_dq_kernel[grid](
-        q, k, v, dout, lse, delta, dq, mask, bounds, cu_q, cu_k, *tensor_strides,
+        q, k, v, dout, lse, delta, dq, mask, bounds, order, cu_q, cu_k, *tensor_strides,
         *layout.seq_strides(dq, problem.varlen), *tail,
         problem.heads, group, *sizes, **flags,
         BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,

@@ -56,7 +56,7 @@ KERNELS = {
     "backward_dq": attention_bwd_dq_kernel,
 }
 FLOAT32_POINTERS = {"LSE", "DELTA", "OUT_PARTIAL", "LSE_PARTIAL"}
-INT32_POINTERS = {"KEY_BOUNDS", "CU_SEQLENS_Q", "CU_SEQLENS_K"}
+INT32_POINTERS = {"KEY_BOUNDS", "BATCH_ORDER", "CU_SEQLENS_Q", "CU_SEQLENS_K"}
 FLOAT_SCALARS = {"qk_scale_log2", "scale", "dropout_p", "dropout_scale"}
 
 # (CAUSAL, HAS_KEY_MASK, VARLEN) of every launch: attention() and attention_varlen().
