@@ -58,8 +58,8 @@ def load_report(top=12):
     """Load average and the processes using the most CPU (Linux; empty where ps is missing)."""
     lines = []
     if hasattr(os, "getloadavg"):
-        lines.append("load average (1, 5, 15 min): " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
-                     + f"; CPUs: {os.cpu_count()}")
+        loads = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        lines.append(f"load average (1, 5, 15 min): {loads}; CPUs: {os.cpu_count()}")
     try:
         ps = subprocess.run(["ps", "-eo", "pid,pcpu,etime,args", "--sort=-pcpu"], check=True,
                             capture_output=True, text=True, timeout=10).stdout.splitlines()
@@ -71,7 +71,8 @@ def load_report(top=12):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--label", default="", help="printed in the heading (e.g. the step it precedes)")
+    parser.add_argument("--label", default="",
+                        help="printed in the heading (e.g. the step it precedes)")
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,4 +1,5 @@
-"""benchmarks/host_probe.py: the host's speed and load, printed beside a GPU run's host-bound steps."""
+"""benchmarks/host_probe.py: the host's speed and load, printed beside a GPU run's host-bound
+steps."""
 
 import torch
 
