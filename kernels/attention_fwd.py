@@ -20,12 +20,12 @@ from .attention_tiles import (
     dropout_row_base,
     key_block_range,
     load_rows,
-    masked_scores,
     program_batch,
     program_sequence,
     query_block_start,
     sequence_base,
     store_rows,
+    visible_keys,
 )
 
 
@@ -35,15 +35,31 @@ def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_
                       seed, drop_rows, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
-                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, VARLEN: tl.constexpr):
     offs_n = start_n + tl.arange(0, BLOCK_N)
     k = load_rows(K_SEQ, offs_n, stride_ks, key_end, HEAD_DIM, BLOCK_D)
-    s = masked_scores(q, k, offs_m[:, None], offs_n[None, :], key_end, causal_shift, KEY_MASK_ROW,
-                      qk_scale_log2, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, DOT_PRECISION)
-    new_max = tl.maximum(row_max, tl.max(s, 1))
-    # A row that has seen no key yet keeps max -inf; shifting by 0 instead keeps exp2 free of NaN.
-    shift = tl.where(new_max == float("-inf"), 0.0, new_max)
-    p = tl.math.exp2(s - shift[:, None])
+    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+    visible = visible_keys(offs_m[:, None], offs_n[None, :], key_end, causal_shift, KEY_MASK_ROW,
+                           APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK)
+    if visible is None and not VARLEN:
+        # Every key visible: the scale stays in the exponent's argument, where it and the shift
+        # fuse into one FFMA a score (sm_90 SASS of the unmasked loop: 10% fewer instructions at
+        # D=64, 6% at D=128). The max commutes with the scale (scale >= 0) and is finite here.
+        # Not for packed sequences: there the sm_90 D=64 tile (128x64, 4 warps) rose from 230 to
+        # 255 registers and spilled 8-16 B (triton 3.8).
+        new_max = tl.maximum(row_max, tl.max(s, 1) * qk_scale_log2)
+        shift = new_max
+        p = tl.math.exp2(s * qk_scale_log2 - shift[:, None])
+    else:
+        s = s * qk_scale_log2
+        if visible is not None:
+            # -inf before the max. (Zeroing hidden keys after the exponent instead kept the mask
+            # live across it: recomputing its compares made the masked loop 28% longer.)
+            s = tl.where(visible, s, float("-inf"))
+        new_max = tl.maximum(row_max, tl.max(s, 1))
+        # A row that has seen no key yet keeps max -inf; shifting by 0 keeps exp2 free of NaN.
+        shift = tl.where(new_max == float("-inf"), 0.0, new_max)
+        p = tl.math.exp2(s - shift[:, None])
     rescale = tl.math.exp2(row_max - shift)
     row_sum = row_sum * rescale + tl.sum(p, 1)
     if HAS_DROPOUT:
@@ -101,13 +117,15 @@ def attention_fwd_kernel(
             acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW, start_n,
             offs_m, key_end, causal_shift, qk_scale_log2,
             seed, drop_rows, dropout_p, dropout_scale,
-            False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D)
+            False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D,
+            VARLEN)
     for start_n in range(mid, hi, BLOCK_N):
         acc, row_sum, row_max = _attend_key_block(
             acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW, start_n,
             offs_m, key_end, causal_shift, qk_scale_log2,
             seed, drop_rows, dropout_p, dropout_scale,
-            True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D)
+            True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D,
+            VARLEN)
 
     # A row that saw no key: output 0, log-sum-exp -inf.
     seen = row_sum > 0.0

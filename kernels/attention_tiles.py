@@ -1,5 +1,5 @@
 """Pieces shared by the attention kernels: where a sequence lies, which key (or query) blocks a
-program must visit, the masked score tile, and the dropout keep mask.
+program must visit, which keys of a tile a query sees, and the dropout keep mask.
 
 Conventions: scores are kept in log2 units (qk_scale_log2 = scale * log2(e)) so exp2 replaces exp;
 the saved log-sum-exp is in natural-log units (-inf for a row that sees no key).
@@ -164,15 +164,11 @@ def store_rows(BASE, rows, stride_row, n_rows, tile, HEAD_DIM: tl.constexpr, BLO
 
 
 @triton.jit
-def masked_scores(a, b, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
-                  APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
-                  DOT_PRECISION: tl.constexpr):
-    """Scores a b^T in log2 units, -inf where the key is not visible to the query. a = queries and
-    b = keys give S [M, N]; a = keys and b = queries give S^T [N, M] (the dK/dV pass, whose owned
-    key block then is the products' M: see kernels.attention_bwd). m2d and n2d are the query and
-    key positions along the tile's axes: offs_m[:, None] and offs_n[None, :] for S, the transposes
-    for S^T."""
-    s = tl.dot(a, tl.trans(b), input_precision=DOT_PRECISION) * qk_scale_log2
+def visible_keys(m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, APPLY_BOUNDS: tl.constexpr,
+                 CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr):
+    """Bool tile, True where the key is visible to the query, or None when every key of the tile
+    is (no bounds to apply, no key mask). m2d and n2d are the query and key positions along the
+    tile's axes: offs_m[:, None] and offs_n[None, :] for S [M, N], the transposes for S^T."""
     visible = None
     if APPLY_BOUNDS:
         visible = n2d < key_end
@@ -181,9 +177,7 @@ def masked_scores(a, b, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_
     if HAS_KEY_MASK:
         real_key = tl.load(KEY_MASK_ROW + n2d, mask=n2d < key_end, other=0) != 0
         visible = real_key if visible is None else visible & real_key
-    if visible is not None:
-        s = tl.where(visible, s, float("-inf"))
-    return s
+    return visible
 
 
 # Score tiles of at least this many elements draw one Philox evaluation per group of eight keys

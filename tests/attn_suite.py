@@ -62,6 +62,17 @@ def test_non_contiguous_inputs_and_explicit_scale(backend, device, dtype):
     attn_cases.check_dense(backend, q, k, v, causal=True, scale=0.3)
 
 
+@pytest.mark.parametrize("mask_pattern", [None, "empty_row"], ids=["nomask", "empty_row"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_zero_scale(backend, device, dtype, causal, mask_pattern):
+    """scale=0: every visible key weighs the same. The Triton forward keeps the scale in the
+    exponent's argument for blocks without hidden keys and scales before masking in the others
+    (a hidden key's -inf times 0 would be NaN); 200 keys give both kinds of block."""
+    q, k, v = attn_cases.make_qkv(3, 2, 2, 70, 200, 32, dtype, device, seed=4)
+    mask = None if mask_pattern is None else attn_cases.key_padding_mask(mask_pattern, 3, 200, device)
+    attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask, scale=0.0)
+
+
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 def test_varlen(backend, device, dtype, causal):
     """Packed sequences of odd lengths, an empty one, more queries than keys in one (causal rows
