@@ -69,7 +69,8 @@ def test_zero_scale(backend, device, dtype, causal, mask_pattern):
     exponent's argument for blocks without hidden keys and scales before masking in the others
     (a hidden key's -inf times 0 would be NaN); 200 keys give both kinds of block."""
     q, k, v = attn_cases.make_qkv(3, 2, 2, 70, 200, 32, dtype, device, seed=4)
-    mask = None if mask_pattern is None else attn_cases.key_padding_mask(mask_pattern, 3, 200, device)
+    mask = (None if mask_pattern is None
+            else attn_cases.key_padding_mask(mask_pattern, 3, 200, device))
     attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask, scale=0.0)
 
 
