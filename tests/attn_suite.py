@@ -5,7 +5,9 @@ Triton interpreter); the gpu tier adds real sizes in its own module."""
 import pytest
 
 import attn_cases
-from fastattn.ops.attention import missing_backends
+import fastattn
+from fastattn import BackendUnavailableError
+from fastattn.ops.attention import TRITON_HEAD_DIMS, missing_backends
 
 try:
     from hypothesis import HealthCheck, given, settings
@@ -72,6 +74,27 @@ def test_zero_scale(backend, device, dtype, causal, mask_pattern):
     mask = (None if mask_pattern is None
             else attn_cases.key_padding_mask(mask_pattern, 3, 200, device))
     attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask, scale=0.0)
+
+
+# Head dims the triton kernels are not built for: transformers' tiny test models (hidden 32 over 4
+# heads: 8), and odd ones.
+OTHER_HEAD_DIMS = [1, 8, 48]
+
+
+@pytest.mark.parametrize("head_dim", OTHER_HEAD_DIMS)
+def test_head_dims_beyond_the_triton_kernels(backend, device, dtype, head_dim):
+    """cuda and torch take any head dim, dense and packed. triton named explicitly refuses one it
+    has no kernels for, with the reason; the automatic choice then runs the next backend."""
+    assert head_dim not in TRITON_HEAD_DIMS
+    q, k, v = attn_cases.make_qkv(3, 2, 1, 9, 21, head_dim, dtype, device, seed=7)
+    mask = attn_cases.key_padding_mask("mixed", 3, 21, device)
+    if backend == "triton":
+        with pytest.raises(BackendUnavailableError, match=f"head dim {head_dim} is not one of"):
+            fastattn.attention(q, k, v, backend="triton")
+        backend = None
+    attn_cases.check_dense(backend, q, k, v, causal=True, mask=mask)
+    attn_cases.check_varlen(backend, [5, 0, 12], [9, 0, 12], 2, 1, head_dim, dtype, device,
+                            causal=False)
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])

@@ -33,17 +33,21 @@ def _family(model):
                     f"fastattn.patch supports Hugging Face {SUPPORTED}")
 
 
-def _check_head_dim(model):
-    """fastattn.attention takes a fixed set of head dims: refuse other models up front rather than
-    in the middle of a forward."""
-    from ..ops.attention import HEAD_DIMS
+def _check_head_dim(model, backend):
+    """A head dim the triton kernels are not built for runs on the cuda or torch backend under the
+    automatic choice; a model patched onto triton by name is refused up front rather than in the
+    middle of a forward."""
+    from ..ops.attention import TRITON_HEAD_DIMS, triton_head_dim_reason
 
     config = model.config
+    if config.hidden_size % config.num_attention_heads:
+        raise ValueError(f"fastattn.patch: {type(model).__name__}'s hidden_size "
+                         f"{config.hidden_size} is not a multiple of its "
+                         f"{config.num_attention_heads} heads")
     head_dim = config.hidden_size // config.num_attention_heads
-    if config.hidden_size % config.num_attention_heads or head_dim not in HEAD_DIMS:
-        raise ValueError(f"fastattn.patch: {type(model).__name__} has head dim {head_dim} "
-                         f"(hidden_size {config.hidden_size} / {config.num_attention_heads} heads); "
-                         f"fastattn attention supports head dims {HEAD_DIMS}")
+    if backend == "triton" and head_dim not in TRITON_HEAD_DIMS:
+        raise ValueError(f"fastattn.patch: backend 'triton' cannot run {type(model).__name__}'s "
+                         f"attention: {triton_head_dim_reason(head_dim)}")
 
 
 def _adopt_bert(model, backend):
@@ -97,7 +101,7 @@ def patch(model, *, backend=None):
         raise ValueError(f"fastattn.patch: unknown backend {backend!r}; expected None or one of "
                          f"{', '.join(BACKENDS)}")
     adopt = _family(model)
-    _check_head_dim(model)
+    _check_head_dim(model, backend)
     from .attention import register
 
     register()

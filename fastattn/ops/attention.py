@@ -46,7 +46,10 @@ from . import cu_seqlens_facts
 
 OP = "attention"
 OP_VARLEN = "attention_varlen"
-HEAD_DIMS = (16, 32, 64, 80, 96, 128, 256)  # = kernels.attention_settings.HEAD_DIMS
+# Head dims the triton kernels are built and checked for (= kernels.attention_settings.HEAD_DIMS).
+# The cuda and torch backends take any head dim: their GEMMs (cuBLAS, SDPA) do not care. Other head
+# dims (transformers' tiny test models have 8) therefore run there under the automatic choice.
+TRITON_HEAD_DIMS = (16, 32, 64, 80, 96, 128, 256)
 DECODE_QUERIES = 16  # = kernels.attention_settings.DECODE_BLOCK_M: the triton decode path's limit
 
 
@@ -144,9 +147,9 @@ def _check_qkv(op, q, k, v, ndim, layout):
     if k.shape[-1] != head_dim:
         raise ValueError(f"fastattn.{op}: k must have q's head dim {head_dim} (last dim), "
                          f"got shape {list(k.shape)}")
-    if head_dim not in HEAD_DIMS:
-        raise ValueError(f"fastattn.{op}: q's head dim (last dim) must be one of {HEAD_DIMS}, "
-                         f"got {head_dim}")
+    if head_dim == 0:
+        raise ValueError(f"fastattn.{op}: q's head dim (last dim) must be at least 1, got shape "
+                         f"{list(q.shape)}")
     if kv_heads == 0 or heads % kv_heads != 0:
         raise ValueError(f"fastattn.{op}: k's head count ({kv_heads}) must divide q's ({heads}) "
                          "(MQA/GQA)")
@@ -217,10 +220,13 @@ def _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, m
 
 
 def _unsupported_backends(q, k, v, dropout_p):
-    """missing_backends() plus the triton configurations switched off on GPUs (tiles that spill,
-    kernels that computed wrong numbers there: kernels/attention_settings.py)."""
+    """missing_backends() plus the calls triton does not take: head dims its kernels are not built
+    for, and the configurations switched off on GPUs (tiles that spill, kernels that computed wrong
+    numbers there: kernels/attention_settings.py)."""
     unsupported = missing_backends()
-    if q.device.type == "cuda" and "triton" not in unsupported:
+    if q.shape[-1] not in TRITON_HEAD_DIMS and "triton" not in unsupported:
+        unsupported["triton"] = triton_head_dim_reason(q.shape[-1])
+    elif q.device.type == "cuda" and "triton" not in unsupported:
         try:
             from ..kernels.attention_settings import switch_off_reason
         except ImportError:  # no triton: dispatch already says so
@@ -231,6 +237,11 @@ def _unsupported_backends(q, k, v, dropout_p):
         if reason is not None:
             unsupported["triton"] = reason
     return unsupported
+
+
+def triton_head_dim_reason(head_dim):
+    return (f"head dim {head_dim} is not one of the triton kernels' head dims {TRITON_HEAD_DIMS} "
+            "(the cuda and torch backends take any head dim)")
 
 
 def _decode_rows(op, q, max_seqlen_q):

@@ -52,5 +52,5 @@ def test_the_fronts_copies_of_kernel_constants_match():
     """fastattn.ops.attention cannot import kernels/ (triton may be absent) and keeps copies."""
     from fastattn.ops import attention
 
-    assert attention.HEAD_DIMS == settings.HEAD_DIMS
+    assert attention.TRITON_HEAD_DIMS == settings.HEAD_DIMS
     assert attention.DECODE_QUERIES == settings.DECODE_BLOCK_M

@@ -42,3 +42,7 @@ def test_compiled_static_cache_generation(device, backend):
     """The decoding step compiled with fullgraph=True (aot_eager: the tracing, without inductor's
     CPU code generation; the gpu tier compiles with inductor and CUDA graphs)."""
     hf_cases.check_compiled_static_cache_generation(device, torch.float32, backend, "aot_eager")
+
+
+def test_tester_size_models(device, backend):
+    hf_cases.check_tester_size_models(device, torch.float32, backend)

@@ -96,3 +96,7 @@ def test_reduce_overhead_compile_captures_a_small_padded_bert(device, backend):
     real = mask.bool()
     torch.testing.assert_close(got[real], expected[real], rtol=1e-4, atol=1e-4)
     assert (got[~real] == 0).all()
+
+
+def test_tester_size_models(device, dtype, backend):
+    hf_cases.check_tester_size_models(device, dtype, backend)
