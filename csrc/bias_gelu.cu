@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "common.cuh"
 #include "gelu_math.cuh"
@@ -29,6 +30,9 @@ constexpr int kRowLanes = 8;
 constexpr int kFwdRowsPerThread = 4;
 constexpr int kBwdRowsPerThread = 2;
 constexpr int64_t kMaxGridX = 2147483647;
+// float32 outputs take erff; 16-bit ones the cheaper erfc form (gelu_math.cuh).
+template <typename T>
+constexpr bool kExactErf = std::is_same<T, float>::value;
 
 template <typename T, int VEC>
 __device__ __forceinline__ void load_bias(const void* bias, int64_t pack, float (&out)[VEC]) {
@@ -81,7 +85,7 @@ bias_gelu_fwd_kernel(BiasGeluFwdParams p, int64_t rows_per_chunk) {
       P out;
 #pragma unroll
       for (int v = 0; v < VEC; ++v) {
-        out.v[v] = from_float<T>(gelu<kTanh>(to_float(x[r].v[v]) + bias[v]));
+        out.v[v] = from_float<T>(gelu<kTanh, kExactErf<T>>(to_float(x[r].v[v]) + bias[v]));
       }
       row_packs<T, VEC>(p.out, row, p.stride_out)[pack] = out;
     }
@@ -116,7 +120,7 @@ bias_gelu_bwd_kernel(BiasGeluBwdParams p, int64_t rows_per_chunk) {
         P dx;
 #pragma unroll
         for (int v = 0; v < VEC; ++v) {
-          const float grad = to_float(dy[r].v[v]) * gelu_grad<kTanh>(to_float(x[r].v[v]) + bias[v]);
+          const float grad = to_float(dy[r].v[v]) * gelu_grad<kTanh, kExactErf<T>>(to_float(x[r].v[v]) + bias[v]);
           dx.v[v] = from_float<T>(grad);
           sums[v] += grad;
         }

@@ -59,10 +59,10 @@ def store_with_epilogue(acc, pid_m, pid_n, M, N, BIAS, PRE, C, DBIAS_PARTIAL, st
     if APPLY_GELU:
         if STORE_PRE:
             tl.store(pre_ptrs, acc.to(PRE.dtype.element_ty), mask=in_tile)
-        out = _gelu(acc, TANH)
+        out = _gelu(acc, TANH, C.dtype.element_ty == tl.float32)
     elif GELU_GRAD:
         pre = tl.load(pre_ptrs, mask=in_tile, other=0.0).to(tl.float32)
-        out = acc * _gelu_grad(pre, TANH)
+        out = acc * _gelu_grad(pre, TANH, C.dtype.element_ty == tl.float32)
         # Rows and columns past the edge (zero here) stay out of the sums all the same.
         column_sums = tl.sum(tl.where(in_tile, out, 0.0), axis=0)
         tl.store(DBIAS_PARTIAL + pid_m * N + cols, column_sums, mask=in_cols)
