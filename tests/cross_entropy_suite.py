@@ -62,3 +62,19 @@ def test_all_rows_ignored(backend, device, dtype):
     logits, target = make_case(3, 20, dtype, device, ignored=[0, 1, 2])
     out, grad = check_against_reference(backend, logits, target)
     assert not out.any() and not grad.any()
+
+
+def test_double_backward_raises_on_the_triton_path(backend, device, dtype):
+    """The Triton kernels' gradient is first order: differentiating it again raises
+    (fastattn.ops._fused_op.first_order_only) instead of treating it as a constant. torch's
+    cross-entropy, the path of the other backends, has second derivatives of its own."""
+    logits, target = make_case(3, 11, dtype, device)
+    logits = logits.detach().requires_grad_()
+    loss = per_token_cross_entropy(logits, target, IGNORE, backend=backend).sum()
+    if backend == "triton":
+        with pytest.raises(RuntimeError, match="cross-entropy loss: fastattn's ops have "
+                                               "first-order gradients only"):
+            torch.autograd.grad(loss, logits, create_graph=True)
+    else:
+        (grad,) = torch.autograd.grad(loss, logits, create_graph=True)
+        assert grad.requires_grad

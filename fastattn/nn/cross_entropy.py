@@ -6,10 +6,13 @@ no CUDA C++ kernel for it, or inside torch.compile, which fuses the eager form i
 torch's own cross-entropy of the float32 logits, the same numbers as Hugging Face's loss.
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 from .._dispatch import why_backend_cannot_run
+from ..ops._fused_op import first_order_only
 
 
 class _TritonCrossEntropy(torch.autograd.Function):
@@ -23,6 +26,7 @@ class _TritonCrossEntropy(torch.autograd.Function):
         return losses
 
     @staticmethod
+    @functools.partial(first_order_only, name="fastattn's cross-entropy loss")
     def backward(ctx, grad_losses):
         from ..backends import triton_cross_entropy
 

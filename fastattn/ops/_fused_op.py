@@ -15,8 +15,10 @@ torch dispatch mode active (make_fx, FakeTensorMode, functionalization), or any 
 a subclass (FakeTensor, FunctionalTensor): each of these takes the custom op, as before.
 """
 
+import functools
 import inspect
 import typing
+
 
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
@@ -37,6 +39,34 @@ def tensor_positions(impl):
         if hint not in tensor_types and "Tensor" in repr(hint):
             return tuple(range(len(names)))  # a list of tensors: look at everything
     return tuple(i for i, name in enumerate(names) if hints.get(name) in tensor_types)
+
+
+def public_name(qualname):
+    """"fastattn::ffn_fwd" -> "fastattn.ffn", what users call."""
+    return qualname.replace("::", ".").removesuffix("_fwd")
+
+
+def first_order_only(backward, name):
+    """backward (of an autograd.Function), made to refuse a double backward loudly.
+
+    fastattn's gradients are first order: the triton and cuda backwards are kernels that record no
+    graph, and the torch backend's are not all differentiable either (the FFN's second derivatives
+    came out wrong). With create_graph=True autograd would take such gradients as constants, and a
+    loss built from them (a gradient penalty, MAML's inner step) would silently lose its
+    second-order terms; torch's once_differentiable catches that only when the incoming gradients
+    require grad, which a penalty's need not. So a backward under create_graph=True (autograd runs
+    backward functions with grad mode on exactly then) raises, on every backend."""
+    message = (f"{name}: fastattn's ops have first-order gradients only, so a backward with "
+               "create_graph=True (to differentiate the gradients again) is not supported; "
+               "run that computation on the unpatched model (fastattn.unpatch) or stock ops")
+
+    @functools.wraps(backward)
+    def run(ctx, *grads):
+        if torch.is_grad_enabled():
+            raise RuntimeError(message)
+        return backward(ctx, *grads)
+
+    return run
 
 
 def _tracing_mode_active():
@@ -70,7 +100,8 @@ class FusedOp:
 
         self._eager_function = type(
             f"Eager_{self.qualname.replace('::', '_')}", (torch.autograd.Function,),
-            {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+            {"forward": staticmethod(forward),
+             "backward": staticmethod(first_order_only(backward, public_name(self.qualname)))})
 
     def __call__(self, *args):
         # One pass over the arguments (this runs on every op call; host time is what it saves).

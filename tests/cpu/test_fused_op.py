@@ -46,3 +46,40 @@ def test_calls_under_a_dispatch_mode_take_the_custom_op(custom_op_calls):
         x, bias = (mode.from_tensor(t) for t in _inputs())
         out = fastattn.bias_gelu(x, bias, backend="torch")
     assert len(custom_op_calls) == 1 and out.shape == (5, 24)
+
+
+def _leaves(*shapes):
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randn(*shape, generator=generator, requires_grad=True) for shape in shapes]
+
+
+# op name -> (shapes of its differentiable inputs, the call on them): every public op with autograd.
+DIFFERENTIABLE_OPS = {
+    "bias_gelu": ([(4, 8), (8,)], lambda x, b: fastattn.bias_gelu(x, b, backend="torch")),
+    "layer_norm_residual": ([(4, 8), (4, 8), (8,), (8,)], lambda x, r, w, b:
+                            fastattn.layer_norm_residual(x, r, w, b, backend="torch")),
+    "masked_softmax": ([(1, 2, 3, 5)], lambda s: fastattn.masked_softmax(s, causal=True,
+                                                                           backend="torch")),
+    "ffn": ([(4, 8), (16, 8), (16,), (8, 16), (8,)], lambda x, w1, b1, w2, b2:
+            fastattn.ffn(x, w1, b1, w2, b2, backend="torch")),
+    "attention": ([(1, 2, 5, 16)] * 3, lambda q, k, v: fastattn.attention(q, k, v, causal=True,
+                                                                          backend="torch")),
+}
+
+
+@pytest.mark.parametrize("op", list(DIFFERENTIABLE_OPS))
+def test_double_backward_raises_instead_of_dropping_second_order_terms(op):
+    """A gradient penalty: the gradient taken with create_graph=True, then differentiated. The
+    gradients are first order (kernels record no graph; the torch backend's FFN gave wrong second
+    derivatives), so this must raise, not return the penalty's gradient without its terms. The
+    outer weights below do not require grad: torch's once_differentiable would let this through."""
+    shapes, call = DIFFERENTIABLE_OPS[op]
+    inputs = _leaves(*shapes)
+    out = call(*inputs)
+    weights = torch.linspace(-1, 1, out.numel()).view_as(out)
+    with pytest.raises(RuntimeError, match=f"fastattn.{op}: fastattn's ops have first-order "
+                                           "gradients only"):
+        torch.autograd.grad((out * weights).sum(), inputs[0], create_graph=True)
+    # First-order gradients are unchanged, the retained graph included.
+    (grad,) = torch.autograd.grad((call(*inputs) * weights).sum(), inputs[0])
+    assert grad.shape == inputs[0].shape and torch.isfinite(grad).all()
