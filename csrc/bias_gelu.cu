@@ -120,7 +120,8 @@ bias_gelu_bwd_kernel(BiasGeluBwdParams p, int64_t rows_per_chunk) {
         P dx;
 #pragma unroll
         for (int v = 0; v < VEC; ++v) {
-          const float grad = to_float(dy[r].v[v]) * gelu_grad<kTanh, kExactErf<T>>(to_float(x[r].v[v]) + bias[v]);
+          const float grad =
+              to_float(dy[r].v[v]) * gelu_grad<kTanh, kExactErf<T>>(to_float(x[r].v[v]) + bias[v]);
           dx.v[v] = from_float<T>(grad);
           sums[v] += grad;
         }

@@ -19,7 +19,6 @@ import functools
 import inspect
 import typing
 
-
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
