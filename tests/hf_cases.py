@@ -154,7 +154,8 @@ def check_tester_size_models(device, dtype, backend):
     kernels are not built for: patching such a model onto triton by name is refused up front (the
     model untouched); under the automatic choice its attention runs on a backend that takes any
     head dim, and BERT's outputs, GPT-2's logits and greedy generation match the unpatched model."""
-    bert_config, gpt2_config = hf_models.bert_config(hidden_size=32), hf_models.gpt2_config(n_embd=32)
+    bert_config = hf_models.bert_config(hidden_size=32)
+    gpt2_config = hf_models.gpt2_config(n_embd=32)
     if backend == "triton":
         model = hf_models.make_model(BertModel, bert_config)
         with pytest.raises(ValueError, match="backend 'triton' cannot run BertModel's attention: "

@@ -112,7 +112,8 @@ def test_triton_by_name_refuses_a_head_dim_without_kernels():
     # transformers' own tester size: hidden 32 over 4 heads is head dim 8. The automatic choice
     # runs it (tests/hf_cases.check_tester_size_models); triton asked by name cannot.
     model = hf_models.make_model(BertModel, hf_models.bert_config(hidden_size=32))
-    with pytest.raises(ValueError, match="backend 'triton' cannot run BertModel's attention: head dim 8"):
+    with pytest.raises(ValueError,
+                       match="backend 'triton' cannot run BertModel's attention: head dim 8"):
         fastattn.patch(model, backend="triton")
     assert model.config._attn_implementation != "fastattn"
     assert fastattn.patch(model) is model
