@@ -131,8 +131,8 @@ def builds():
 BUILDS = builds()
 
 
-def build_report(label):
-    """Compiles one variant (in a worker process) and reports what the test checks."""
+def compile_build(label):
+    """The compiled kernel of one variant, built as a launch builds it."""
     b = BUILDS[label]
     fn = KERNELS[b.role]
     constexprs = {"CAUSAL": b.causal, "HAS_KEY_MASK": b.key_mask, "VARLEN": b.varlen,
@@ -143,9 +143,14 @@ def build_report(label):
     if b.role == "backward_dkdv":
         constexprs["KEYS_AS_ROWS"] = settings.dkdv_keys_as_rows(b.head_dim, b.arch,
                                                                 b.dtype == "fp32", b.dropout)
-    kernel = compile_kernel(fn, attention_types(fn, b.dtype), constexprs, b.arch, b.tiles.num_warps,
-                            num_stages=b.tiles.num_stages, divisible=row_strides(fn),
-                            maxnreg=settings.MAX_REGISTERS)
+    return compile_kernel(fn, attention_types(fn, b.dtype), constexprs, b.arch, b.tiles.num_warps,
+                          num_stages=b.tiles.num_stages, divisible=row_strides(fn),
+                          maxnreg=settings.MAX_REGISTERS)
+
+
+def build_report(label):
+    """Compiles one variant (in a worker process) and reports what the test checks."""
+    kernel = compile_build(label)
     ptx = kernel.asm["ptx"]
     return {"usage": resource_usage(kernel), "shared": kernel.metadata.shared,
             "wgmma": ptx.count("wgmma.mma_async"), "mma_sync": ptx.count("mma.sync")}

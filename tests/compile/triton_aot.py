@@ -68,6 +68,40 @@ def resource_usage(kernel):
     return {key: int(value) for key, value in fields.items()}
 
 
+def cubin_sass(cubin):
+    """cuobjdump's SASS listing of a cubin (bytes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        return subprocess.run([_cuobjdump(), "-sass", path], check=True, capture_output=True,
+                              text=True).stdout
+
+
+_INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
+_BRANCH_TARGET = re.compile(r"\bBRA\b.*?(0x[0-9a-f]+)")
+
+
+def sass_counts(sass):
+    """{function: {"instructions", "mufu", "loops"}} of a SASS listing: static instruction counts,
+    MUFU (exp2, rcp, ...) among them, and the length of each loop body, found as the span from a
+    backward branch's target to the branch. Nested loops give both spans; an inner branch that
+    jumps back within a loop body (a row batch's early exit, say) counts as a loop of its own."""
+    functions = {}
+    for part in re.split(r"\n\s*Function : ", sass)[1:]:
+        name = part.split("\n", 1)[0].strip()
+        lines = [(int(address, 16), text.strip()) for address, text in _INSTRUCTION.findall(part)]
+        loops = []
+        for address, text in lines:
+            target = _BRANCH_TARGET.search(text)
+            if target and int(target.group(1), 16) < address:
+                start = int(target.group(1), 16)
+                loops.append(sum(1 for other, _ in lines if start <= other <= address))
+        functions[name] = {"instructions": len(lines),
+                           "mufu": sum("MUFU" in text for _, text in lines), "loops": loops}
+    return functions
+
+
 def check_usage(usage, shared, arch, label):
     """Fails on register spills (stack or local memory) or more shared memory than an SM holds."""
     assert usage["STACK"] == 0 and usage.get("LOCAL", 0) == 0, (

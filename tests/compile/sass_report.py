@@ -1,0 +1,142 @@
+"""Static SASS instruction counts of the hot kernels, built for a GPU that is not here: what a
+kernel change does to the work of a loop iteration, measured on CPU.
+
+    python tests/compile/sass_report.py [--arch 90] [PATTERN]
+
+Rows: the 16-bit attention tiles at head dims 64 and 128 in every flag variant (forward, decode,
+dQ, dK/dV; no dropout), the Triton bias+GELU kernels at their widest tile, the FFN GEMMs of every
+epilogue (pointer kernel, and the TMA candidates on sm_90), and the CUDA bias+GELU kernels (nvcc).
+Each is built as a launch builds it (the compile tier's builders). Columns: registers, stack bytes,
+static instructions, MUFU instructions among them (exp2, rcp, ...), and the instructions of each
+loop body (triton_aot.sass_counts). PATTERN (a regular expression) keeps the rows whose label
+matches; Triton's cache makes a second run fast.
+
+A development tool: the numbers in benchmarks/results/NOTES.md and commit messages come from it.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conftest  # noqa: E402,F401  (puts the repository root on sys.path for `kernels`)
+import test_bias_gelu_compile as gelu_builds  # noqa: E402
+import test_cuda_kernels_compile as cuda_builds  # noqa: E402
+import test_triton_attention_compile as attention_builds  # noqa: E402
+import test_triton_ffn_compile as ffn_builds  # noqa: E402
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+from triton_aot import cubin_sass, resource_usage, sass_counts, signature  # noqa: E402
+
+ATTENTION_HEAD_DIMS = (64, 128)
+
+
+def _triton_row(label, kernel):
+    (counts,) = sass_counts(cubin_sass(kernel.asm["cubin"])).values()
+    usage = resource_usage(kernel)
+    return label, usage["REG"], usage["STACK"], counts
+
+
+def attention_rows(arch):
+    for label, b in attention_builds.BUILDS.items():
+        if (b.arch == arch and b.dtype == "bf16" and not b.dropout
+                and b.head_dim in ATTENTION_HEAD_DIMS):
+            yield label, lambda label=label: _triton_row(
+                f"attention {label}", attention_builds.compile_build(label))
+
+
+def _compile_bias_gelu(fn, constexprs, num_warps, arch):
+    """As a launch on BERT/GPT2 widths builds it: row strides and n_cols multiples of 16."""
+    types = gelu_builds.gelu_types("bf16")
+    sig = signature(fn, types, constexprs)
+    divisible = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
+                 if sig[name] != "constexpr" and (sig[name].startswith("*")
+                                                  or name.startswith("stride_") or name == "n_cols")}
+    return triton.compile(ASTSource(fn, sig, constexprs, divisible),
+                          target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
+
+
+def bias_gelu_rows(arch):
+    for label, (fn, constexprs, num_warps) in gelu_builds.VARIANTS.items():
+        if label.endswith("4x1024"):
+            yield f"bias_gelu {label}", lambda label=label, fn=fn, c=constexprs, w=num_warps: (
+                _triton_row(f"bias_gelu {label} bf16", _compile_bias_gelu(fn, c, w, arch)))
+
+
+def ffn_rows(arch):
+    for label, (variant_arch, elem, epilogue, tiles) in ffn_builds.VARIANTS.items():
+        if variant_arch != arch or elem != "bf16":
+            continue
+        flags, layout, _ = ffn_builds.EPILOGUES[epilogue]
+        constexprs = dict(flags, **ffn_builds.UNIT_STRIDES[layout], DOT_PRECISION="tf32",
+                          EVEN_M=True, EVEN_N=True, EVEN_K=True, BLOCK_M=tiles.block_m,
+                          BLOCK_N=tiles.block_n, BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m)
+        yield f"ffn {label}", lambda label=label, c=constexprs, t=tiles: _triton_row(
+            f"ffn {label}", ffn_builds.compile_aligned_gemm(ffn_builds.matmul_types("bf16"), c,
+                                                             arch, t.num_warps, t.num_stages))
+    if arch >= 90:
+        for label, (epilogue, tiles) in ffn_builds.TMA_VARIANTS.items():
+            yield f"ffn-tma {label}", lambda label=label, e=epilogue, t=tiles: _triton_row(
+                f"ffn-tma {label}", ffn_builds.compile_tma_gemm(e, t))
+
+
+def cuda_rows(arch, cu_file="bias_gelu.cu"):
+    """One row per kernel of a csrc/*.cu file, built with the extension's nvcc flags."""
+    if cuda_builds.NVCC is None:
+        return
+    cuda_arch = f"sm_{arch}a" if arch >= 90 else f"sm_{arch}"
+
+    def build():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "out.cubin")
+            result = subprocess.run(
+                [cuda_builds.NVCC, "-cubin", f"-arch={cuda_arch}", *cuda_builds.NVCC_FLAGS, "-I",
+                 cuda_builds.CSRC, "-Xptxas", "-v", "-o", out,
+                 os.path.join(cuda_builds.CSRC, cu_file)],
+                check=True, capture_output=True, text=True)
+            with open(out, "rb") as f:
+                functions = sass_counts(cubin_sass(f.read()))
+        usage = cuda_builds.parse_ptxas_report(result.stdout + result.stderr)
+        names = cuda_builds.demangle(sorted(functions))
+        return [(f"cuda {cu_file} {_short(names[name])}", usage.get(name, {}).get("registers", -1),
+                 usage.get(name, {}).get("stack", -1), counts)
+                for name, counts in sorted(functions.items())]
+
+    yield f"cuda {cu_file}", build
+
+
+def _short(name):
+    """fastattn::(anonymous namespace)::bias_gelu_bwd_kernel<__nv_bfloat16, 8, false>(...) ->
+    bias_gelu_bwd_kernel<__nv_bfloat16, 8, false>."""
+    return re.sub(r"\([^()]*\)$", "", name).split("::")[-1]
+
+
+def rows(arch, pattern=""):
+    """(label, registers, stack bytes, counts) of every row whose label matches pattern."""
+    keep = re.compile(pattern)
+    for generator in (attention_rows, bias_gelu_rows, ffn_rows, cuda_rows):
+        for label, build in generator(arch):
+            if generator is cuda_rows:
+                yield from (row for row in build() if keep.search(row[0]))
+            elif keep.search(label):
+                yield build()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", type=int, default=90, choices=(80, 90))
+    parser.add_argument("pattern", nargs="?", default="")
+    args = parser.parse_args(argv)
+    print(f"sm_{args.arch}, triton {triton.__version__}: registers, stack bytes, static "
+          "instructions, MUFU, loop bodies")
+    for label, registers, stack, counts in rows(args.arch, args.pattern):
+        print(f"{label:72s} {registers:4d} {stack:4d} {counts['instructions']:6d} "
+              f"{counts['mufu']:4d}  {counts['loops']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
