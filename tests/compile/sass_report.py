@@ -5,7 +5,8 @@ kernel change does to the work of a loop iteration, measured on CPU.
 
 Rows: the 16-bit attention tiles at head dims 64 and 128 in every flag variant (forward, decode,
 dQ, dK/dV; no dropout), the Triton bias+GELU kernels at their widest tile, the FFN GEMMs of every
-epilogue (pointer kernel, and the TMA candidates on sm_90), and the CUDA bias+GELU kernels (nvcc).
+epilogue (pointer kernel, and the TMA candidates on sm_90), and the kernels of the CUDA files in
+CU_FILES (nvcc).
 Each is built as a launch builds it (the compile tier's builders). Columns: registers, stack bytes,
 static instructions, MUFU instructions among them (exp2, rcp, ...), and the instructions of each
 loop body (triton_aot.sass_counts). PATTERN (a regular expression) keeps the rows whose label
@@ -84,7 +85,15 @@ def ffn_rows(arch):
                 f"ffn-tma {label}", ffn_builds.compile_tma_gemm(e, t))
 
 
-def cuda_rows(arch, cu_file="bias_gelu.cu"):
+CU_FILES = ("bias_gelu.cu", "masked_softmax.cu", "layer_norm_residual.cu")
+
+
+def cuda_rows(arch, cu_files=CU_FILES):
+    for cu_file in cu_files:
+        yield from _cuda_file_rows(arch, cu_file)
+
+
+def _cuda_file_rows(arch, cu_file):
     """One row per kernel of a csrc/*.cu file, built with the extension's nvcc flags."""
     if cuda_builds.NVCC is None:
         return
@@ -115,12 +124,14 @@ def _short(name):
     return re.sub(r"\([^()]*\)$", "", name).split("::")[-1]
 
 
-def rows(arch, pattern=""):
-    """(label, registers, stack bytes, counts) of every row whose label matches pattern."""
+def rows(arch, pattern="", cu_files=CU_FILES):
+    """(label, registers, stack bytes, counts) of every row whose label matches pattern; the CUDA
+    rows come from the files in cu_files (each built whole, then filtered)."""
     keep = re.compile(pattern)
-    for generator in (attention_rows, bias_gelu_rows, ffn_rows, cuda_rows):
+    for generator in (attention_rows, bias_gelu_rows, ffn_rows,
+                      lambda arch: cuda_rows(arch, cu_files)):
         for label, build in generator(arch):
-            if generator is cuda_rows:
+            if label.startswith("cuda "):
                 yield from (row for row in build() if keep.search(row[0]))
             elif keep.search(label):
                 yield build()

@@ -26,7 +26,7 @@ def test_sass_counts_finds_instructions_mufu_and_loop_bodies():
 
 
 def test_triton_row():
-    (row,) = sass_report.rows(90, "bias_gelu fwd-erf-4x1024")
+    (row,) = sass_report.rows(90, "bias_gelu fwd-erf-4x1024", cu_files=())
     label, registers, stack, counts = row
     assert label == "bias_gelu fwd-erf-4x1024 bf16" and stack == 0 and 0 < registers <= 255
     # 16 elements a thread, each with an exp2 and a reciprocal (the erfc form of 16-bit outputs).
@@ -36,7 +36,8 @@ def test_triton_row():
 @pytest.mark.skipif(sass_report.cuda_builds.NVCC is None, reason="nvcc not found: the CUDA rows "
                     "need the CUDA toolkit")
 def test_cuda_row():
-    (row,) = sass_report.rows(90, r"bias_gelu_bwd_kernel<__nv_bfloat16, 8, false>")
+    (row,) = sass_report.rows(90, r"bias_gelu_bwd_kernel<__nv_bfloat16, 8, false>",
+                              cu_files=("bias_gelu.cu",))
     label, registers, stack, counts = row
     assert stack == 0 and registers > 0
     # The row loop: 16 elements (two rows of 8), each with the exp2 and the reciprocal.
