@@ -3,10 +3,11 @@ supplies `backend`, `dtype` and `device`. Sizes are small (the interpret tier ru
 Triton interpreter); the gpu tier adds real sizes in its own module."""
 
 import pytest
+import torch
 
 import attn_cases
 import fastattn
-from fastattn import BackendUnavailableError
+from fastattn import BackendUnavailableError, reference
 from fastattn.ops.attention import TRITON_HEAD_DIMS, missing_backends
 
 try:
@@ -111,6 +112,24 @@ def test_varlen_uniform_lengths(backend, device, dtype, causal):
     encoder packs most often); the torch backend runs it as a dense batch."""
     attn_cases.check_varlen(backend, [19, 19, 19], [19, 19, 19], 4, 2, 32, dtype, device, causal)
     attn_cases.check_varlen(backend, [40], [40], 2, 2, 64, dtype, device, causal)
+
+
+def test_varlen_strided_cu_seqlens(backend, device, dtype):
+    """cu_seqlens as a strided view (every other entry of a larger tensor): the kernels must read
+    its values, not the memory between them (they read garbage there and returned NaN)."""
+    lengths = [5, 0, 9, 3]
+    q, k, v, cu, _ = attn_cases.varlen_inputs(lengths, lengths, 2, 1, 32, dtype, device)
+    strided = torch.stack([cu, torch.full_like(cu, 99)], dim=1).flatten()[::2]
+    assert not strided.is_contiguous() and torch.equal(strided, cu)
+
+    def run(q, k, v):
+        return fastattn.attention_varlen(q, k, v, strided, strided, max(lengths), max(lengths),
+                                         causal=True, backend=backend)
+
+    def ref_run(q, k, v, upcast):
+        return reference.attention_varlen(q, k, v, cu, cu, causal=True, upcast=upcast)
+
+    attn_cases.compare(run, ref_run, (q, k, v))
 
 
 @pytest.mark.parametrize("case", ["one_query", "few_queries_masked"])

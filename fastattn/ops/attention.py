@@ -294,5 +294,9 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seql
                               scale=scale, dropout_p=dropout_p, backend=backend)
     _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                             causal, scale, dropout_p)
+    # The triton and cuda kernels index cu_seqlens as a plain array: a strided view (every other
+    # entry of a larger tensor, say) would be read past its values. contiguous() returns a
+    # contiguous tensor itself, so the facts remembered on it stay.
+    cu_seqlens_q, cu_seqlens_k = cu_seqlens_q.contiguous(), cu_seqlens_k.contiguous()
     return _run(OP_VARLEN, q, k, v, None, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                 causal, scale, dropout_p, backend)
