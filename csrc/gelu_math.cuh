@@ -34,11 +34,17 @@ constexpr float kLog2e = 1.44269504088896341f;
 // is added to 1, so flushing it to zero changes nothing that float32 keeps). The host (where
 // tests/cpu checks these formulas with g++ against torch's float64 GELU) takes the accurate
 // functions.
+#if defined(__CUDA_ARCH__)
+__device__ __forceinline__ float ex2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+#endif
+
 FASTATTN_HOST_DEVICE float fast_exp(float x) {
 #if defined(__CUDA_ARCH__)
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x * kLog2e));
-  return y;
+  return ex2_approx(x * kLog2e);
 #else
   return expf(x);
 #endif
@@ -48,9 +54,7 @@ FASTATTN_HOST_DEVICE float fast_exp(float x) {
 // of -0.5 z z would multiply three times: the compiler may not reassociate float products).
 FASTATTN_HOST_DEVICE float gauss(float z) {
 #if defined(__CUDA_ARCH__)
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(z * (z * (-0.5f * kLog2e))));
-  return y;
+  return ex2_approx(z * (z * (-0.5f * kLog2e)));
 #else
   return expf(-0.5f * z * z);
 #endif

@@ -29,9 +29,7 @@ import test_cuda_kernels_compile as cuda_builds  # noqa: E402
 import test_triton_attention_compile as attention_builds  # noqa: E402
 import test_triton_ffn_compile as ffn_builds  # noqa: E402
 import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
-from triton_aot import cubin_sass, resource_usage, sass_counts, signature  # noqa: E402
+from triton_aot import compile_kernel, cubin_sass, resource_usage, sass_counts  # noqa: E402
 
 ATTENTION_HEAD_DIMS = (64, 128)
 
@@ -52,13 +50,9 @@ def attention_rows(arch):
 
 def _compile_bias_gelu(fn, constexprs, num_warps, arch):
     """As a launch on BERT/GPT2 widths builds it: row strides and n_cols multiples of 16."""
-    types = gelu_builds.gelu_types("bf16")
-    sig = signature(fn, types, constexprs)
-    divisible = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(fn.arg_names)
-                 if sig[name] != "constexpr" and (sig[name].startswith("*")
-                                                  or name.startswith("stride_") or name == "n_cols")}
-    return triton.compile(ASTSource(fn, sig, constexprs, divisible),
-                          target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
+    divisible = [name for name in fn.arg_names if name.startswith("stride_") or name == "n_cols"]
+    return compile_kernel(fn, gelu_builds.gelu_types("bf16"), constexprs, arch, num_warps,
+                          divisible=divisible)
 
 
 def bias_gelu_rows(arch):

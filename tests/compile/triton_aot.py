@@ -54,14 +54,19 @@ def _cuobjdump():
     return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 
 
-def resource_usage(kernel):
-    """{"REG": n, "STACK": bytes, "LOCAL": bytes, "SHARED": bytes} of the compiled cubin."""
+def _cuobjdump_output(cubin, option):
+    """cuobjdump's stdout for a cubin (bytes) and one option (--dump-resource-usage, -sass)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "kernel.cubin")
         with open(path, "wb") as f:
-            f.write(kernel.asm["cubin"])
-        report = subprocess.run([_cuobjdump(), "--dump-resource-usage", path], check=True,
-                                capture_output=True, text=True).stdout
+            f.write(cubin)
+        return subprocess.run([_cuobjdump(), option, path], check=True, capture_output=True,
+                              text=True).stdout
+
+
+def resource_usage(kernel):
+    """{"REG": n, "STACK": bytes, "LOCAL": bytes, "SHARED": bytes} of the compiled cubin."""
+    report = _cuobjdump_output(kernel.asm["cubin"], "--dump-resource-usage")
     fields = dict(re.findall(r"\b(REG|STACK|LOCAL|SHARED):(\d+)", report))
     if "REG" not in fields:
         raise AssertionError(f"no resource line in the cuobjdump report:\n{report}")
@@ -70,12 +75,7 @@ def resource_usage(kernel):
 
 def cubin_sass(cubin):
     """cuobjdump's SASS listing of a cubin (bytes)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "kernel.cubin")
-        with open(path, "wb") as f:
-            f.write(cubin)
-        return subprocess.run([_cuobjdump(), "-sass", path], check=True, capture_output=True,
-                              text=True).stdout
+    return _cuobjdump_output(cubin, "-sass")
 
 
 _INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);")
