@@ -132,6 +132,29 @@ def test_varlen_strided_cu_seqlens(backend, device, dtype):
     attn_cases.compare(run, ref_run, (q, k, v))
 
 
+def test_a_jit_trace_replays_on_new_inputs(backend, device, dtype):
+    """torch.jit.trace records tensor ops, and a Triton or CUDA launch is none: the record must hold
+    the fused op itself (fastattn::attention_fwd, run again on replay), and its gradients too."""
+    import warnings
+
+    mask = attn_cases.key_padding_mask("empty_row", 3, 37, device)
+    traced_inputs = attn_cases.make_qkv(3, 4, 2, 37, 37, 32, dtype, device, seed=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jit.trace is deprecated
+        traced = torch.jit.trace(
+            lambda q, k, v, mask: fastattn.attention(q, k, v, causal=True, key_padding_mask=mask,
+                                                     backend=backend),
+            (*traced_inputs, mask))
+
+    def ref_run(q, k, v, upcast):
+        return reference.attention(q, k, v, causal=True, key_padding_mask=other_mask,
+                                   upcast=upcast)
+
+    other_mask = attn_cases.key_padding_mask("mixed", 3, 37, device, seed=1).flip(1)
+    attn_cases.compare(lambda q, k, v: traced(q, k, v, other_mask), ref_run,
+                       attn_cases.make_qkv(3, 4, 2, 37, 37, 32, dtype, device, seed=7))
+
+
 @pytest.mark.parametrize("case", ["one_query", "few_queries_masked"])
 def test_decode_split_keys(backend, device, dtype, case):
     """KV-cache decoding: one (or a few) queries against many keys and few heads, so the triton

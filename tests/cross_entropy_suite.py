@@ -78,3 +78,21 @@ def test_double_backward_raises_on_the_triton_path(backend, device, dtype):
     else:
         (grad,) = torch.autograd.grad(loss, logits, create_graph=True)
         assert grad.requires_grad
+
+
+def test_a_jit_trace_replays_the_loss_on_new_logits(backend, device, dtype):
+    """torch.jit.trace records tensor ops; a Triton launch is none, so the record would replay
+    whatever the traced call left in its output buffer. Under jit.trace the loss takes torch's ops
+    (fastattn._tracing)."""
+    import warnings
+
+    traced_logits, target = make_case(5, 37, dtype, device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jit.trace is deprecated
+        traced = torch.jit.trace(
+            lambda logits, target: per_token_cross_entropy(logits, target, IGNORE, backend=backend),
+            (traced_logits, target))
+    logits, _ = make_case(5, 37, dtype, device, seed=1)
+    ref = reference.cross_entropy(logits.double(), target, IGNORE, upcast=True)
+    eager = reference.cross_entropy(logits, target, IGNORE, upcast=False)
+    assert_numerics("loss", traced(logits, target), ref, eager.to(torch.float32))

@@ -21,6 +21,7 @@ from transformers import masking_utils
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 import fastattn
+from fastattn import _tracing
 
 NAME = "fastattn"
 # Set on attention modules by patch(); None means fastattn's automatic choice.
@@ -63,7 +64,7 @@ def _none_if_all_visible(mask):
     # A mask with no padding says nothing: None spares every layer its mask handling (and BERT its
     # unpadding). One read of the mask per forward, as transformers' own sdpa path makes to skip
     # its masks; not while torch.compile traces (the answer is data).
-    if not torch.compiler.is_compiling() and bool(mask.all()):
+    if not _tracing.recording() and bool(mask.all()):
         return None
     return mask
 

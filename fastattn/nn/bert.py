@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
 
+from .. import _tracing
 from . import adoption
 from .attention import attention_on_packed_qkv
 from .ffn import gelu_approximation, gelu_ffn
@@ -95,7 +96,7 @@ class BertLayer(HFBertLayer):
         attention = self.attention.self
         params = (attention.query.weight, attention.key.weight, attention.value.weight,
                   attention.query.bias, attention.key.bias, attention.value.bias)
-        if torch.compiler.is_compiling() or (torch.is_grad_enabled()
+        if _tracing.recording() or (torch.is_grad_enabled()
                                              and any(t.requires_grad for t in params)):
             return torch.cat(params[:3]), torch.cat(params[3:])
         if any(t.is_inference() for t in params):  # no version counter: writes would go unseen

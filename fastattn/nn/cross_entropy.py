@@ -11,6 +11,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .. import _tracing
 from .._dispatch import why_backend_cannot_run
 from ..ops._fused_op import first_order_only
 
@@ -38,7 +39,7 @@ class _TritonCrossEntropy(torch.autograd.Function):
 
 def _streams_with_triton(logits, backend):
     """backend None: CUDA tensors; "triton" also CPU tensors under TRITON_INTERPRET=1 (tests)."""
-    if backend not in (None, "triton") or torch.compiler.is_compiling():
+    if backend not in (None, "triton") or _tracing.recording():
         return False
     if backend is None and not logits.is_cuda:
         return False

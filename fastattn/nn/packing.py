@@ -9,6 +9,8 @@ as it is instead: all B * S rows, the padding masked in attention (key_padding_m
 gives the traced graph a data-dependent size (torch.nonzero), and inductor captures no graph part
 with one in CUDA graphs (mode "reduce-overhead"); a small batch is host-bound, so replaying it as
 a CUDA graph is worth more than skipping its padding's compute. Large batches keep unpadding.
+torch.jit.trace keeps the padding at every size: it records the token count as a constant, so a
+packed trace would be wrong for any other mask.
 """
 
 from dataclasses import dataclass
@@ -45,11 +47,12 @@ class PackedBatch:
         """x [B, S, ...] -> (x_packed [T, ...], PackedBatch). key_padding_mask: bool [B, S], True
         for real tokens (any pattern: right or left padding, holes), or None (all real).
         keep_padding: True keeps the padded positions as rows (T = B * S, static shapes), False
-        drops them, None decides (kept under torch.compile up to STATIC_TOKENS_UNDER_COMPILE)."""
+        drops them, None decides (kept under torch.jit.trace, and under torch.compile up to
+        STATIC_TOKENS_UNDER_COMPILE)."""
         batch, seqlen = x.shape[0], x.shape[1]
         if keep_padding is None:
-            keep_padding = (torch.compiler.is_compiling()
-                            and batch * seqlen <= STATIC_TOKENS_UNDER_COMPILE)
+            keep_padding = torch.jit.is_tracing() or (
+                torch.compiler.is_compiling() and batch * seqlen <= STATIC_TOKENS_UNDER_COMPILE)
         if key_padding_mask is None or keep_padding:
             cu_seqlens = torch.arange(0, (batch + 1) * seqlen, seqlen, dtype=torch.int32, device=x.device)
             cu_seqlens = cu_seqlens_facts.vouch(cu_seqlens, batch * seqlen, seqlen)

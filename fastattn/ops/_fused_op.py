@@ -10,7 +10,8 @@ bias_gelu, layer_norm_residual and the FFN (0.2x-0.5x eager) and the BERT latenc
 
 `FusedOp` keeps the custom op for tracing and calls the Python implementation directly otherwise,
 through a plain autograd.Function that uses the same `setup_context` and `backward` as the custom
-op's registered autograd. Tracing is recognised conservatively: torch.compile/export running, a
+op's registered autograd. Tracing is recognised conservatively: torch.compile/export running,
+torch.jit.trace recording (which records a custom op as a node, but not a Triton launch), a
 torch dispatch mode active (make_fx, FakeTensorMode, functionalization), or any tensor argument of
 a subclass (FakeTensor, FunctionalTensor): each of these takes the custom op, as before.
 """
@@ -22,6 +23,7 @@ import typing
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from .. import _tracing
 from ..backends._device import on_inputs_device
 
 _PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
@@ -69,7 +71,7 @@ def first_order_only(backward, name):
 
 
 def _tracing_mode_active():
-    return torch.compiler.is_compiling() or _get_current_dispatch_mode() is not None
+    return _tracing.recording() or _get_current_dispatch_mode() is not None
 
 
 class FusedOp:

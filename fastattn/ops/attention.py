@@ -37,7 +37,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _autocast, _checks
+from .. import _autocast, _checks, _tracing
 from ._fused_op import fused_op
 from ..backends import module_for
 from .._dispatch import BACKENDS, resolve_backend
@@ -231,7 +231,7 @@ def _unsupported_backends(q, k, v, dropout_p):
             from ..kernels.attention_settings import switch_off_reason
         except ImportError:  # no triton: dispatch already says so
             return unsupported
-        needs_backward = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+        needs_backward = _tracing.needs_grad(q, k, v)
         reason = switch_off_reason(q.shape[-1], q.dtype == torch.float32, dropout_p > 0,
                                    needs_backward)
         if reason is not None:

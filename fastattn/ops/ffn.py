@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _autocast, _checks
+from .. import _autocast, _checks, _tracing
 from ._fused_op import fused_op
 from ..backends import module_for
 from .._dispatch import resolve_backend
@@ -146,7 +146,7 @@ def ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
     name = resolve_backend(OP, x.device, backend, _unsupported(x, w1, w2))
     dropout_p = float(dropout_p)
     seed = draw_dropout_seed(dropout_p)
-    store_pre = torch.is_grad_enabled() and any(t.requires_grad for t in (x, w1, b1, w2, b2))
+    store_pre = _tracing.needs_grad(x, w1, b1, w2, b2)
     rows = x.dim() == 2
     out, _h, _pre = ffn_fwd(x if rows else x.reshape(-1, x.shape[-1]), w1, b1, w2, b2, approximate,
                             dropout_p, seed, store_pre, name)

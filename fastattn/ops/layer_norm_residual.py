@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .. import _autocast, _checks
+from .. import _autocast, _checks, _tracing
 from ._fused_op import fused_op
 from ..backends import module_for
 from .._dispatch import resolve_backend
@@ -139,7 +139,7 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
     dropout_p = float(dropout_p)
     seed = draw_dropout_seed(dropout_p)
     h_is_x = residual is None and seed is None
-    store_h = not h_is_x and (return_residual or _needs_grad(x, residual, weight, bias))
+    store_h = not h_is_x and (return_residual or _tracing.needs_grad(x, residual, weight, bias))
     rows = x.dim() == 2
     y, h, _mean, _rstd = layer_norm_residual_fwd(
         x if rows else x.reshape(-1, hidden),
@@ -151,6 +151,3 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
         return y
     return y, (x if h_is_x else h if rows else h.reshape_as(x))
 
-
-def _needs_grad(*tensors):
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

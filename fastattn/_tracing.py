@@ -1,0 +1,25 @@
+"""Whether a trace is recording the current call.
+
+torch.compile / torch.export (dynamo) and torch.jit.trace record a model once and replay the
+record. Python that branches on tensor values (a mask that is all ones, the number of real tokens
+of a padded batch) or keeps tensors between calls (a cached weight concatenation) would have what
+it saw on the tracing inputs baked into the record, which then gives wrong answers on other
+inputs. Under a trace fastattn takes the paths that depend on shapes only.
+"""
+
+import torch
+
+
+def recording():
+    """True while torch.compile, torch.export or torch.jit.trace records this call."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
+def needs_grad(*tensors):
+    """Whether a backward through these tensors can follow, so the forward must keep what it
+    needs. Under torch.jit.trace always: the record serves inference and training replays alike,
+    and jit.trace's own check records the model again under no_grad, which must give the same
+    record."""
+    if torch.jit.is_tracing():
+        return True
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
