@@ -12,6 +12,7 @@ import functools
 import os
 
 import torch
+from torch.autograd import forward_ad
 
 from . import _extension
 
@@ -215,14 +216,34 @@ def _environment_backend():
     return None if value is None else os.environ.decodevalue(value)
 
 
-def resolve_backend(op, device, requested=None, unsupported=None, size=None):
+# Forward-mode AD (torch.autograd.forward_ad): a kernel computes the primal output only, and its
+# output would carry no tangent, which autograd reads as a zero tangent: a silent wrong answer. The
+# torch backend's stock ops carry tangents (or raise where torch has no forward formula).
+FORWARD_AD_REASON = ("forward-mode AD (dual tensors): its kernels compute no tangents; the torch "
+                     "backend's stock ops do")
+
+
+def _kernels_cannot_take(inputs):
+    """{backend: reason} for the kernel backends when an input is a dual tensor, else None."""
+    if forward_ad._current_level < 0:  # no dual_level() open: the common case, one attribute read
+        return None
+    if any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in inputs):
+        return {name: FORWARD_AD_REASON for name in BACKENDS if name != "torch"}
+    return None
+
+
+def resolve_backend(op, device, requested=None, unsupported=None, size=None, inputs=()):
     """The backend that runs `op` on tensors of `device`.
 
     `unsupported` maps backend name -> reason for backends that cannot take this particular call
     (e.g. a hidden size beyond a kernel's limit). A backend chosen by the user that cannot run
     raises BackendUnavailableError; the automatic choice skips it. `size`: what auto_order's
-    size-dependent orders go by, for ops that have one.
+    size-dependent orders go by, for ops that have one. `inputs`: the call's tensors (or None),
+    looked at for forward-mode AD.
     """
+    kernels_cannot = _kernels_cannot_take(inputs)
+    if kernels_cannot is not None:
+        unsupported = {**kernels_cannot, **(unsupported or {})}
     if requested is not None:
         return _chosen(op, requested, "backend=", device, unsupported)
     name = _backend_in_context()

@@ -1,18 +1,31 @@
-"""Whether a trace is recording the current call.
+"""Whether a trace is recording the current call, or torch.func transforms are running it.
 
 torch.compile / torch.export (dynamo) and torch.jit.trace record a model once and replay the
 record. Python that branches on tensor values (a mask that is all ones, the number of real tokens
 of a padded batch) or keeps tensors between calls (a cached weight concatenation) would have what
 it saw on the tracing inputs baked into the record, which then gives wrong answers on other
-inputs. Under a trace fastattn takes the paths that depend on shapes only.
+inputs. torch.func's vmap has no values to give Python at all, and its batched tensors no storage
+to cache. In both cases fastattn takes the paths that depend on shapes only.
 """
 
 import torch
 
 
+# The C functions behind torch.jit.is_tracing and torch.func's own check, called directly: these
+# checks run on every op call, and a Python wrapper around each costs about 0.1 us.
+_jit_tracing = torch._C._is_tracing
+# transformed(): True while torch.func transforms (grad, vjp, jacrev, vmap, ...) run this call.
+transformed = torch._C._are_functorch_transforms_active
+
+
 def recording():
     """True while torch.compile, torch.export or torch.jit.trace records this call."""
-    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+    return torch.compiler.is_compiling() or _jit_tracing()
+
+
+def shapes_only():
+    """True when Python must decide from shapes alone and keep no tensor between calls."""
+    return recording() or transformed()
 
 
 def needs_grad(*tensors):

@@ -96,3 +96,18 @@ def test_a_jit_trace_replays_the_loss_on_new_logits(backend, device, dtype):
     ref = reference.cross_entropy(logits.double(), target, IGNORE, upcast=True)
     eager = reference.cross_entropy(logits, target, IGNORE, upcast=False)
     assert_numerics("loss", traced(logits, target), ref, eager.to(torch.float32))
+
+
+def test_torch_func_grad(backend, device, dtype):
+    """Under torch.func the loss takes torch's cross-entropy (the Triton path's autograd.Function
+    is not in the form torch.func accepts)."""
+    logits, target = make_case(4, 29, dtype, device)
+    weights = torch.rand(4, generator=torch.Generator().manual_seed(3)).to(device)
+
+    def grad(loss_fn, logits):
+        return torch.func.grad(lambda x: (loss_fn(x) * weights.to(x.dtype)).sum())(logits)
+
+    got = grad(lambda x: per_token_cross_entropy(x, target, IGNORE, backend=backend), logits)
+    ref = grad(lambda x: reference.cross_entropy(x, target, IGNORE, upcast=True), logits.double())
+    eager = grad(lambda x: reference.cross_entropy(x, target, IGNORE, upcast=False), logits)
+    assert_grad_numerics("dlogits", got, ref, eager)

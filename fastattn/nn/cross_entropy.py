@@ -39,7 +39,9 @@ class _TritonCrossEntropy(torch.autograd.Function):
 
 def _streams_with_triton(logits, backend):
     """backend None: CUDA tensors; "triton" also CPU tensors under TRITON_INTERPRET=1 (tests)."""
-    if backend not in (None, "triton") or _tracing.recording():
+    # A trace would not record the Triton launch; torch.func needs the autograd.Function form
+    # fastattn.ops._fused_op gives the fused ops. torch's cross-entropy serves both.
+    if backend not in (None, "triton") or _tracing.shapes_only():
         return False
     if backend is None and not logits.is_cuda:
         return False

@@ -10,7 +10,8 @@ gives the traced graph a data-dependent size (torch.nonzero), and inductor captu
 with one in CUDA graphs (mode "reduce-overhead"); a small batch is host-bound, so replaying it as
 a CUDA graph is worth more than skipping its padding's compute. Large batches keep unpadding.
 torch.jit.trace keeps the padding at every size: it records the token count as a constant, so a
-packed trace would be wrong for any other mask.
+packed trace would be wrong for any other mask. So do torch.func transforms (vmap has no token
+count to read).
 """
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor
 
 import fastattn
+from fastattn import _tracing
 from fastattn.ops import cu_seqlens_facts
 
 # Padded batches of at most this many positions (B * S) stay padded under torch.compile (see the
@@ -47,12 +49,14 @@ class PackedBatch:
         """x [B, S, ...] -> (x_packed [T, ...], PackedBatch). key_padding_mask: bool [B, S], True
         for real tokens (any pattern: right or left padding, holes), or None (all real).
         keep_padding: True keeps the padded positions as rows (T = B * S, static shapes), False
-        drops them, None decides (kept under torch.jit.trace, and under torch.compile up to
-        STATIC_TOKENS_UNDER_COMPILE)."""
+        drops them, None decides (kept under torch.jit.trace and torch.func, and under
+        torch.compile up to STATIC_TOKENS_UNDER_COMPILE)."""
         batch, seqlen = x.shape[0], x.shape[1]
         if keep_padding is None:
-            keep_padding = torch.jit.is_tracing() or (
-                torch.compiler.is_compiling() and batch * seqlen <= STATIC_TOKENS_UNDER_COMPILE)
+            if torch.compiler.is_compiling():
+                keep_padding = batch * seqlen <= STATIC_TOKENS_UNDER_COMPILE
+            else:  # jit.trace would record the token count as a constant; vmap has none to read
+                keep_padding = _tracing.shapes_only()
         if key_padding_mask is None or keep_padding:
             cu_seqlens = torch.arange(0, (batch + 1) * seqlen, seqlen, dtype=torch.int32, device=x.device)
             cu_seqlens = cu_seqlens_facts.vouch(cu_seqlens, batch * seqlen, seqlen)

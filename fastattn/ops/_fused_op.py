@@ -14,6 +14,12 @@ op's registered autograd. Tracing is recognised conservatively: torch.compile/ex
 torch.jit.trace recording (which records a custom op as a node, but not a Triton launch), a
 torch dispatch mode active (make_fx, FakeTensorMode, functionalization), or any tensor argument of
 a subclass (FakeTensor, FunctionalTensor): each of these takes the custom op, as before.
+
+Under torch.func transforms (grad, vjp, jacrev, vmap) every call goes through an autograd.Function
+in the form torch.func accepts (forward and setup_context apart), the backward ops too: torch.func
+then hands forward plain tensors, which the kernels need (its wrappers have no data pointer), and
+a gradient of a gradient reaches a backward op's backward, which raises. vmap runs the op once per
+element of the mapped dimension (`_vmap_by_loop`): right for every op and backend, not fast.
 """
 
 import functools
@@ -63,11 +69,42 @@ def first_order_only(backward, name):
 
     @functools.wraps(backward)
     def run(ctx, *grads):
-        if torch.is_grad_enabled():
+        # torch.func's grad runs every backward with grad mode on, wanted or not; there the backward
+        # ops, called through their Functions (FusedOp), raise if something differentiates them.
+        if torch.is_grad_enabled() and not _tracing.transformed():
             raise RuntimeError(message)
         return backward(ctx, *grads)
 
     return run
+
+
+def _vmap_by_loop(op):
+    """The vmap rule of an autograd.Function running `op`: one call per element of the mapped
+    dimension, outputs stacked along dimension 0. The calls go through `op` again, so that the
+    transforms below this vmap (and autograd) apply to each."""
+
+    def vmap(info, in_dims, *args):
+        results = []
+        for i in range(info.batch_size):
+            results.append(op(*(a if d is None else a.select(d, i) for a, d in zip(args, in_dims))))
+        if isinstance(results[0], torch.Tensor):
+            return torch.stack(results), 0
+        outputs = tuple(torch.stack(parts) for parts in zip(*results))
+        return outputs, (0,) * len(outputs)
+
+    return vmap
+
+
+def _refuse_backward(name):
+    def backward(ctx, *grads):
+        raise RuntimeError(f"{name}: fastattn's gradients are first order only; differentiating "
+                           "them again (a gradient of a gradient) is not supported")
+
+    return backward
+
+
+def _save_nothing(ctx, inputs, output):
+    pass
 
 
 def _tracing_mode_active():
@@ -85,6 +122,9 @@ class FusedOp:
         self.custom_op = torch.library.custom_op(qualname, mutates_args=())(self.impl)
         self._eager_function = None
         self._tensor_positions = tensor_positions(impl)
+        # Until register_autograd: an op without a gradient (the backward ops) under torch.func.
+        self._functorch_function = self._function(_save_nothing,
+                                                   _refuse_backward(public_name(qualname)))
 
     def register_fake(self, fake):
         self.custom_op.register_fake(fake)
@@ -92,22 +132,26 @@ class FusedOp:
 
     def register_autograd(self, backward, setup_context):
         self.custom_op.register_autograd(backward, setup_context=setup_context)
+        self._eager_function = self._function(
+            setup_context, first_order_only(backward, public_name(self.qualname)))
+        self._functorch_function = self._eager_function
+
+    def _function(self, setup_context, backward):
+        """An autograd.Function running impl, with forward and setup_context apart (the form
+        torch.func accepts) and a vmap rule."""
         impl = self.impl
-
-        def forward(ctx, *args):
-            output = impl(*args)
-            setup_context(ctx, args, output)
-            return output
-
-        self._eager_function = type(
-            f"Eager_{self.qualname.replace('::', '_')}", (torch.autograd.Function,),
-            {"forward": staticmethod(forward),
-             "backward": staticmethod(first_order_only(backward, public_name(self.qualname)))})
+        return type(f"Eager_{self.qualname.replace('::', '_')}", (torch.autograd.Function,),
+                    {"forward": staticmethod(lambda *args: impl(*args)),
+                     "setup_context": staticmethod(setup_context),
+                     "backward": staticmethod(backward),
+                     "vmap": staticmethod(_vmap_by_loop(self))})
 
     def __call__(self, *args):
         # One pass over the arguments (this runs on every op call; host time is what it saves).
         if _tracing_mode_active():
             return self.custom_op(*args)
+        if _tracing.transformed():
+            return self._functorch_function.apply(*args)
         wants_grad = False
         for i in self._tensor_positions:
             a = args[i]

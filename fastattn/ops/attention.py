@@ -255,7 +255,7 @@ def _decode_rows(op, q, max_seqlen_q):
 def _run(op, q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
          causal, scale, dropout_p, backend):
     name = resolve_backend(op, q.device, backend, _unsupported_backends(q, k, v, dropout_p),
-                           size=_decode_rows(op, q, max_seqlen_q))
+                           size=_decode_rows(op, q, max_seqlen_q), inputs=(q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     dropout_p = float(dropout_p)
     q, k, v = (_checks.last_dim_contiguous(t) for t in (q, k, v))

@@ -77,7 +77,7 @@ def bias_gelu(x, bias, *, approximate="none", backend=None):
     gelu_new. Math is float32 (x + bias is not rounded first); the result has x's dtype. bias is
     cast to x's dtype. Differentiable in x and bias."""
     _check_arguments(x, bias, approximate)
-    name = resolve_backend(OP, x.device, backend)
+    name = resolve_backend(OP, x.device, backend, inputs=(x, bias))
     hidden = x.shape[-1]
     out = bias_gelu_fwd(x.reshape(-1, hidden), bias.to(x.dtype), approximate, name)
     return out.reshape_as(x)

@@ -143,7 +143,8 @@ def ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
         return _autocast.call(ffn, _autocast.LOWER_PRECISION, x, w1, b1, w2, b2,
                               approximate=approximate, dropout_p=dropout_p, backend=backend)
     _check_arguments(x, w1, b1, w2, b2, approximate, dropout_p)
-    name = resolve_backend(OP, x.device, backend, _unsupported(x, w1, w2))
+    name = resolve_backend(OP, x.device, backend, _unsupported(x, w1, w2),
+                           inputs=(x, w1, b1, w2, b2))
     dropout_p = float(dropout_p)
     seed = draw_dropout_seed(dropout_p)
     store_pre = _tracing.needs_grad(x, w1, b1, w2, b2)

@@ -131,7 +131,8 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
     if hidden > _NARROWEST_LIMIT:
         unsupported = {name: f"hidden size {hidden} exceeds its limit of {limit}"
                        for name, limit in MAX_HIDDEN.items() if hidden > limit}
-    name = resolve_backend(OP, x.device, backend, unsupported, size=x.numel() // hidden)
+    name = resolve_backend(OP, x.device, backend, unsupported, size=x.numel() // hidden,
+                           inputs=(x, residual, weight, bias))
     if weight.dtype != x.dtype:
         weight, bias = weight.to(x.dtype), bias.to(x.dtype)
     elif bias.dtype != x.dtype:

@@ -86,5 +86,5 @@ def masked_softmax(scores, *, key_padding_mask=None, causal=False, scale=1.0, ba
                               key_padding_mask=key_padding_mask, causal=causal, scale=scale,
                               backend=backend)
     _check_arguments(scores, key_padding_mask, causal, scale)
-    name = resolve_backend(OP, scores.device, backend)
+    name = resolve_backend(OP, scores.device, backend, inputs=(scores,))
     return masked_softmax_fwd(scores, key_padding_mask, causal, float(scale), name)
