@@ -14,7 +14,7 @@ import os
 import torch
 from torch.autograd import forward_ad
 
-from . import _extension
+from . import _extension, _tracing
 
 BACKENDS = ("triton", "cuda", "torch")
 
@@ -63,7 +63,7 @@ AUTO_ORDER_UP_TO_SIZE = {
 def auto_order(op, size=None):
     """The automatic choice's backend order for `op` on CUDA tensors, at `size` if given."""
     band = AUTO_ORDER_UP_TO_SIZE.get(op)
-    if band is not None and size is not None and size <= band[1]:
+    if band is not None and size is not None and _tracing.size_at_most(size, band[1], unknown=False):
         return band[2]
     return AUTO_ORDER[op]
 

@@ -9,6 +9,7 @@ to cache. In both cases fastattn takes the paths that depend on shapes only.
 """
 
 import torch
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 
 # The C functions behind torch.jit.is_tracing and torch.func's own check, called directly: these
@@ -21,6 +22,18 @@ transformed = torch._C._are_functorch_transforms_active
 def recording():
     """True while torch.compile, torch.export or torch.jit.trace records this call."""
     return torch.compiler.is_compiling() or _jit_tracing()
+
+
+def size_at_most(size, limit, *, unknown):
+    """size <= limit for a choice between two right paths (a backend order, padding kept or
+    dropped), decided without a guard on a dynamic size under torch.compile / torch.export: there
+    the answer is `unknown` whenever the size is symbolic. A guard would pin the size to one side
+    of `limit`, and torch.export refuses a guard narrower than the range the user declared."""
+    if not isinstance(size, torch.SymInt):  # an int (or a traced size under torch.jit.trace)
+        return bool(size <= limit)
+    if unknown:
+        return not statically_known_true(size > limit)
+    return statically_known_true(size <= limit)
 
 
 def shapes_only():

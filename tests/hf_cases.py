@@ -6,6 +6,8 @@ eager = the unpatched model in the test dtype, out = the patched model in the te
 Only real-token positions are compared: what padded positions hold differs by design.
 """
 
+import copy
+
 import pytest
 import torch
 from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
@@ -186,3 +188,28 @@ def _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens, config=Non
         got = patched.generate(ids.to(device), attention_mask=mask.to(device), **kwargs,
                                **generate_kwargs)
     return expected, got
+
+
+def check_export_with_dynamic_shapes(device, backend, model_class, config, pattern):
+    """torch.export with a dynamic batch and length, run on other sizes: fastattn's choices made
+    from sizes (padding kept or dropped, the decode backend order, the FFN's int32 limit) must add
+    no guard on a dynamic size, which torch.export refuses when narrower than the declared range
+    (it asked for sequences of at most 16, the decode bound)."""
+    model = hf_models.make_model(model_class, config).to(device)
+    patched = fastattn.patch(copy.deepcopy(model), backend=backend)
+    extra = {"use_cache": False} if model_class is GPT2LMHeadModel else {}
+    batch, length = torch.export.Dim("batch", max=64), torch.export.Dim("length", min=2, max=500)
+    example = dict(input_ids=hf_models.input_ids(3, 11).to(device),
+                   attention_mask=hf_models.attention_mask(3, 11, pattern).to(device), **extra)
+    exported = torch.export.export(
+        patched, (), example,
+        dynamic_shapes={"input_ids": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length},
+                        **{name: None for name in extra}})
+    for size in ((1, 2), (5, 17), (2, 300)):
+        ids = hf_models.input_ids(*size, seed=1).to(device)
+        mask = hf_models.attention_mask(*size, pattern, seed=1).to(device)
+        with torch.no_grad():
+            got = exported.module()(input_ids=ids, attention_mask=mask, **extra)[0]
+            expected = model(ids, attention_mask=mask)[0]
+        real = mask.bool()
+        torch.testing.assert_close(got[real], expected[real], rtol=1e-4, atol=1e-4)

@@ -53,8 +53,9 @@ class PackedBatch:
         torch.compile up to STATIC_TOKENS_UNDER_COMPILE)."""
         batch, seqlen = x.shape[0], x.shape[1]
         if keep_padding is None:
-            if torch.compiler.is_compiling():
-                keep_padding = batch * seqlen <= STATIC_TOKENS_UNDER_COMPILE
+            if torch.compiler.is_compiling():  # a dynamic size keeps padding: static shapes
+                keep_padding = _tracing.size_at_most(batch * seqlen, STATIC_TOKENS_UNDER_COMPILE,
+                                                     unknown=True)
             else:  # jit.trace would record the token count as a constant; vmap has none to read
                 keep_padding = _tracing.shapes_only()
         if key_padding_mask is None or keep_padding:

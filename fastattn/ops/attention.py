@@ -247,7 +247,7 @@ def triton_head_dim_reason(head_dim):
 def _decode_rows(op, q, max_seqlen_q):
     """Query rows B * H * Sq of a dense call with few queries (KV-cache decoding), else None: the
     size the automatic choice's decode order goes by (fastattn._dispatch.AUTO_ORDER_UP_TO_SIZE)."""
-    if op != OP or max_seqlen_q > DECODE_QUERIES:
+    if op != OP or not _tracing.size_at_most(max_seqlen_q, DECODE_QUERIES, unknown=False):
         return None
     return q.shape[0] * q.shape[1] * max_seqlen_q
 

@@ -13,6 +13,7 @@ import torch
 from transformers import BertModel, GPT2LMHeadModel
 
 import fastattn
+import hf_cases
 import hf_models
 from fastattn.nn import packing
 
@@ -145,3 +146,9 @@ def test_torch_export(model_class, config, pattern):
         got, expected = exported.module()(**kwargs)[0], model(ids, attention_mask=mask)[0]
     real = mask.bool()
     torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_class,config,pattern", CASES, ids=["gpt2", "bert"])
+def test_torch_export_with_dynamic_batch_and_length(model_class, config, pattern):
+    hf_cases.check_export_with_dynamic_shapes(torch.device("cpu"), None, model_class, config(),
+                                              pattern)

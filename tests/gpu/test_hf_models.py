@@ -59,6 +59,13 @@ def test_inductor_fullgraph_compile(device, backend, model_class, config):
     torch.testing.assert_close(got[real], expected[real], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("model_class,config,pattern", [
+    (GPT2LMHeadModel, hf_models.gpt2_config, "left"), (BertModel, hf_models.bert_config, "holes")],
+    ids=["gpt2", "bert"])
+def test_torch_export_with_dynamic_batch_and_length(device, backend, model_class, config, pattern):
+    hf_cases.check_export_with_dynamic_shapes(device, backend, model_class, config(), pattern)
+
+
 def test_static_cache_generation(device, backend):
     hf_cases.check_static_cache_generation(device, torch.float32, backend, batch=4, new_tokens=32)
 
