@@ -7,7 +7,8 @@ import numbers
 
 import torch
 
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# float64 runs on the torch backend only (fastattn._dispatch: the kernels take the other three).
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
 def _dtype_name(dtype):
@@ -18,7 +19,7 @@ def check_float_tensor(op, name, value):
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"fastattn.{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"fastattn.{op}: {name} must be float32, float16 or bfloat16, "
+        raise TypeError(f"fastattn.{op}: {name} must be float32, float16, bfloat16 or float64, "
                         f"got {_dtype_name(value.dtype)}")
     return value
 

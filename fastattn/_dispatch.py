@@ -223,13 +223,19 @@ FORWARD_AD_REASON = ("forward-mode AD (dual tensors): its kernels compute no tan
                      "backend's stock ops do")
 
 
+FLOAT64_REASON = "float64 inputs: its kernels take float32, float16 and bfloat16"
+
+
 def _kernels_cannot_take(inputs):
-    """{backend: reason} for the kernel backends when an input is a dual tensor, else None."""
-    if forward_ad._current_level < 0:  # no dual_level() open: the common case, one attribute read
-        return None
-    if any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in inputs):
-        return {name: FORWARD_AD_REASON for name in BACKENDS if name != "torch"}
-    return None
+    """{backend: reason} for the kernel backends when the call has float64 inputs (the ops check
+    that the others match inputs[0]'s dtype) or a dual tensor, else None."""
+    reason = None
+    if inputs and inputs[0].dtype == torch.float64:
+        reason = FLOAT64_REASON
+    elif forward_ad._current_level >= 0 and any(  # a dual_level() is open: look at the inputs
+            t is not None and forward_ad.unpack_dual(t).tangent is not None for t in inputs):
+        reason = FORWARD_AD_REASON
+    return None if reason is None else {name: reason for name in BACKENDS if name != "torch"}
 
 
 def resolve_backend(op, device, requested=None, unsupported=None, size=None, inputs=()):
@@ -239,7 +245,7 @@ def resolve_backend(op, device, requested=None, unsupported=None, size=None, inp
     (e.g. a hidden size beyond a kernel's limit). A backend chosen by the user that cannot run
     raises BackendUnavailableError; the automatic choice skips it. `size`: what auto_order's
     size-dependent orders go by, for ops that have one. `inputs`: the call's tensors (or None),
-    looked at for forward-mode AD.
+    main input first, looked at for float64 and forward-mode AD.
     """
     kernels_cannot = _kernels_cannot_take(inputs)
     if kernels_cannot is not None:

@@ -9,8 +9,6 @@ with grad mode on, and needs a vmap rule for each autograd.Function. Before fast
 grad raised an error about autograd.Function internals and vmap failed inside the kernels.
 """
 
-from typing import Callable, NamedTuple
-
 import pytest
 import torch
 import torch.autograd.forward_ad as fwad
@@ -18,67 +16,9 @@ import torch.autograd.forward_ad as fwad
 import fastattn
 from fastattn import BackendUnavailableError, reference
 from numerics import assert_grad_numerics, assert_numerics
+from op_cases import CASES, draw
 
 MAPPED = 3  # size of the dimension vmap maps over
-
-
-class Case(NamedTuple):
-    op: str
-    x: torch.Tensor  # the input the transforms differentiate and map over
-    run: Callable  # run(x, backend) -> the op's output
-    ref: Callable  # ref(x, upcast) -> the reference's output
-
-
-def _draw(generator, device, dtype, *shape):
-    return torch.randn(*shape, generator=generator).to(device, dtype)
-
-
-def _bias_gelu(g, device, dtype):
-    bias = _draw(g, device, dtype, 37)
-    return Case("bias_gelu", _draw(g, device, dtype, 5, 37),
-                lambda x, backend: fastattn.bias_gelu(x, bias, backend=backend),
-                lambda x, upcast: reference.bias_gelu(x, bias, upcast=upcast))
-
-
-def _layer_norm_residual(g, device, dtype):
-    residual, weight, bias = (_draw(g, device, dtype, *shape) for shape in ((5, 37), (37,), (37,)))
-    return Case("layer_norm_residual", _draw(g, device, dtype, 5, 37),
-                lambda x, backend: fastattn.layer_norm_residual(x, residual, weight, bias,
-                                                                backend=backend),
-                lambda x, upcast: reference.layer_norm_residual(x, residual, weight, bias,
-                                                                upcast=upcast)[0])
-
-
-def _ffn(g, device, dtype):
-    w1, b1 = _draw(g, device, dtype, 40, 24) / 5, _draw(g, device, dtype, 40)
-    w2, b2 = _draw(g, device, dtype, 24, 40) / 6, _draw(g, device, dtype, 24)
-    return Case("ffn", _draw(g, device, dtype, 5, 24),
-                lambda x, backend: fastattn.ffn(x, w1, b1, w2, b2, backend=backend),
-                lambda x, upcast: reference.ffn(x, w1, b1, w2, b2, upcast=upcast))
-
-
-def _masked_softmax(g, device, dtype):
-    mask = torch.tensor([[True] * 9, [False] * 3 + [True] * 6], device=device)
-    mask[1, 5] = False  # a hole
-    return Case("masked_softmax", _draw(g, device, dtype, 2, 3, 5, 9),
-                lambda x, backend: fastattn.masked_softmax(x, key_padding_mask=mask, causal=True,
-                                                           backend=backend),
-                lambda x, upcast: reference.masked_softmax(x, mask, causal=True, upcast=upcast))
-
-
-def _attention(g, device, dtype):
-    k, v = _draw(g, device, dtype, 2, 1, 9, 16), _draw(g, device, dtype, 2, 1, 9, 16)
-    mask = torch.ones(2, 9, dtype=torch.bool, device=device)
-    mask[1, :4] = False  # left padding: the second row's first query sees no key
-    return Case("attention", _draw(g, device, dtype, 2, 2, 7, 16),
-                lambda q, backend: fastattn.attention(q, k, v, causal=True, key_padding_mask=mask,
-                                                      backend=backend),
-                lambda q, upcast: reference.attention(q, k, v, causal=True, key_padding_mask=mask,
-                                                      upcast=upcast))
-
-
-CASES = {"bias_gelu": _bias_gelu, "layer_norm_residual": _layer_norm_residual, "ffn": _ffn,
-         "masked_softmax": _masked_softmax, "attention": _attention}
 
 
 @pytest.fixture(params=list(CASES))
@@ -134,7 +74,7 @@ def test_per_sample_grads(backend, case):
 def test_jacrev(backend, device, dtype):
     """jacrev maps a vjp over the output's elements: the backward ops under vmap."""
     g = torch.Generator().manual_seed(3)
-    x, bias = _draw(g, device, dtype, 2, 6), _draw(g, device, dtype, 6)
+    x, bias = draw(g, device, dtype, 2, 6), draw(g, device, dtype, 6)
     got = torch.func.jacrev(lambda x: fastattn.bias_gelu(x, bias, backend=backend))(x)
     ref = torch.func.jacrev(lambda x: reference.bias_gelu(x, bias))(x.double())
     eager = torch.func.jacrev(lambda x: reference.bias_gelu(x, bias, upcast=False))(x)

@@ -9,7 +9,8 @@ dropout keep mask folded into M = keep / (1 - p) (M = 1 without dropout):
 Written out instead of differentiating a recomputed forward because a custom op's implementation
 runs with autograd switched off (only private dispatch-key guards turn it back on), and torch.func
 transforms wrap tensors in a way that dispatch modes (opcheck's schema check, FlopCounterMode)
-reject. Matmuls run in the input dtype, the softmax and its derivative in float32, as the forward.
+reject. Matmuls run in the input dtype, the softmax and its derivative in float32 (float64 for
+float64), as the forward.
 
 Query rows are taken in blocks so that the float32 [B, H, rows, Sk] temporaries stay bounded (the
 fused SDPA backward needs none); dK and dV add up over the blocks.
@@ -18,6 +19,7 @@ fused SDPA backward needs none); dK and dV add up over the blocks.
 import torch
 
 from .._rng import dropout_scale
+from ._precision import compute_dtype
 
 # Elements of one [B, H, rows, Sk] float32 temporary (64 MiB); a handful are alive at once.
 BLOCK_ELEMENTS = 1 << 24
@@ -29,8 +31,9 @@ def _row_blocks(batch, heads, seqlen_q, seqlen_k):
 
 
 def probabilities(q, k, visible, scale):
-    """float32 P for q [B, H, r, D] against k [B, H, Sk, D]; visible bool [B or 1, 1, r, Sk] or None."""
-    scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale
+    """P (float32, float64 for float64) for q [B, H, r, D] against k [B, H, Sk, D]; visible bool
+    [B or 1, 1, r, Sk] or None."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).to(compute_dtype(q.dtype)) * scale
     if visible is None:
         return torch.softmax(scores, dim=-1)
     sees_a_key = visible.any(-1, keepdim=True)
@@ -52,20 +55,21 @@ def attention_grads(dout, q, k, v, visible, keep, dropout_p, scale):
     kv_heads, group = k.shape[1], q.shape[1] // k.shape[1]
     k_full, v_full = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
     dq = torch.empty_like(q)
-    dk_full = torch.zeros(k_full.shape, dtype=torch.float32, device=k.device)
-    dv_full = torch.zeros(v_full.shape, dtype=torch.float32, device=v.device)
+    accumulate = compute_dtype(q.dtype)
+    dk_full = torch.zeros(k_full.shape, dtype=accumulate, device=k.device)
+    dv_full = torch.zeros(v_full.shape, dtype=accumulate, device=v.device)
     for rows in _row_blocks(q.shape[0], q.shape[1], q.shape[2], k.shape[2]):
         probs = probabilities(q[:, :, rows], k_full, None if visible is None else visible[:, :, rows],
                                scale)
-        grad_probs = torch.matmul(dout[:, :, rows], v_full.transpose(-1, -2)).float()
+        grad_probs = torch.matmul(dout[:, :, rows], v_full.transpose(-1, -2)).to(accumulate)
         dropped = probs
         if keep is not None:
-            multiplier = keep[:, :, rows].float() * dropout_scale(dropout_p)
+            multiplier = keep[:, :, rows].to(accumulate) * dropout_scale(dropout_p)
             dropped, grad_probs = probs * multiplier, grad_probs * multiplier
-        dv_full += torch.matmul(dropped.to(v.dtype).transpose(-1, -2), dout[:, :, rows]).float()
+        dv_full += torch.matmul(dropped.to(v.dtype).transpose(-1, -2), dout[:, :, rows]).to(accumulate)
         grad_scores = probs * (grad_probs - (grad_probs * probs).sum(-1, keepdim=True)) * scale
         grad_scores = grad_scores.to(q.dtype)
         dq[:, :, rows] = torch.matmul(grad_scores, k_full)
-        dk_full += torch.matmul(grad_scores.transpose(-1, -2), q[:, :, rows]).float()
+        dk_full += torch.matmul(grad_scores.transpose(-1, -2), q[:, :, rows]).to(accumulate)
     return (dq, _sum_query_groups(dk_full, kv_heads).to(k.dtype),
             _sum_query_groups(dv_full, kv_heads).to(v.dtype))

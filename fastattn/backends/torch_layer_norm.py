@@ -9,6 +9,7 @@ import functools
 import torch
 
 from .._rng import dropout_scale
+from ._precision import compute_dtype
 
 
 def _keep_mask(seed, dropout_p, shape, device):
@@ -25,7 +26,8 @@ def layer_norm_residual_fwd(x, residual, weight, bias, eps, dropout_p, seed, sto
         h = h + residual
     y, mean, rstd = torch.native_layer_norm(h, [x.shape[-1]], weight, bias, eps)
     h_out = h if store_h else x.new_empty(0)
-    return y, h_out, mean.float().reshape(-1), rstd.float().reshape(-1)
+    stats = compute_dtype(x.dtype)
+    return y, h_out, mean.to(stats).reshape(-1), rstd.to(stats).reshape(-1)
 
 
 @functools.lru_cache(maxsize=None)

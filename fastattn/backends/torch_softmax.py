@@ -1,6 +1,9 @@
-"""Masked softmax with stock PyTorch ops, in float32: the fallback that runs anywhere."""
+"""Masked softmax with stock PyTorch ops, in float32 (float64 for float64): the fallback that runs
+anywhere."""
 
 import torch
+
+from ._precision import compute_dtype
 
 
 def _hidden_keys(shape, key_padding_mask, causal, device):
@@ -16,7 +19,7 @@ def _hidden_keys(shape, key_padding_mask, causal, device):
 
 
 def masked_softmax_fwd(scores, key_padding_mask, causal, scale):
-    logits = scores.float() * scale
+    logits = scores.to(compute_dtype(scores.dtype)) * scale
     hidden = _hidden_keys(scores.shape, key_padding_mask, causal, scores.device)
     if hidden is not None:
         logits = logits.masked_fill(hidden, float("-inf"))
@@ -26,6 +29,7 @@ def masked_softmax_fwd(scores, key_padding_mask, causal, scale):
 
 
 def masked_softmax_bwd(grad_out, out, scale):
-    y, dy = out.float(), grad_out.float()
+    dtype = compute_dtype(out.dtype)
+    y, dy = out.to(dtype), grad_out.to(dtype)
     dx = scale * y * (dy - (dy * y).sum(dim=-1, keepdim=True))
     return dx.to(out.dtype).contiguous()

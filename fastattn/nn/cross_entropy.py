@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .. import _tracing
 from .._dispatch import why_backend_cannot_run
+from ..backends._precision import compute_dtype
 from ..ops._fused_op import first_order_only
 
 
@@ -41,7 +42,7 @@ def _streams_with_triton(logits, backend):
     """backend None: CUDA tensors; "triton" also CPU tensors under TRITON_INTERPRET=1 (tests)."""
     # A trace would not record the Triton launch; torch.func needs the autograd.Function form
     # fastattn.ops._fused_op gives the fused ops. torch's cross-entropy serves both.
-    if backend not in (None, "triton") or _tracing.shapes_only():
+    if backend not in (None, "triton") or _tracing.shapes_only() or logits.dtype == torch.float64:
         return False
     if backend is None and not logits.is_cuda:
         return False
@@ -50,8 +51,8 @@ def _streams_with_triton(logits, backend):
 
 def per_token_cross_entropy(logits, target, ignore_index=-100, backend=None):
     """float32 [rows]: -log softmax(logits)[target] of each row of logits [rows, n_cols], computed
-    in float32, and 0 where target == ignore_index. A target outside [0, n_cols) gives NaN on the
-    Triton path (torch's raises)."""
+    in float32 (float64 for float64 logits), and 0 where target == ignore_index. A target outside
+    [0, n_cols) gives NaN on the Triton path (torch's raises)."""
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise ValueError(f"per_token_cross_entropy: logits must be [rows, n_cols] and target "
                          f"[rows], got {list(logits.shape)} and {list(target.shape)}")
@@ -60,4 +61,5 @@ def per_token_cross_entropy(logits, target, ignore_index=-100, backend=None):
     if _streams_with_triton(logits, backend):
         logits = logits if logits.stride(1) == 1 else logits.contiguous()
         return _TritonCrossEntropy.apply(logits, target.to(torch.int64).contiguous(), ignore_index)
-    return F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="none")
+    return F.cross_entropy(logits.to(compute_dtype(logits.dtype)), target, ignore_index=ignore_index,
+                           reduction="none")

@@ -14,6 +14,7 @@ from torch import Tensor
 from .. import _autocast, _checks, _tracing
 from ._fused_op import fused_op
 from ..backends import module_for
+from ..backends._precision import compute_dtype
 from .._dispatch import resolve_backend
 from .._rng import draw_dropout_seed, seed_value
 
@@ -43,7 +44,7 @@ def layer_norm_residual_fwd(x: Tensor, residual: Optional[Tensor], weight: Tenso
 def _(x, residual, weight, bias, eps, dropout_p, seed, store_h, backend):
     n_rows = x.shape[0]
     h = torch.empty_like(x) if store_h else x.new_empty(0)
-    mean = x.new_empty(n_rows, dtype=torch.float32)
+    mean = x.new_empty(n_rows, dtype=compute_dtype(x.dtype))  # float32 except for float64
     return torch.empty_like(x), h, mean, torch.empty_like(mean)
 
 

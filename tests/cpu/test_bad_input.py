@@ -24,7 +24,7 @@ def call(**overrides):
 CASES = [
     ("x not a tensor", dict(x=[[1.0]]), TypeError, "x must be a torch.Tensor"),
     ("integer x", dict(x=torch.ones(2, 8, dtype=torch.int64)), TypeError, "x must be float32"),
-    ("float64 x", dict(x=torch.ones(2, 8, dtype=torch.float64)), TypeError, "x must be float32, float16 or bfloat16, got float64"),
+    ("complex x", dict(x=torch.ones(2, 8, dtype=torch.complex64)), TypeError, "x must be float32, float16, bfloat16 or float64, got complex64"),
     ("empty hidden", dict(x=torch.ones(2, 0), residual=None), ValueError, "non-empty last"),
     ("scalar x", dict(x=torch.tensor(1.0), residual=None), ValueError, "non-empty last"),
     ("residual shape", dict(residual=torch.randn(2, 4, 8)), ValueError, r"residual must have shape \[2, 3, 8\], got \[2, 4, 8\]"),

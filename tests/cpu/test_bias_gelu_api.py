@@ -18,7 +18,7 @@ def call(**overrides):
 CASES = [
     ("x not a tensor", dict(x=[[1.0]]), TypeError, "x must be a torch.Tensor"),
     ("integer x", dict(x=torch.ones(2, 8, dtype=torch.int64)), TypeError, "x must be float32"),
-    ("float64 x", dict(x=torch.ones(2, 8, dtype=torch.float64)), TypeError, "got float64"),
+    ("complex x", dict(x=torch.ones(2, 8, dtype=torch.complex64)), TypeError, "got complex64"),
     ("scalar x", dict(x=torch.tensor(1.0)), ValueError, "non-empty last"),
     ("empty hidden", dict(x=torch.ones(2, 0), bias=torch.ones(0)), ValueError, "non-empty last"),
     ("bias missing", dict(bias=None), TypeError, "bias must be a torch.Tensor, got NoneType"),

@@ -17,7 +17,7 @@ def call(**overrides):
 CASES = [
     ("x not a tensor", dict(x=[[1.0]]), TypeError, "x must be a torch.Tensor"),
     ("integer x", dict(x=torch.ones(2, 8, dtype=torch.int64)), TypeError, "x must be float32"),
-    ("float64 x", dict(x=torch.ones(2, 8, dtype=torch.float64)), TypeError, "got float64"),
+    ("complex x", dict(x=torch.ones(2, 8, dtype=torch.complex64)), TypeError, "got complex64"),
     ("scalar x", dict(x=torch.tensor(1.0)), ValueError, "x must have a non-empty last"),
     ("empty feature dim", dict(x=torch.ones(2, 0)), ValueError, "x must have a non-empty last"),
     ("w1 missing", dict(w1=None), TypeError, "w1 must be a torch.Tensor, got NoneType"),

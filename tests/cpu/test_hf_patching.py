@@ -249,3 +249,17 @@ def test_patched_outputs_follow_numerics_rule_against_float64():
     with torch.no_grad():
         outs = [m(ids, attention_mask=mask).logits for m in (patched, ref, eager)]
     assert_numerics("logits", *(o[mask.bool()] for o in outs))
+
+
+@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+def test_a_float64_model_keeps_working_after_patching(make):
+    """A model in float64 (for gradcheck or numerical checks) runs on the torch backend, computed
+    in float64, instead of being refused by the kernels' dtype check."""
+    model = make().double()
+    patched = fastattn.patch(copy.deepcopy(model))
+    ids, mask = batch("holes", seqlen=13)
+    with torch.no_grad():
+        got, expected = patched(ids, attention_mask=mask)[0], model(ids, attention_mask=mask)[0]
+    assert got.dtype == torch.float64
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-12, atol=1e-12)

@@ -19,7 +19,7 @@ def call(**overrides):
 CASES = [
     ("scores not a tensor", dict(scores=[[1.0]]), TypeError, "scores must be a torch.Tensor"),
     ("integer scores", dict(scores=torch.ones(2, 3, 4, 5, dtype=torch.int32)), TypeError, "scores must be float32"),
-    ("float64 scores", dict(scores=torch.ones(2, 3, 4, 5, dtype=torch.float64)), TypeError, "got float64"),
+    ("complex scores", dict(scores=torch.ones(2, 3, 4, 5, dtype=torch.complex64)), TypeError, "got complex64"),
     ("3D scores", dict(scores=torch.randn(3, 4, 5)), ValueError, r"scores must be 4D \[batch, heads, queries, keys\], got shape \[3, 4, 5\]"),
     ("mask not a tensor", dict(key_padding_mask=[[True] * 5] * 2), TypeError, "key_padding_mask must be a torch.Tensor"),
     ("integer mask", dict(key_padding_mask=torch.ones(2, 5, dtype=torch.int64)), TypeError, "key_padding_mask must be a bool tensor"),
