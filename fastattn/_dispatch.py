@@ -228,12 +228,12 @@ FLOAT64_REASON = "float64 inputs: its kernels take float32, float16 and bfloat16
 
 def _kernels_cannot_take(inputs):
     """{backend: reason} for the kernel backends when the call has float64 inputs (the ops check
-    that the others match inputs[0]'s dtype) or a dual tensor, else None."""
+    that the others match inputs[0]'s dtype) or a dual tensor, else None. resolve_backend calls it
+    only for float64 inputs or inside a dual_level(): it runs on every op call."""
     reason = None
-    if inputs and inputs[0].dtype == torch.float64:
+    if inputs[0].dtype == torch.float64:
         reason = FLOAT64_REASON
-    elif forward_ad._current_level >= 0 and any(  # a dual_level() is open: look at the inputs
-            t is not None and forward_ad.unpack_dual(t).tangent is not None for t in inputs):
+    elif any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in inputs):
         reason = FORWARD_AD_REASON
     return None if reason is None else {name: reason for name in BACKENDS if name != "torch"}
 
@@ -247,9 +247,10 @@ def resolve_backend(op, device, requested=None, unsupported=None, size=None, inp
     size-dependent orders go by, for ops that have one. `inputs`: the call's tensors (or None),
     main input first, looked at for float64 and forward-mode AD.
     """
-    kernels_cannot = _kernels_cannot_take(inputs)
-    if kernels_cannot is not None:
-        unsupported = {**kernels_cannot, **(unsupported or {})}
+    if inputs and (inputs[0].dtype == torch.float64 or forward_ad._current_level >= 0):
+        kernels_cannot = _kernels_cannot_take(inputs)
+        if kernels_cannot is not None:
+            unsupported = {**kernels_cannot, **(unsupported or {})}
     if requested is not None:
         return _chosen(op, requested, "backend=", device, unsupported)
     name = _backend_in_context()

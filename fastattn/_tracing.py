@@ -13,15 +13,16 @@ from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 
 # The C functions behind torch.jit.is_tracing and torch.func's own check, called directly: these
-# checks run on every op call, and a Python wrapper around each costs about 0.1 us.
-_jit_tracing = torch._C._is_tracing
+# checks run on every op call, and a Python wrapper around each costs about 0.1 us. Dynamo
+# (torch.compile) cannot trace them: call them only once torch.compiler.is_compiling() is False.
+jit_tracing = torch._C._is_tracing
 # transformed(): True while torch.func transforms (grad, vjp, jacrev, vmap, ...) run this call.
 transformed = torch._C._are_functorch_transforms_active
 
 
 def recording():
     """True while torch.compile, torch.export or torch.jit.trace records this call."""
-    return torch.compiler.is_compiling() or _jit_tracing()
+    return torch.compiler.is_compiling() or jit_tracing()
 
 
 def size_at_most(size, limit, *, unknown):
@@ -46,6 +47,6 @@ def needs_grad(*tensors):
     needs. Under torch.jit.trace always: the record serves inference and training replays alike,
     and jit.trace's own check records the model again under no_grad, which must give the same
     record."""
-    if torch.jit.is_tracing():
+    if torch.jit.is_tracing():  # not jit_tracing(): dynamo, which traces this, knows only this one
         return True
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
