@@ -221,8 +221,7 @@ def _environment_backend():
 # torch backend's stock ops carry tangents (or raise where torch has no forward formula).
 FORWARD_AD_REASON = ("forward-mode AD (dual tensors): its kernels compute no tangents; the torch "
                      "backend's stock ops do")
-
-
+# float64 runs on the torch backend only, computed in float64.
 FLOAT64_REASON = "float64 inputs: its kernels take float32, float16 and bfloat16"
 
 

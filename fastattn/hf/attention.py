@@ -63,7 +63,7 @@ def _key_padding(attention_mask, kv_length):
 def _none_if_all_visible(mask):
     # A mask with no padding says nothing: None spares every layer its mask handling (and BERT its
     # unpadding). One read of the mask per forward, as transformers' own sdpa path makes to skip
-    # its masks; not while torch.compile traces (the answer is data).
+    # its masks; not while a trace records the call or torch.func runs it (the answer is data).
     if not _tracing.shapes_only() and bool(mask.all()):
         return None
     return mask

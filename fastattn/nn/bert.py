@@ -97,7 +97,7 @@ class BertLayer(HFBertLayer):
         params = (attention.query.weight, attention.key.weight, attention.value.weight,
                   attention.query.bias, attention.key.bias, attention.value.bias)
         if _tracing.shapes_only() or (torch.is_grad_enabled()
-                                             and any(t.requires_grad for t in params)):
+                                      and any(t.requires_grad for t in params)):
             return torch.cat(params[:3]), torch.cat(params[3:])
         if any(t.is_inference() for t in params):  # no version counter: writes would go unseen
             return torch.cat(params[:3]), torch.cat(params[3:])

@@ -50,8 +50,8 @@ def _streams_with_triton(logits, backend):
 
 
 def per_token_cross_entropy(logits, target, ignore_index=-100, backend=None):
-    """float32 [rows]: -log softmax(logits)[target] of each row of logits [rows, n_cols], computed
-    in float32 (float64 for float64 logits), and 0 where target == ignore_index. A target outside
+    """float32 [rows] (float64 for float64 logits): -log softmax(logits)[target] of each row of
+    logits [rows, n_cols], computed in that dtype, and 0 where target == ignore_index. A target outside
     [0, n_cols) gives NaN on the Triton path (torch's raises)."""
     if logits.dim() != 2 or target.shape != logits.shape[:1]:
         raise ValueError(f"per_token_cross_entropy: logits must be [rows, n_cols] and target "
