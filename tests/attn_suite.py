@@ -132,6 +132,18 @@ def test_varlen_strided_cu_seqlens(backend, device, dtype):
     attn_cases.compare(run, ref_run, (q, k, v))
 
 
+def test_more_sequence_head_pairs_than_a_triton_grid_axis_takes(backend, device, dtype):
+    """The triton kernels give each (sequence, head) pair a program on a grid axis that CUDA caps
+    at 65535 (a packed batch of 6000 sequences of 12 heads exceeds it): triton refuses such a call
+    by name, and the automatic choice passes over it."""
+    q, k, v = attn_cases.make_qkv(21846, 3, 3, 3, 3, 16, dtype, device, seed=8)  # 65538 pairs
+    if backend == "triton":
+        with pytest.raises(BackendUnavailableError, match="21846 sequences x 3 heads"):
+            fastattn.attention(q, k, v, backend=backend)
+        backend = None
+    attn_cases.check_dense(backend, q, k, v, causal=True)
+
+
 def test_a_jit_trace_replays_on_new_inputs(backend, device, dtype):
     """torch.jit.trace records tensor ops, and a Triton or CUDA launch is none: the record must hold
     the fused op itself (fastattn::attention_fwd, run again on replay), and its gradients too."""

@@ -51,6 +51,9 @@ OP_VARLEN = "attention_varlen"
 # dims (transformers' tiny test models have 8) therefore run there under the automatic choice.
 TRITON_HEAD_DIMS = (16, 32, 64, 80, 96, 128, 256)
 DECODE_QUERIES = 16  # = kernels.attention_settings.DECODE_BLOCK_M: the triton decode path's limit
+# The triton kernels put one program per (sequence, head) pair on their grid's second axis, which
+# CUDA caps at 65535: a packed batch of 6000 sequences of 12 heads would fail to launch.
+TRITON_MAX_SEQUENCE_HEADS = 65535
 
 
 def _backend_module(name):
@@ -219,13 +222,17 @@ def _check_varlen_arguments(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, m
                                  "max_seqlen_k")
 
 
-def _unsupported_backends(q, k, v, dropout_p):
+def _unsupported_backends(q, k, v, dropout_p, sequences):
     """missing_backends() plus the calls triton does not take: head dims its kernels are not built
-    for, and the configurations switched off on GPUs (tiles that spill, kernels that computed wrong
-    numbers there: kernels/attention_settings.py)."""
+    for, more (sequence, head) pairs than its grid takes, and the configurations switched off on
+    GPUs (tiles that spill, kernels that computed wrong numbers there:
+    kernels/attention_settings.py). q's heads are q.shape[1], dense or packed."""
     unsupported = missing_backends()
     if q.shape[-1] not in TRITON_HEAD_DIMS and "triton" not in unsupported:
         unsupported["triton"] = triton_head_dim_reason(q.shape[-1])
+    elif "triton" not in unsupported and not _fits_the_triton_grid(sequences * q.shape[1]):
+        unsupported["triton"] = (f"{sequences} sequences x {q.shape[1]} heads exceed the "
+                                 f"{TRITON_MAX_SEQUENCE_HEADS} programs its grid axis takes")
     elif q.device.type == "cuda" and "triton" not in unsupported:
         try:
             from ..kernels.attention_settings import switch_off_reason
@@ -237,6 +244,12 @@ def _unsupported_backends(q, k, v, dropout_p):
         if reason is not None:
             unsupported["triton"] = reason
     return unsupported
+
+
+def _fits_the_triton_grid(sequence_heads):
+    # A dynamic size under torch.compile / torch.export is taken to fit: triton stays the choice
+    # there (the cuda path is far slower), and a launch of more pairs fails loudly.
+    return _tracing.size_at_most(sequence_heads, TRITON_MAX_SEQUENCE_HEADS, unknown=True)
 
 
 def triton_head_dim_reason(head_dim):
@@ -254,7 +267,9 @@ def _decode_rows(op, q, max_seqlen_q):
 
 def _run(op, q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
          causal, scale, dropout_p, backend):
-    name = resolve_backend(op, q.device, backend, _unsupported_backends(q, k, v, dropout_p),
+    sequences = q.shape[0] if cu_seqlens_q is None else cu_seqlens_q.shape[0] - 1
+    name = resolve_backend(op, q.device, backend,
+                           _unsupported_backends(q, k, v, dropout_p, sequences),
                            size=_decode_rows(op, q, max_seqlen_q), inputs=(q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     dropout_p = float(dropout_p)

@@ -39,12 +39,12 @@ def test_wrong_on_gpu_configs_are_switched_off_only_where_launched(monkeypatch):
     q, k, v = (t.requires_grad_() for t in _qkv(32, torch.float32))
     monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
     from fastattn.ops.attention import _unsupported_backends
-    assert "wrong dK" in _unsupported_backends(q, k, v, 0.1)["triton"]
+    assert "wrong dK" in _unsupported_backends(q, k, v, 0.1, q.shape[0])["triton"]
     with torch.no_grad():
-        assert "triton" not in _unsupported_backends(q, k, v, 0.1)
+        assert "triton" not in _unsupported_backends(q, k, v, 0.1, q.shape[0])
     with pytest.raises(fastattn.BackendUnavailableError, match="wrong dK"):
         _dispatch.resolve_backend("attention", torch.device("cuda"), "triton",
-                                  _unsupported_backends(q, k, v, 0.1))
+                                  _unsupported_backends(q, k, v, 0.1, q.shape[0]))
 
 
 def _qkv(head_dim, dtype):
@@ -59,13 +59,14 @@ def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, q_dtype, expe
     # Pretend the tensors are on a GPU: only the device type matters to the switch.
     monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
     from fastattn.ops.attention import _unsupported_backends
-    reason = _unsupported_backends(q, k, v, 0.0).get("triton")
+    reason = _unsupported_backends(q, k, v, 0.0, q.shape[0]).get("triton")
     if expected is None:
         assert reason is None
         return
     assert expected in reason
+    unsupported = _unsupported_backends(q, k, v, 0.0, q.shape[0])
     assert _dispatch.resolve_backend("attention", torch.device("cuda"),
-                                     unsupported=_unsupported_backends(q, k, v, 0.0)) != "triton"
+                                     unsupported=unsupported) != "triton"
     with pytest.raises(fastattn.BackendUnavailableError, match="spill registers"):
         _dispatch.resolve_backend("attention", torch.device("cuda"), "triton",
-                                  _unsupported_backends(q, k, v, 0.0))
+                                  _unsupported_backends(q, k, v, 0.0, q.shape[0]))
