@@ -47,6 +47,7 @@ def needs_grad(*tensors):
     needs. Under torch.jit.trace always: the record serves inference and training replays alike,
     and jit.trace's own check records the model again under no_grad, which must give the same
     record."""
-    if torch.jit.is_tracing():  # not jit_tracing(): dynamo, which traces this, knows only this one
+    # jit_tracing() only outside dynamo, which traces this function and cannot trace that call.
+    if not torch.compiler.is_compiling() and jit_tracing():
         return True
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)

@@ -125,8 +125,11 @@ def _unsupported(x, w1, w2):
     """Backends that cannot take this call, and why."""
     rows = x.numel() // x.shape[-1]
     sizes = (rows * x.shape[-1], rows * w1.shape[0], rows * w2.shape[0], w1.numel(), w2.numel())
-    # A dynamic size under torch.export / torch.compile counts as too large: no guard on it.
-    if not all(_tracing.size_at_most(n, TRITON_MAX_ELEMENTS, unknown=False) for n in sizes):
+    if isinstance(rows, int):  # eager calls and static shapes: one comparison
+        fits = max(sizes) <= TRITON_MAX_ELEMENTS
+    else:  # a dynamic size under torch.export / torch.compile counts as too large: no guard on it
+        fits = all(_tracing.size_at_most(n, TRITON_MAX_ELEMENTS, unknown=False) for n in sizes)
+    if not fits:
         return {"triton": f"an operand may hold more elements than its int32 indexing reaches "
                           f"({TRITON_MAX_ELEMENTS})"}
     return {}
