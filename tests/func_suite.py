@@ -115,3 +115,22 @@ def test_forward_mode_ad(backend, case):
     ref = _tangent(lambda x: case.ref(x, True), case.x.double(), tangent.double())
     eager = _tangent(lambda x: case.ref(x, False), case.x, tangent)
     assert_grad_numerics("tangent", got, ref, eager)
+
+
+@pytest.mark.parametrize("randomness", ["error", "same", "different"])
+def test_vmap_randomness_of_dropout(backend, device, dtype, randomness):
+    """vmap's randomness flag holds for fastattn's dropout as for torch's: refused, one mask for
+    every mapped element, or a mask each."""
+    g = torch.Generator().manual_seed(5)
+    x = draw(g, device, dtype, 4, 16).expand(MAPPED, 4, 16)
+    weight, bias = draw(g, device, dtype, 16), draw(g, device, dtype, 16)
+
+    def run(x):
+        return fastattn.layer_norm_residual(x, None, weight, bias, dropout_p=0.5, backend=backend)
+
+    if randomness == "error":
+        with pytest.raises(RuntimeError, match="randomness"):
+            torch.func.vmap(run, randomness=randomness)(x)
+        return
+    out = torch.func.vmap(run, randomness=randomness)(x)
+    assert torch.equal(out[0], out[1]) == (randomness == "same")
