@@ -1,0 +1,11 @@
+"""Every BERT and GPT2 task head, patched against unpatched on a GPU: every backend, every dtype
+(tests/hf_heads.py)."""
+
+import pytest
+
+import hf_heads
+
+
+@pytest.mark.parametrize("name", hf_heads.head_names())
+def test_head_outputs_and_gradients(name, device, dtype, backend):
+    hf_heads.check_head(name, device, dtype, backend)
