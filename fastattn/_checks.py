@@ -67,9 +67,17 @@ def check_bool(op, name, value):
     return value
 
 
+def as_rows(t):
+    """t [..., last] reshaped to [rows, last] (a view where the strides allow). The row count is
+    spelled out rather than -1: under torch.func.vmap over an empty batch the tensor holds no
+    elements, and reshape cannot infer a -1 from them."""
+    last = t.shape[-1]
+    return t.reshape(t.numel() // last if last else math.prod(t.shape[:-1]), last)
+
+
 def rows_view(t):
     """t as a 2D [rows, last dim] tensor whose last dim is contiguous (what every kernel reads)."""
-    t2d = t if t.dim() == 2 else t.reshape(-1, t.shape[-1])
+    t2d = t if t.dim() == 2 else as_rows(t)
     return t2d if t2d.stride(-1) == 1 else t2d.contiguous()
 
 

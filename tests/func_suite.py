@@ -61,6 +61,19 @@ def test_vmap(backend, case):
         assert_numerics(f"vmap[{i}]", got[i], case.ref(x, True), case.ref(x, False))
 
 
+def test_vmap_and_per_sample_grads_over_an_empty_batch(backend, case):
+    """A mapped dimension of size 0 (an empty batch of samples): empty outputs of the right shape
+    and dtype, as stock ops give. Failed before: no element to run, and reshape(-1, ...) of an
+    empty tensor cannot infer the -1."""
+    empty = case.x.new_empty((0, *case.x.shape))
+    element_shape = case.ref(case.x, False).shape
+    got = torch.func.vmap(lambda x: case.run(x, backend))(empty)
+    assert (got.shape, got.dtype) == ((0, *element_shape), case.x.dtype)
+    weights = _output_weights(case)
+    grads = torch.func.vmap(torch.func.grad(lambda x: _loss(case.run(x, backend), weights)))(empty)
+    assert (grads.shape, grads.dtype) == (empty.shape, case.x.dtype)
+
+
 def test_per_sample_grads(backend, case):
     """vmap of grad: one gradient per mapped input, as per-sample gradient methods compute."""
     weights = _output_weights(case)

@@ -84,6 +84,8 @@ def _vmap_by_loop(op):
     transforms below this vmap (and autograd) apply to each."""
 
     def vmap(info, in_dims, *args):
+        if info.batch_size == 0:
+            return _empty_batch_outputs(op, in_dims, args)
         results = []
         for i in range(info.batch_size):
             results.append(op(*(a if d is None else a.select(d, i) for a, d in zip(args, in_dims))))
@@ -93,6 +95,30 @@ def _vmap_by_loop(op):
         return outputs, (0,) * len(outputs)
 
     return vmap
+
+
+def _empty_batch_outputs(op, in_dims, args):
+    """vmap over a mapped dimension of size 0: there is no element to run, so the outputs' shapes
+    and dtypes come from the op's fake implementation, run on meta tensors of one element's shape;
+    the outputs are empty tensors with 0 in front of those shapes."""
+    device = None
+    elements = []
+    for a, d in zip(args, in_dims):
+        if isinstance(a, torch.Tensor):
+            device = device or a.device
+            shape = list(a.shape)
+            if d is not None:
+                del shape[d]
+            a = torch.empty(shape, dtype=a.dtype, device="meta")
+        elements.append(a)
+    element_outputs = op.custom_op(*elements)
+
+    def empty_batch(o):
+        return torch.empty((0, *o.shape), dtype=o.dtype, device=device)
+
+    if isinstance(element_outputs, torch.Tensor):
+        return empty_batch(element_outputs), 0
+    return tuple(map(empty_batch, element_outputs)), (0,) * len(element_outputs)
 
 
 def _refuse_backward(name):

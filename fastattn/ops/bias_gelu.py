@@ -78,6 +78,5 @@ def bias_gelu(x, bias, *, approximate="none", backend=None):
     cast to x's dtype. Differentiable in x and bias."""
     _check_arguments(x, bias, approximate)
     name = resolve_backend(OP, x.device, backend, inputs=(x, bias))
-    hidden = x.shape[-1]
-    out = bias_gelu_fwd(x.reshape(-1, hidden), bias.to(x.dtype), approximate, name)
+    out = bias_gelu_fwd(_checks.as_rows(x), bias.to(x.dtype), approximate, name)
     return out.reshape_as(x)

@@ -153,6 +153,6 @@ def ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
     seed = draw_dropout_seed(dropout_p)
     store_pre = _tracing.needs_grad(x, w1, b1, w2, b2)
     rows = x.dim() == 2
-    out, _h, _pre = ffn_fwd(x if rows else x.reshape(-1, x.shape[-1]), w1, b1, w2, b2, approximate,
+    out, _h, _pre = ffn_fwd(x if rows else _checks.as_rows(x), w1, b1, w2, b2, approximate,
                             dropout_p, seed, store_pre, name)
     return out if rows else out.reshape(*x.shape[:-1], w2.shape[0])

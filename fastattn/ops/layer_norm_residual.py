@@ -144,8 +144,8 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
     store_h = not h_is_x and (return_residual or _tracing.needs_grad(x, residual, weight, bias))
     rows = x.dim() == 2
     y, h, _mean, _rstd = layer_norm_residual_fwd(
-        x if rows else x.reshape(-1, hidden),
-        residual if rows or residual is None else residual.reshape(-1, hidden),
+        x if rows else _checks.as_rows(x),
+        residual if rows or residual is None else _checks.as_rows(residual),
         weight, bias, float(eps), dropout_p, seed, store_h, name)
     if not rows:
         y = y.reshape_as(x)  # reshape(x.shape) parses a torch.Size: 1.2 us more a call
