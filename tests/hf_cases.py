@@ -84,6 +84,28 @@ def check_gpt2_grads(device, dtype, backend, pattern="left", seqlen=13, batch=3)
     _check_grads(run, model, device, dtype, backend)
 
 
+def check_compiled_training(device, dtype, backend, model_class, config, pattern, compile_backend,
+                            seqlen=13, batch=3):
+    """A training step of the patched model under torch.compile: AOT autograd traces the fused
+    ops' backward through their registered autograd (the backward custom ops and their fake
+    functions). The loss and every parameter's gradient against the unpatched model, uncompiled."""
+    model = hf_models.make_model(model_class, config)
+    ids, mask = hf_models.input_ids(batch, seqlen), hf_models.attention_mask(batch, seqlen, pattern)
+    labels = torch.where(mask.bool(), hf_models.input_ids(batch, seqlen, seed=1), -100)
+    kwargs = dict(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+    ref, eager, patched = hf_models.variants(model, device, dtype, backend)
+    for m in (ref, eager, patched):
+        m.train()  # the test configs have no dropout: the same function, with autograd's saving
+    compiled = hf_models.compile_patched(eager, patched, compile_backend, **kwargs)
+    losses = [m(**kwargs).loss for m in (compiled, ref, eager)]
+    assert_numerics("loss", *losses)
+    got, ref_grads, eager_grads = (_named_grads(m, loss)
+                                   for m, loss in zip((patched, ref, eager), losses))
+    assert got.keys() == ref_grads.keys()
+    for name in got:
+        assert_grad_numerics(f"grad {name}", got[name], ref_grads[name], eager_grads[name])
+
+
 def check_autocast_training(device, autocast_dtype, backend, model_class, seqlen=13, batch=3):
     """Mixed precision as users train: float32 weights, the forward under torch.autocast. The
     patched model gives what the unpatched one gives under the same autocast (eager): outputs of

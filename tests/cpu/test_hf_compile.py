@@ -1,4 +1,5 @@
-"""torch.compile(fullgraph=True) of a patched model's forward: no graph breaks, same outputs.
+"""torch.compile(fullgraph=True) of a patched model's forward: no graph breaks, same outputs; and a
+compiled training step: the same loss and gradients.
 
 The cpu tier compiles with the aot_eager backend: it traces with dynamo and AOT autograd (the
 custom ops' fake functions included), the part a patched model can break, without the minutes a
@@ -10,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from transformers import BertModel, GPT2LMHeadModel
+from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
 
 import fastattn
 import hf_cases
@@ -18,6 +19,8 @@ import hf_models
 from fastattn.nn import packing
 
 CASES = [(GPT2LMHeadModel, hf_models.gpt2_config, "left"), (BertModel, hf_models.bert_config, "holes")]
+TRAINING_CASES = [(GPT2LMHeadModel, hf_models.gpt2_config, "left"),
+                  (BertForMaskedLM, hf_models.bert_config, "holes")]
 
 
 @pytest.mark.parametrize("model_class,config,pattern", CASES, ids=["gpt2", "bert"])
@@ -32,6 +35,12 @@ def test_fullgraph_compile(model_class, config, pattern):
             got, expected = compiled(ids, attention_mask=mask)[0], model(ids, attention_mask=mask)[0]
         real = mask.bool()
         torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_class,config,pattern", TRAINING_CASES, ids=["gpt2", "bert"])
+def test_compiled_training_step(model_class, config, pattern):
+    hf_cases.check_compiled_training(torch.device("cpu"), torch.float32, "torch", model_class,
+                                     config(), pattern, "aot_eager")
 
 
 class _Breaks(torch.nn.Module):

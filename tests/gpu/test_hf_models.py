@@ -60,6 +60,16 @@ def test_inductor_fullgraph_compile(device, backend, model_class, config):
 
 
 @pytest.mark.parametrize("model_class,config,pattern", [
+    (GPT2LMHeadModel, hf_models.gpt2_config, "left"),
+    (BertForMaskedLM, hf_models.bert_config, "holes")], ids=["gpt2", "bert"])
+def test_compiled_training_step(device, backend, model_class, config, pattern):
+    # bfloat16, the training dtype; aot_eager traces what a patched model contributes (dynamo and
+    # AOT autograd through the fused ops' backward) without an inductor build per case.
+    hf_cases.check_compiled_training(device, torch.bfloat16, backend, model_class, config(),
+                                     pattern, "aot_eager", seqlen=65)
+
+
+@pytest.mark.parametrize("model_class,config,pattern", [
     (GPT2LMHeadModel, hf_models.gpt2_config, "left"), (BertModel, hf_models.bert_config, "holes")],
     ids=["gpt2", "bert"])
 def test_torch_export_with_dynamic_batch_and_length(device, backend, model_class, config, pattern):
