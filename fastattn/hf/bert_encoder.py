@@ -9,7 +9,7 @@ must then be the padded [B, S, hidden] tensor.
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 from transformers.models.bert.modeling_bert import BertEncoder as HFBertEncoder
 
-from ..nn import adoption
+from ..nn import adoption, structure
 from ..nn.bert import BertLayer
 from ..nn.packing import PackedBatch
 
@@ -27,9 +27,11 @@ class BertEncoder(HFBertEncoder):
         encoder_hidden_states = args[0] if args else kwargs.get("encoder_hidden_states")
         hidden_states_requested = kwargs.get("output_hidden_states",
                                              getattr(self.config, "output_hidden_states", False))
+        # A layer's own hooks (or a forward replaced on it) would see packed tokens here: such a
+        # layer is called by transformers' loop instead, with the padded batch.
         return (encoder_hidden_states is None and not hidden_states_requested
-                and all(isinstance(layer, BertLayer) and layer.can_pack(attention_mask)
-                        for layer in self.layer))
+                and all(isinstance(layer, BertLayer) and structure.plain(layer)
+                        and layer.can_pack(attention_mask) for layer in self.layer))
 
     def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
         if not self._runs_packed(attention_mask, args, kwargs):

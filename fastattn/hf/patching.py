@@ -69,12 +69,12 @@ def _adopt_gpt2(model, backend):
     from transformers.models.gpt2.modeling_gpt2 import GPT2Model
 
     from ..nn.gpt2 import GPT2Block
-    from ..nn.layer_norm_residual import LayerNormResidual
+    from ..nn.layer_norm_residual import LayerNormResidual, can_adopt
 
     for module in model.modules():
         if isinstance(module, HFGPT2Block):
             GPT2Block.adopt(module, backend=backend)
-        elif isinstance(module, GPT2Model):
+        elif isinstance(module, GPT2Model) and can_adopt(module.ln_f):
             LayerNormResidual.adopt(module.ln_f, backend=backend)
 
 
@@ -105,12 +105,19 @@ def patch(model, *, backend=None):
     from .attention import register
 
     register()
-    if not is_patched(model):
+    patched_before = is_patched(model)
+    if not patched_before:
         setattr(model, ORIGINAL_ATTN, model.config._attn_implementation)
-    _set_attn_implementation(model, NAME)
-    adopt(model, backend)
-    vocab_projection.adopt_output_projection(model)
-    loss.adopt_loss(model, backend)
+    try:
+        _set_attn_implementation(model, NAME)
+        adopt(model, backend)
+        vocab_projection.adopt_output_projection(model)
+        loss.adopt_loss(model, backend)
+    except BaseException:
+        # No half-patched model: what was swapped goes back before the error reaches the caller.
+        if not patched_before:
+            unpatch(model)
+        raise
     return model
 
 

@@ -5,8 +5,8 @@ An encoder layer (not a decoder: no KV cache, no cross-attention) computes, on p
     h   = LN(dropout(dense(varlen_attention(fused_qkv(x)))) + x)       attention block
     out = LN(dropout(ffn(h)) + h)                                       feed-forward block (fastattn.ffn)
 with the parameters of the original submodules, so state_dict keys do not change. Decoder layers,
-4D masks and non-GELU activations run transformers' own forward (with the `fastattn` attention
-implementation inside). `chunk_size_feed_forward` is ignored on the fused path: chunking changes
+4D masks, and layers whose skipped submodules are hooked or replaced (nn.structure), run
+transformers' own forward (with the `fastattn` attention implementation inside). `chunk_size_feed_forward` is ignored on the fused path: chunking changes
 peak memory, not the result.
 """
 
@@ -15,15 +15,24 @@ from torch import nn
 from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
 
 from .. import _tracing
-from . import adoption
+from . import adoption, structure
 from .attention import attention_on_packed_qkv
-from .ffn import gelu_approximation, gelu_ffn
-from .layer_norm_residual import LayerNormResidual
+from .ffn import gelu_ffn, module_gelu_approximation
+from .layer_norm_residual import LayerNormResidual, can_adopt
 from .packing import PackedBatch
 from .projections import fusable
 
 BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
 QKV_CACHE = "_fastattn_qkv_cache"  # an instance attribute, not a buffer: no state_dict entry
+RECORD = "_fastattn_structure"
+# What the packed path skips (the container modules, dropouts) or calls with the residual (the
+# LayerNorms): as patch() found them and unhooked (nn.structure). The projections it calls on
+# packed tokens (a LoRA subclass there is fine, it works token by token): unhooked.
+PACKED_PATH_SKIPS = ("attention", "attention.self", "attention.self.dropout", "attention.output",
+                     "attention.output.dropout", "attention.output.LayerNorm", "intermediate",
+                     "output", "output.dropout", "output.LayerNorm")
+PACKED_PATH_PROJECTIONS = ("attention.self.query", "attention.self.key", "attention.self.value",
+                           "attention.output.dense", "intermediate.dense", "output.dense")
 
 
 class BertLayer(HFBertLayer):
@@ -32,14 +41,27 @@ class BertLayer(HFBertLayer):
 
     @classmethod
     def adopt(cls, layer, *, backend=None):
-        """Turn an existing transformers BertLayer into this class in place."""
-        adoption.swap_class(layer, cls, **{BACKEND: backend,
-                                           GELU: gelu_approximation(layer.attention.self.config.hidden_act)})
+        """Turn an existing transformers BertLayer into this class in place. A layer whose norms
+        are not plain LayerNorms stays as it is (it still runs the `fastattn` attention)."""
+        if not all(can_adopt(norm) for norm in cls._norms(layer)):
+            return layer
+        activation = layer.intermediate.intermediate_act_fn
+        # The fused GELU only for the module transformers builds for the configured activation;
+        # another (swapped in by hand, or a non-GELU config) runs as a module on packed tokens.
+        approximate = module_gelu_approximation(activation, layer.attention.self.config.hidden_act)
+        adoption.swap_class(layer, cls, **{BACKEND: backend, GELU: approximate})
         for norm in layer._norms():
             LayerNormResidual.adopt(norm, backend=backend)
         # transformers' path (decoder layers, 4D masks) reaches fastattn through the attention
         # interface, which reads the backend from the attention module.
         setattr(layer.attention.self, BACKEND, backend)
+        exact = PACKED_PATH_SKIPS + (("intermediate.intermediate_act_fn",)
+                                     if isinstance(activation, nn.Module) else ())
+        try:  # after the norms' adoption: they are recorded as LayerNormResidual
+            record = structure.record(layer, exact, PACKED_PATH_PROJECTIONS)
+        except AttributeError:  # a submodule removed or renamed: transformers' forward runs
+            record = None
+        setattr(layer, RECORD, record)
         return layer
 
     def release(self):
@@ -47,16 +69,19 @@ class BertLayer(HFBertLayer):
         for norm in self._norms():
             norm.release()
         self.attention.self.__dict__.pop(BACKEND, None)
-        return adoption.restore_class(self, BACKEND, GELU)
+        return adoption.restore_class(self, BACKEND, GELU, RECORD)
 
     def _norms(self):
         return self.attention.output.LayerNorm, self.output.LayerNorm
 
     def can_pack(self, attention_mask):
         """The fused path is exact for an encoder layer given no mask or a key padding mask (2D
-        bool, what fastattn's mask hook makes); anything else goes through transformers."""
-        return not self.is_decoder and (attention_mask is None or (
-            attention_mask.dim() == 2 and attention_mask.dtype == torch.bool))
+        bool, what fastattn's mask hook makes), while the submodules it skips or calls on packed
+        tokens are as patch() found them, unhooked (nn.structure); else transformers' path."""
+        return (not self.is_decoder
+                and (attention_mask is None or (attention_mask.dim() == 2
+                                                and attention_mask.dtype == torch.bool))
+                and structure.intact(self, getattr(self, RECORD, None)))
 
     def forward(self, hidden_states, attention_mask=None, *args, packing=None, **kwargs):
         if packing is not None:

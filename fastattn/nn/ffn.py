@@ -24,6 +24,17 @@ def gelu_approximation(hidden_act):
     return HF_GELU_APPROXIMATION.get(hidden_act) if isinstance(hidden_act, str) else None
 
 
+def module_gelu_approximation(activation, hidden_act):
+    """gelu_approximation(hidden_act) while `activation` is the module transformers builds for that
+    name (ACT2FN), else None: a module swapped in by hand (a ReLU for the GELU) keeps its own math."""
+    approximate = gelu_approximation(hidden_act)
+    if approximate is None:
+        return None
+    from transformers.activations import ACT2FN
+
+    return approximate if type(activation) is type(ACT2FN[hidden_act]) else None
+
+
 def gelu_ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
     """dropout(linear(gelu(linear(x, w1) + b1), w2, b2)), weights in nn.Linear layout [out, in]."""
     return fastattn.ffn(x, w1, b1, w2, b2, approximate=approximate, dropout_p=dropout_p,

@@ -1,0 +1,70 @@
+"""Whether a patched block may take its fused path: the submodules that path skips, or calls
+differently from transformers, must still be the ones patch() found, with no hooks on them.
+
+The fused paths compute a block from its parameters:
+- BERT's packed layer never calls BertAttention, BertSelfAttention, BertSelfOutput,
+  BertIntermediate, BertOutput, the activation module or the dropouts. It calls the LayerNorms with
+  the residual as a second argument, and the linears on packed tokens [T, hidden], not [B, S, hidden].
+- GPT-2's block never calls its MLP's activation or dropout, and calls ln_2 with the residual.
+A forward hook on one of these modules (activation patching, steering, ablation, recording) would
+be skipped or would see other arguments. So would a forward replaced on the instance (accelerate's
+offload hooks) or a module swapped for another (a ReLU for the GELU, an RMSNorm for a LayerNorm).
+The result would be silently different. Such a block runs transformers' own forward instead, with
+every submodule called as transformers calls it.
+
+A block records what patch() found (`record`); each call checks it again (`intact`). The check
+walks each recorded path through `_modules`, because a submodule can be replaced after patching.
+"""
+
+from torch.nn.modules import module as _module_state
+
+
+def plain(module):
+    """No forward hook or pre-hook on the module, and its forward not replaced on the instance."""
+    return not (module._forward_hooks or module._forward_pre_hooks or "forward" in module.__dict__)
+
+
+def _split(path):
+    return tuple(path.split("."))
+
+
+def record(block, exact_paths, unhooked_paths=()):
+    """What `intact` checks. exact_paths: submodules that must stay the same object of the same
+    class, unhooked (those the fused path skips or calls differently). unhooked_paths: submodules
+    it calls on other shapes but as modules (projections, which may be a LoRA subclass): any
+    module there, unhooked."""
+    exact = tuple((_split(path), block.get_submodule(path)) for path in exact_paths)
+    return (tuple((names, module, type(module)) for names, module in exact),
+            tuple(_split(path) for path in unhooked_paths))
+
+
+def intact(block, recorded):
+    """True when the fused path computes what transformers' forward would: a record (None: the
+    block's structure could not be recorded), no global forward hook
+    (nn.modules.module.register_module_forward_hook: it applies to the skipped calls too), every exact path still holds the
+    recorded module (same object, same class) and no submodule on a recorded path is hooked or has
+    its forward replaced."""
+    # Runs on every block call: written out with subscripts and attribute tests, no helper calls
+    # (patched BERT checks 16 submodules a layer).
+    if (recorded is None or _module_state._global_forward_hooks
+            or _module_state._global_forward_pre_hooks):
+        return False
+    exact, unhooked = recorded
+    try:
+        for names, module, cls in exact:
+            current = block
+            for name in names:
+                current = current._modules[name]
+            if (current is not module or type(current) is not cls or current._forward_hooks
+                    or current._forward_pre_hooks or "forward" in current.__dict__):
+                return False
+        for names in unhooked:
+            current = block
+            for name in names:
+                current = current._modules[name]
+            if (current._forward_hooks or current._forward_pre_hooks
+                    or "forward" in current.__dict__):
+                return False
+    except (KeyError, AttributeError):  # a submodule removed, or set to None
+        return False
+    return True

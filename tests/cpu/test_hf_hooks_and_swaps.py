@@ -1,0 +1,108 @@
+"""Patched models with hooks on, or replacements of, the submodules the fused paths skip or call
+differently: the same outputs as the unpatched model with the same hooks (tests/hf_surgery.py).
+Also: which path runs (a hooked block falls back alone, and fuses again once the hook is
+removed), and patch() leaves no half-patched model behind when it fails."""
+
+import pytest
+import torch
+from torch import nn
+
+import fastattn
+import hf_models
+import hf_surgery
+from fastattn.hf import patching
+from hf_spy import spy
+
+CPU, FP32, TORCH = torch.device("cpu"), torch.float32, "torch"
+HOOKS = ([("bert", t) for t in hf_surgery.BERT_HOOK_TARGETS]
+         + [("gpt2", t) for t in hf_surgery.GPT2_HOOK_TARGETS])
+
+
+@pytest.mark.parametrize("pre", [False, True], ids=["hook", "pre-hook"])
+@pytest.mark.parametrize("kind,target", HOOKS, ids=[f"{k}:{t}" for k, t in HOOKS])
+def test_hooks_take_effect(kind, target, pre):
+    hf_surgery.check_hook(kind, target, pre, CPU, FP32, TORCH)
+
+
+@pytest.mark.parametrize("kind,target", [("bert", "encoder.layer.1.output.dense"),
+                                         ("bert", "encoder.layer.1"),
+                                         ("gpt2", "transformer.h.1.ln_2")])
+def test_recording_hooks_see_the_unpatched_shapes(kind, target):
+    hf_surgery.check_recorded_shapes(kind, target, CPU, FP32, TORCH)
+
+
+SWAPS = [
+    ("bert", "encoder.layer.1.intermediate.intermediate_act_fn", nn.ReLU),
+    ("bert", "encoder.layer.1.output.LayerNorm", lambda: hf_surgery.RMSNormLike(64)),
+    ("bert", "encoder.layer.1.attention.output.LayerNorm", lambda: nn.LayerNorm(64, bias=False)),
+    ("gpt2", "transformer.h.1.mlp.act", nn.ReLU),
+    ("gpt2", "transformer.h.1.ln_2", lambda: hf_surgery.RMSNormLike(64)),
+    ("gpt2", "transformer.h.1.ln_1", lambda: nn.LayerNorm(64, elementwise_affine=False)),
+    ("gpt2", "transformer.ln_f", lambda: hf_surgery.RMSNormLike(64)),
+]
+
+
+@pytest.mark.parametrize("after_patch", [False, True], ids=["before-patch", "after-patch"])
+@pytest.mark.parametrize("kind,target,make", SWAPS, ids=[f"{k}:{t}" for k, t, _ in SWAPS])
+def test_swapped_modules_take_effect(kind, target, make, after_patch):
+    hf_surgery.check_swapped_module(kind, target, make, after_patch, CPU, FP32, TORCH)
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_accelerate_style_forward_wrappers(kind):
+    hf_surgery.check_accelerate_style_wrappers(kind, CPU, FP32, TORCH)
+
+
+def _fused_calls(model, kind):
+    """How many layers took the fused path in one forward: BERT's packed attention_varlen calls,
+    GPT-2's fused FFN calls."""
+    name = "attention_varlen" if kind == "bert" else "ffn"
+    ids, mask = hf_models.input_ids(3, 9), hf_models.attention_mask(3, 9, "holes")
+    with spy(name) as calls, torch.no_grad():
+        model(ids, attention_mask=mask)
+    return len(calls[name])
+
+
+@pytest.mark.parametrize("kind,target", [("bert", "encoder.layer.1.intermediate"),
+                                         ("gpt2", "transformer.h.1.mlp.act")])
+def test_only_the_hooked_block_falls_back_and_fuses_again_without_the_hook(kind, target):
+    model_class, config, _ = hf_surgery.MODELS[kind]
+    model = fastattn.patch(hf_models.make_model(model_class, config()))
+    layers = config().num_hidden_layers
+    assert _fused_calls(model, kind) == layers
+    handle = model.get_submodule(target).register_forward_hook(hf_surgery.scale_output)
+    assert _fused_calls(model, kind) == layers - 1
+    handle.remove()
+    assert _fused_calls(model, kind) == layers
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_a_global_forward_hook_takes_effect(kind):
+    """register_module_forward_hook applies to every module call, the skipped ones included."""
+    def halve_activations(module, args, output):
+        return output * 0.5 if type(module).__name__.endswith("Activation") else None
+
+    models = hf_surgery.surgery_variants(kind, CPU, FP32, TORCH)
+    handle = nn.modules.module.register_module_forward_hook(halve_activations)
+    try:
+        hf_surgery.check_same(models, hf_surgery.MODELS[kind][2], CPU, FP32)
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_a_failing_patch_leaves_the_model_unpatched(kind, monkeypatch):
+    model_class, config, pattern = hf_surgery.MODELS[kind]
+    model = hf_models.make_model(model_class, config())
+    classes = [type(m) for m in model.modules()]
+    implementation = model.config._attn_implementation
+
+    def fail(model):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(patching.vocab_projection, "adopt_output_projection", fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        fastattn.patch(model)
+    assert not patching.is_patched(model)
+    assert [type(m) for m in model.modules()] == classes
+    assert model.config._attn_implementation == implementation
