@@ -18,7 +18,7 @@ from transformers import BertModel, GPT2LMHeadModel
 
 import fastattn
 import hf_models
-from numerics import assert_numerics
+from numerics import assert_grad_numerics, assert_numerics
 
 BERT_HOOK_TARGETS = ("encoder.layer.1", "encoder.layer.1.attention",
                      "encoder.layer.1.attention.self", "encoder.layer.1.attention.self.query",
@@ -79,6 +79,29 @@ def check_hook(kind, target, pre, device, dtype, backend):
         else:
             module.register_forward_hook(scale_output)
     check_same(models, MODELS[kind][2], device, dtype)
+
+
+def check_backward_hook(kind, target, device, dtype, backend):
+    """A full backward hook that changes the gradient `target` passes back (as gradient clipping or
+    per-module gradient hooks do): fires in the patched model too, and every parameter's gradient
+    matches the unpatched model's with the same hook (a skipped module's hook never fired)."""
+    ids, mask = _inputs(MODELS[kind][2], device)
+    real = mask.bool()
+    grads = []
+    for m in surgery_variants(kind, device, dtype, backend):
+        m.train()  # no dropout in the test configs
+        m.get_submodule(target).register_full_backward_hook(
+            lambda module, grad_input, grad_output: tuple(
+                None if g is None else g * 0.5 for g in grad_input))
+        output = m(ids, attention_mask=mask)[0][real]
+        weights = torch.linspace(-1, 1, output.numel(), device=device).reshape(output.shape)
+        params = [(n, p) for n, p in m.named_parameters() if p.requires_grad]
+        values = torch.autograd.grad((output * weights.to(output.dtype)).sum(),
+                                     [p for _, p in params], allow_unused=True)
+        grads.append({n: g for (n, _), g in zip(params, values) if g is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert_grad_numerics(f"grad {name}", grads[0][name], grads[1][name], grads[2][name])
 
 
 def check_recorded_shapes(kind, target, device, dtype, backend):

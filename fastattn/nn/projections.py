@@ -10,15 +10,11 @@ wrapper). Reading the weight of such a module would silently drop the adapter, s
 it instead.
 """
 
-from torch.nn.modules import module as _module_state
+from .structure import global_hooks, plain
 
 
 def fusable(module, expected_type):
     """True when `module` is exactly `expected_type` (no subclass or wrapper), its forward is not
     replaced on the instance (accelerate's offload hooks do that, as hand-made wrappers do), and no
-    forward hook, its own or a global one, can change its output (as nn.structure checks, written
-    out: this runs several times a block call)."""
-    return (type(module) is expected_type and "forward" not in module.__dict__
-            and not module._forward_hooks and not module._forward_pre_hooks
-            and not _module_state._global_forward_hooks
-            and not _module_state._global_forward_pre_hooks)
+    hook, its own or a global one, expects it to be called (nn.structure.plain)."""
+    return type(module) is expected_type and plain(module) and not global_hooks()

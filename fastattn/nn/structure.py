@@ -20,8 +20,18 @@ from torch.nn.modules import module as _module_state
 
 
 def plain(module):
-    """No forward hook or pre-hook on the module, and its forward not replaced on the instance."""
-    return not (module._forward_hooks or module._forward_pre_hooks or "forward" in module.__dict__)
+    """No hook on the module's calls (forward, pre-forward, backward, pre-backward: a backward hook
+    fires only for a module that is called), and its forward not replaced on the instance."""
+    return not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks or "forward" in module.__dict__)
+
+
+def global_hooks():
+    """Whether a global module hook is set (nn.modules.module.register_module_forward_hook and its
+    kin): it applies to every module call, so to the calls a fused path skips."""
+    return bool(_module_state._global_forward_hooks or _module_state._global_forward_pre_hooks
+                or _module_state._global_backward_hooks
+                or _module_state._global_backward_pre_hooks)
 
 
 def _split(path):
@@ -40,30 +50,24 @@ def record(block, exact_paths, unhooked_paths=()):
 
 def intact(block, recorded):
     """True when the fused path computes what transformers' forward would: a record (None: the
-    block's structure could not be recorded), no global forward hook
-    (nn.modules.module.register_module_forward_hook: it applies to the skipped calls too), every exact path still holds the
-    recorded module (same object, same class) and no submodule on a recorded path is hooked or has
-    its forward replaced."""
-    # Runs on every block call: written out with subscripts and attribute tests, no helper calls
-    # (patched BERT checks 16 submodules a layer).
-    if (recorded is None or _module_state._global_forward_hooks
-            or _module_state._global_forward_pre_hooks):
+    block's structure could not be recorded), no global hook, every exact path still holds the
+    recorded module (same object, same class), and every module on a recorded path is plain."""
+    if recorded is None or global_hooks():
         return False
     exact, unhooked = recorded
+    # Runs on every block call (16 paths a BERT layer): the walks written out, no helper calls.
     try:
         for names, module, cls in exact:
             current = block
             for name in names:
                 current = current._modules[name]
-            if (current is not module or type(current) is not cls or current._forward_hooks
-                    or current._forward_pre_hooks or "forward" in current.__dict__):
+            if current is not module or type(current) is not cls or not plain(current):
                 return False
         for names in unhooked:
             current = block
             for name in names:
                 current = current._modules[name]
-            if (current._forward_hooks or current._forward_pre_hooks
-                    or "forward" in current.__dict__):
+            if not plain(current):
                 return False
     except (KeyError, AttributeError):  # a submodule removed, or set to None
         return False

@@ -24,6 +24,15 @@ def test_hooks_take_effect(kind, target, pre):
     hf_surgery.check_hook(kind, target, pre, CPU, FP32, TORCH)
 
 
+BACKWARD_HOOKS = [("bert", "encoder.layer.1.intermediate"), ("bert", "encoder.layer.1.output.dense"),
+                  ("gpt2", "transformer.h.1.mlp.act"), ("gpt2", "transformer.h.1.mlp.c_fc")]
+
+
+@pytest.mark.parametrize("kind,target", BACKWARD_HOOKS, ids=[f"{k}:{t}" for k, t in BACKWARD_HOOKS])
+def test_backward_hooks_take_effect(kind, target):
+    hf_surgery.check_backward_hook(kind, target, CPU, FP32, TORCH)
+
+
 @pytest.mark.parametrize("kind,target", [("bert", "encoder.layer.1.output.dense"),
                                          ("bert", "encoder.layer.1"),
                                          ("gpt2", "transformer.h.1.ln_2")])

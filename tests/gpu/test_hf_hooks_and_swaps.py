@@ -32,3 +32,9 @@ def test_swapped_modules_take_effect(device, backend, kind, target, make, after_
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
 def test_accelerate_style_forward_wrappers(device, backend, kind):
     hf_surgery.check_accelerate_style_wrappers(kind, device, BF16, backend)
+
+
+@pytest.mark.parametrize("kind,target", [("bert", "encoder.layer.1.intermediate"),
+                                         ("gpt2", "transformer.h.1.mlp.act")])
+def test_backward_hooks_take_effect(device, backend, kind, target):
+    hf_surgery.check_backward_hook(kind, target, device, BF16, backend)
