@@ -115,3 +115,18 @@ def test_a_failing_patch_leaves_the_model_unpatched(kind, monkeypatch):
     assert not patching.is_patched(model)
     assert [type(m) for m in model.modules()] == classes
     assert model.config._attn_implementation == implementation
+
+
+@pytest.mark.parametrize("kind,blocks,norm", [("bert", "encoder.layer", "output.LayerNorm"),
+                                              ("gpt2", "transformer.h", "ln_2")])
+def test_a_block_with_another_norm_stays_unpatched_and_unpatch_restores_the_rest(kind, blocks, norm):
+    model_class, config, _ = hf_surgery.MODELS[kind]
+    model = hf_models.make_model(model_class, config())
+    original = [type(m) for m in model.modules()]
+    hf_surgery.swap(f"{blocks}.1.{norm}", lambda: hf_surgery.RMSNormLike(64))(model)
+    fastattn.patch(model)
+    patched = [type(b).__module__.startswith("fastattn") for b in model.get_submodule(blocks)]
+    assert patched == [True, False, True]
+    fastattn.unpatch(model)
+    assert not any(type(m).__module__.startswith("fastattn") for m in model.modules())
+    assert len(original) == len(list(model.modules()))
