@@ -19,11 +19,26 @@ walks each recorded path through `_modules`, because a submodule can be replaced
 from torch.nn.modules import module as _module_state
 
 
+# transformers 5.x installs forward hooks from this module on layers and attention modules the
+# first time a model is asked for hidden states or attentions, and keeps them: they record
+# outputs only during a call that asks for them. Patched BERT runs such calls through
+# transformers' layer loop (fastattn/hf/bert_encoder.py), so these hooks see what they expect,
+# and they must not turn the fused path off for every later call.
+TRANSFORMERS_OUTPUT_CAPTURING = "transformers.utils.output_capturing"
+
+
+def _user_forward_hooks(hooks):
+    return bool(hooks) and any(getattr(hook, "__module__", None) != TRANSFORMERS_OUTPUT_CAPTURING
+                               for hook in hooks.values())
+
+
 def plain(module):
     """No hook on the module's calls (forward, pre-forward, backward, pre-backward: a backward hook
-    fires only for a module that is called), and its forward not replaced on the instance."""
-    return not (module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
-                or module._backward_pre_hooks or "forward" in module.__dict__)
+    fires only for a module that is called; transformers' output-capturing hooks aside), and its
+    forward not replaced on the instance."""
+    return not (_user_forward_hooks(module._forward_hooks) or module._forward_pre_hooks
+                or module._backward_hooks or module._backward_pre_hooks
+                or "forward" in module.__dict__)
 
 
 def global_hooks():

@@ -130,3 +130,24 @@ def test_a_block_with_another_norm_stays_unpatched_and_unpatch_restores_the_rest
     fastattn.unpatch(model)
     assert not any(type(m).__module__.startswith("fastattn") for m in model.modules())
     assert len(original) == len(list(model.modules()))
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_transformers_output_capturing_hooks_keep_the_fused_path(kind):
+    """transformers installs forward hooks on layers and attention modules the first time hidden
+    states or attentions are asked for, and keeps them (inactive on other calls): they must not
+    turn the fused path off for good. The hidden states still match the unpatched model's."""
+    model_class, config, pattern = hf_surgery.MODELS[kind]
+    model = hf_models.make_model(model_class, config())
+    patched = fastattn.patch(hf_models.make_model(model_class, config()))
+    ids, mask = hf_models.input_ids(3, 9), hf_models.attention_mask(3, 9, pattern)
+    with torch.no_grad():
+        got = patched(ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+        expected = model(ids, attention_mask=mask, output_hidden_states=True)
+    if not any(m._forward_hooks for m in patched.modules()):
+        pytest.skip("this transformers installs no output-capturing hooks")
+    real = mask.bool()
+    assert len(got.hidden_states) == len(expected.hidden_states)
+    for g, e in zip(got.hidden_states, expected.hidden_states):
+        torch.testing.assert_close(g[real], e[real], rtol=1e-5, atol=1e-5)
+    assert _fused_calls(patched, kind) == config().num_hidden_layers

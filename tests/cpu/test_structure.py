@@ -81,3 +81,19 @@ def test_an_unhooked_path_may_hold_another_module():
     assert structure.intact(block, recorded)
     del block.proj
     assert not structure.intact(block, recorded)
+
+
+def test_transformers_output_capturing_hooks_are_not_user_hooks():
+    """transformers keeps these on layers and attention modules after a call that asked for
+    hidden states or attentions; they record nothing on other calls."""
+    block = _block()
+    recorded = _recorded(block)
+
+    def capturing_hook(module, args, output):
+        return None
+
+    capturing_hook.__module__ = structure.TRANSFORMERS_OUTPUT_CAPTURING
+    block.inner.register_forward_hook(capturing_hook)
+    assert structure.intact(block, recorded)
+    block.inner.register_forward_hook(lambda *args: None)
+    assert not structure.intact(block, recorded)
