@@ -6,8 +6,9 @@ An encoder layer (not a decoder: no KV cache, no cross-attention) computes, on p
     out = LN(dropout(ffn(h)) + h)                                       feed-forward block (fastattn.ffn)
 with the parameters of the original submodules, so state_dict keys do not change. Decoder layers,
 4D masks, and layers whose skipped submodules are hooked or replaced (nn.structure), run
-transformers' own forward (with the `fastattn` attention implementation inside). `chunk_size_feed_forward` is ignored on the fused path: chunking changes
-peak memory, not the result.
+transformers' own forward (with the `fastattn` attention implementation inside).
+`chunk_size_feed_forward` is ignored on the fused path: chunking changes peak memory, not the
+result.
 """
 
 import torch
