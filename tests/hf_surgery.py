@@ -167,6 +167,8 @@ def check_accelerate_style_wrappers(kind, device, dtype, backend):
 
     model_class, config, pattern = MODELS[kind]
     model = hf_models.make_model(model_class, config())
+    # Wrapped after copying (not through surgery_variants' change): deepcopy keeps a closure as
+    # it is, so a copy's wrapper would call the original module's forward.
     ref, eager, patched = (copy.deepcopy(model).to(device, t) for t in
                            (torch.float64, dtype, dtype))
     for m in (ref, eager, patched):

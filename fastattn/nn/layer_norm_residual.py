@@ -51,13 +51,17 @@ def can_adopt(layer_norm):
     """Whether LayerNormResidual.adopt takes this module: an nn.LayerNorm (or one adopted already)
     over the last dimension with weight and bias. Not an RMSNorm, a LayerNorm without bias or
     affine parameters, or a subclass with a forward of its own."""
-    return (type(layer_norm) in (nn.LayerNorm, LayerNormResidual)
-            and len(layer_norm.normalized_shape) == 1
+    return type(layer_norm) in (nn.LayerNorm, LayerNormResidual) and _supported(layer_norm)
+
+
+def _supported(layer_norm):
+    """Over one (the last) dimension, with weight and bias: what the fused op computes."""
+    return (len(layer_norm.normalized_shape) == 1
             and layer_norm.weight is not None and layer_norm.bias is not None)
 
 
 def _check_supported(layer_norm):
-    if len(layer_norm.normalized_shape) != 1 or layer_norm.weight is None or layer_norm.bias is None:
+    if not _supported(layer_norm):
         raise ValueError("fastattn.nn.LayerNormResidual: needs a LayerNorm over one (the last) "
                          "dimension with weight and bias, got "
                          f"normalized_shape={tuple(layer_norm.normalized_shape)}, "
