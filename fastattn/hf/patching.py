@@ -21,7 +21,7 @@ SUPPORTED = ("BertModel and its task heads (BertFor...), GPT2Model and its heads
 
 
 def _family(model):
-    """The adopt function for the model's architecture; TypeError for anything else."""
+    """The adopt function for the model's architecture, or None for anything else."""
     from transformers.models.bert.modeling_bert import BertPreTrainedModel
     from transformers.models.gpt2.modeling_gpt2 import GPT2PreTrainedModel
 
@@ -29,8 +29,27 @@ def _family(model):
         return _adopt_bert
     if isinstance(model, GPT2PreTrainedModel):
         return _adopt_gpt2
-    raise TypeError(f"fastattn.patch: unsupported model {type(model).__module__}.{type(model).__name__}; "
-                    f"fastattn.patch supports Hugging Face {SUPPORTED}")
+    return None
+
+
+def _unsupported(model):
+    return TypeError(f"fastattn.patch: unsupported model {type(model).__module__}."
+                     f"{type(model).__name__}, which contains no BERT or GPT-2 model either; "
+                     f"fastattn.patch supports Hugging Face {SUPPORTED}, and modules that hold "
+                     "them (an EncoderDecoderModel, a wrapper of your own)")
+
+
+def supported_parts(module):
+    """The outermost BERT and GPT-2 models inside `module` (a container such as an
+    EncoderDecoderModel or a user's wrapper), in the order of named_modules."""
+    parts, found = [], ()
+    for name, sub in module.named_modules():
+        if found and any(name.startswith(prefix) for prefix in found):
+            continue  # inside a model already found: its blocks are that model's to patch
+        if _family(sub) is not None:
+            parts.append(sub)
+            found += (name + ".",)
+    return parts
 
 
 def _check_head_dim(model, backend):
@@ -94,12 +113,36 @@ def is_patched(model):
 def patch(model, *, backend=None):
     """Run a Hugging Face BERT or GPT-2 model on fastattn's kernels, in place; returns the model.
 
+    model: a BertModel or GPT2Model, one of their task heads, or any module that holds such models
+    (each outermost one inside it is patched: both halves of a BERT2GPT2 EncoderDecoderModel).
     backend: a fastattn backend name for every op in the model, or None for the automatic choice.
     Patching a patched model again only changes its backend.
     """
     if backend is not None and backend not in BACKENDS:
         raise ValueError(f"fastattn.patch: unknown backend {backend!r}; expected None or one of "
                          f"{', '.join(BACKENDS)}")
+    if _family(model) is not None:
+        return _patch_model(model, backend)
+    parts = supported_parts(model)
+    if not parts:
+        raise _unsupported(model)
+    for part in parts:  # head dims first: a refused part leaves nothing half-patched
+        _check_head_dim(part, backend)
+    done = []
+    try:
+        for part in parts:
+            patched_before = is_patched(part)
+            _patch_model(part, backend)
+            if not patched_before:
+                done.append(part)
+    except BaseException:
+        for part in done:
+            unpatch(part)
+        raise
+    return model
+
+
+def _patch_model(model, backend):
     adopt = _family(model)
     _check_head_dim(model, backend)
     from .attention import register
@@ -122,8 +165,12 @@ def patch(model, *, backend=None):
 
 
 def unpatch(model):
-    """Undo patch(): the original blocks' classes and attention implementation; returns the model."""
+    """Undo patch(): the original blocks' classes and attention implementation, in `model` or in
+    the models it holds; returns the model."""
     if not is_patched(model):
+        for part in supported_parts(model):
+            if part is not model:
+                unpatch(part)
         return model
     # Blocks release their own norms first; modules() is listed before anything changes.
     for module in list(model.modules()):

@@ -1,0 +1,62 @@
+"""fastattn.patch on modules that hold BERT or GPT-2 models (tests/hf_containers.py), and what it
+does with one that holds none, or when patching one of the held models fails."""
+
+import pytest
+import torch
+
+import fastattn
+import fastattn.hf.loss
+import hf_containers
+import hf_models
+
+
+@pytest.mark.parametrize("decoder", hf_containers.DECODERS)
+def test_encoder_decoder_outputs_loss_and_gradients(decoder, device, backend):
+    hf_containers.check_encoder_decoder(decoder, device, torch.float32, backend)
+
+
+@pytest.mark.parametrize("decoder", hf_containers.DECODERS)
+def test_encoder_decoder_greedy_generation(decoder, device, backend):
+    hf_containers.check_encoder_decoder_generation(decoder, device, torch.float32, backend)
+
+
+def test_a_users_wrapper_trains_the_same(device, backend):
+    hf_containers.check_wrapper_training(device, torch.float32, backend)
+
+
+def test_unpatch_restores_every_held_model(device):
+    hf_containers.check_unpatch_restores(device)
+
+
+def test_a_module_holding_no_supported_model_is_refused_by_name():
+    holder = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    with pytest.raises(TypeError, match="Sequential, which contains no BERT or GPT-2 model"):
+        fastattn.patch(holder)
+
+
+def test_a_failure_in_one_held_model_leaves_none_patched(monkeypatch):
+    model = hf_containers.bert_and_gpt2()
+    real_adopt_loss, calls = fastattn.hf.loss.adopt_loss, []
+
+    def adopt_loss_failing_on_the_second_model(m, backend):
+        calls.append(type(m).__name__)
+        if len(calls) == 2:
+            raise RuntimeError("injected")
+        return real_adopt_loss(m, backend)
+
+    monkeypatch.setattr(fastattn.hf.loss, "adopt_loss", adopt_loss_failing_on_the_second_model)
+    with pytest.raises(RuntimeError, match="injected"):
+        fastattn.patch(model)
+    assert calls == ["BertModel", "GPT2LMHeadModel"]
+    assert hf_containers.adopted_count(model) == 0
+    assert "fastattn" not in {part.config._attn_implementation for part in model.values()}
+
+
+def test_a_head_dim_refused_for_one_held_model_patches_nothing():
+    # head dim 8 (hidden 32, 4 heads): the triton kernels take 16 and up; named, it is refused.
+    holder = hf_containers.bert_and_gpt2()
+    holder["small"] = hf_models.make_model(type(holder["encoder"]), hf_models.bert_config(
+        hidden_size=32))
+    with pytest.raises(ValueError, match="backend 'triton' cannot run"):
+        fastattn.patch(holder, backend="triton")
+    assert hf_containers.adopted_count(holder) == 0
