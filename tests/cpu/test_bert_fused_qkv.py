@@ -1,6 +1,6 @@
-"""The patched BertLayer's one QKV GEMM: in inference its concatenated weight is kept between calls
-and rebuilt whenever a projection changes; with autograd the gradients reach the original
-parameters."""
+"""The patched BertLayer's one QKV GEMM over the three projections concatenated: it follows every
+change of a projection (in-place writes, writes through `.data`, replaced parameters, casts), and
+with autograd the gradients reach the original parameters."""
 
 import copy
 
@@ -21,14 +21,11 @@ def _outputs(model, ids, mask):
         return model(ids, attention_mask=mask)[0]
 
 
-def test_kept_concatenation_follows_weight_changes():
+def test_concatenation_follows_weight_changes():
     stock, patched = _model()
     ids, mask = hf_models.input_ids(2, 9), hf_models.attention_mask(2, 9, "holes")
     real = mask.bool()
     first = _outputs(patched, ids, mask)
-    layer = patched.encoder.layer[0]
-    with torch.no_grad():
-        assert layer._fused_qkv()[0] is layer._fused_qkv()[0]  # kept, not rebuilt
     torch.testing.assert_close(first[real], _outputs(stock, ids, mask)[real], rtol=1e-5, atol=1e-5)
     with torch.no_grad():  # an in-place write (as an optimizer step or load_state_dict does)
         for model in (stock, patched):
@@ -39,6 +36,21 @@ def test_kept_concatenation_follows_weight_changes():
     torch.testing.assert_close(second[real], _outputs(stock, ids, mask)[real], rtol=1e-5, atol=1e-5)
     patched.to(torch.bfloat16)  # new storage, same Parameter objects
     assert _outputs(patched, ids, mask).dtype == torch.bfloat16
+
+
+def test_writes_through_data_are_seen():
+    # EMA updates and hand-written SGD steps write through `.data`, which bumps no version counter
+    # and keeps the storage: a concatenation kept between calls (as fastattn once did) went stale.
+    stock, patched = _model()
+    ids, mask = hf_models.input_ids(2, 9), hf_models.attention_mask(2, 9, "holes")
+    real = mask.bool()
+    first = _outputs(patched, ids, mask)
+    for model in (stock, patched):
+        for param in model.parameters():
+            param.data.mul_(0.9).add_(0.01)
+    second = _outputs(patched, ids, mask)
+    assert not torch.allclose(first[real], second[real])
+    torch.testing.assert_close(second[real], _outputs(stock, ids, mask)[real], rtol=1e-5, atol=1e-5)
 
 
 def test_gradients_reach_the_original_projections():

@@ -1,6 +1,7 @@
 """attention_varlen checks cu_seqlens' values once per tensor, not once per call (a device sync
 each on GPUs): the host read is remembered until the tensor changes, and unpad's cu_seqlens are
-never read back."""
+never read back. Facts are kept on GPU tensors only; these tests keep them on CPU tensors as a GPU
+would (the facts_kept_as_on_a_gpu fixture). The last test checks the CPU's own rule."""
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from fastattn.nn.packing import PackedBatch
 
 
 @pytest.fixture
-def host_reads(monkeypatch):
+def host_reads(monkeypatch, facts_kept_as_on_a_gpu):
     """The int32 tensors read back with .tolist() (how the check copies cu_seqlens to the host)."""
     reads = []
     tolist = torch.Tensor.tolist
@@ -124,3 +125,20 @@ def test_patched_bert_never_reads_cu_seqlens_back(host_reads, pattern):
     with torch.inference_mode():
         model(ids, attention_mask=mask)
     assert not host_reads
+
+
+def test_cpu_tensors_are_read_on_every_call(monkeypatch):
+    """Without the fixture: a CPU cu_seqlens may share memory with a numpy array, whose writes bump
+    no version counter, so its values are read (and checked) on every call."""
+    np = pytest.importorskip("numpy")
+    reads = []
+    tolist = torch.Tensor.tolist
+    monkeypatch.setattr(torch.Tensor, "tolist", lambda t: reads.append(t) or tolist(t))
+    q, k, v = _packed(9)
+    buffer = np.array([0, 4, 9], dtype=np.int32)
+    cu = torch.from_numpy(buffer)
+    _varlen(q, k, v, cu, 5)
+    buffer[1] = 10  # no version bump
+    with pytest.raises(ValueError, match="non-decreasing"):
+        _varlen(q, k, v, cu, 10)
+    assert len(reads) == 2

@@ -31,7 +31,7 @@ def _padded_path_only(monkeypatch):
     monkeypatch.setattr(torch_attention, "_uniform_length", lambda *args: None)
 
 
-def test_uniform_lengths_take_the_dense_path(monkeypatch):
+def test_uniform_lengths_take_the_dense_path(monkeypatch, facts_kept_as_on_a_gpu):
     def no_padding(*args, **kwargs):
         raise AssertionError("the padded path ran")
 
@@ -56,7 +56,7 @@ def test_dense_and_padded_paths_agree(monkeypatch, causal, dropout_p):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_a_larger_max_seqlen_or_unknown_facts_keep_the_padded_path():
+def test_a_larger_max_seqlen_or_unknown_facts_keep_the_padded_path(facts_kept_as_on_a_gpu):
     q, k, v, cu = _packed([6, 6])
     assert cu_seqlens_facts.known(cu) is None  # nothing has read it yet
     assert torch_attention._uniform_length(q, k, cu, cu, 6, 6) is None  # and nothing reads it here

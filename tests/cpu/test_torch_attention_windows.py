@@ -91,7 +91,7 @@ def test_plan_splits_only_long_batches_with_far_apart_lengths():
     assert _plan([(0, 8192)] + [(0, 7900)] * 15, 8192, 8192) is None  # 256 columns saved: too few
 
 
-def test_key_bounds_read_once_per_mask(monkeypatch):
+def test_key_bounds_read_once_per_mask(monkeypatch, facts_kept_as_on_a_gpu):
     reads = []
     tolist = torch.Tensor.tolist
 
