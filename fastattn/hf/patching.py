@@ -22,8 +22,12 @@ SUPPORTED = ("BertModel and its task heads (BertFor...), GPT2Model and its heads
 
 def _family(model):
     """The adopt function for the model's architecture, or None for anything else."""
-    from transformers.models.bert.modeling_bert import BertPreTrainedModel
-    from transformers.models.gpt2.modeling_gpt2 import GPT2PreTrainedModel
+    try:
+        from transformers.models.bert.modeling_bert import BertPreTrainedModel
+        from transformers.models.gpt2.modeling_gpt2 import GPT2PreTrainedModel
+    except ImportError as error:  # an optional dependency: the ops work without it
+        raise ImportError("fastattn.patch needs Hugging Face transformers>=5.4,<6 (pip install "
+                          f"'fastattn[hf]'); importing it failed: {error}") from error
 
     if isinstance(model, BertPreTrainedModel):
         return _adopt_bert

@@ -5,6 +5,7 @@ and the dense fallback for masks the fast path does not describe."""
 import copy
 import json
 import os
+import sys
 
 import pytest
 import torch
@@ -106,6 +107,13 @@ def test_unsupported_models_raise():
     for model in (roberta, torch.nn.Linear(4, 4)):
         with pytest.raises(TypeError, match="supports Hugging Face BertModel"):
             fastattn.patch(model)
+
+
+def test_without_transformers_patch_says_what_to_install(monkeypatch):
+    # transformers is an optional dependency ('fastattn[hf]'): the ops work without it.
+    monkeypatch.setitem(sys.modules, "transformers.models.bert.modeling_bert", None)
+    with pytest.raises(ImportError, match=r"needs Hugging Face transformers.*fastattn\[hf\]"):
+        fastattn.patch(torch.nn.Linear(4, 4))
 
 
 def test_triton_by_name_refuses_a_head_dim_without_kernels():
