@@ -35,7 +35,7 @@ GPU_VERSIONS_TESTS := $(addprefix tests/cpu/,test_hf_compile.py test_hf_models.p
   test_hf_mask_function.py test_autocast_ops.py test_inputs_device_guard.py test_gpu_generations.py \
   test_hf_jit_trace.py test_hf_func_transforms.py test_func_transforms_torch_backend.py \
   test_tracing.py test_float64_torch_backend.py test_hf_heads.py test_hf_hooks_and_swaps.py \
-  test_structure.py test_hf_containers.py)
+  test_structure.py test_hf_containers.py test_hf_whole_model_pickle.py)
 PYTEST_FLAGS ?= -q -ra
 
 ifeq ($(FASTATTN_USE_CURRENT_ENV),1)

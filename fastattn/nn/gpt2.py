@@ -20,6 +20,13 @@ from . import adoption, structure
 from .ffn import gelu_ffn, module_gelu_approximation
 from .layer_norm_residual import LayerNormResidual, can_adopt
 from .projections import fusable
+from ..hf.attention import register
+
+# A patched model unpickled in a new process (torch.load of the whole model, multiprocessing)
+# imports this module for its blocks' class, and its config names attn_implementation="fastattn":
+# without the registration transformers refuses the name, or, for BERT, builds no mask and padding
+# is silently attended to.
+register()
 
 BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
 # The submodules the fused path skips (the MLP's activation and dropout) or calls with the
