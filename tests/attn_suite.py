@@ -77,6 +77,22 @@ def test_zero_scale(backend, device, dtype, causal, mask_pattern):
     attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask, scale=0.0)
 
 
+@pytest.mark.parametrize("with_mask", [False, True], ids=["nomask", "mask"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_no_keys_at_all(backend, device, dtype, causal, with_mask):
+    """Sk = 0 (an empty context): every query sees nothing, so zeros out and zero gradients, with
+    or without a key padding mask (then [B, 0]). The triton backend failed on the empty mask."""
+    generator = torch.Generator().manual_seed(9)
+    q = torch.randn(2, 2, 5, 32, generator=generator).to(device, dtype).requires_grad_()
+    k, v = (torch.empty(2, 2, 0, 32, device=device, dtype=dtype, requires_grad=True)
+            for _ in range(2))
+    mask = torch.zeros(2, 0, dtype=torch.bool, device=device) if with_mask else None
+    out = fastattn.attention(q, k, v, causal=causal, key_padding_mask=mask, backend=backend)
+    assert out.shape == q.shape and out.dtype == dtype and torch.equal(out, torch.zeros_like(out))
+    out.backward(torch.randn(out.shape, generator=generator).to(device, dtype))
+    assert torch.equal(q.grad, torch.zeros_like(q)) and k.grad.shape == k.shape
+
+
 # Head dims the triton kernels are not built for: transformers' tiny test models (hidden 32 over 4
 # heads: 8), and odd ones.
 OTHER_HEAD_DIMS = [1, 8, 48]

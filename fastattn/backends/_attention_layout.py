@@ -54,6 +54,9 @@ def key_bounds(key_padding_mask):
     """int32 [B, 2]: (first real key, one past the last real key) per batch row, (0, 0) when the row
     has none. Kernels skip the key blocks outside this range without reading the mask there."""
     seqlen_k = key_padding_mask.shape[1]
+    if seqlen_k == 0:  # no keys at all (argmax refuses an empty dimension)
+        return torch.zeros(key_padding_mask.shape[0], 2, dtype=torch.int32,
+                           device=key_padding_mask.device)
     as_int = key_padding_mask.to(torch.int32)
     first = as_int.argmax(dim=1)
     end = seqlen_k - as_int.flip(1).argmax(dim=1)
