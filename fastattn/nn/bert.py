@@ -15,13 +15,13 @@ import torch
 from torch import nn
 from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
 
+from ..hf.attention import register
 from . import adoption, structure
 from .attention import attention_on_packed_qkv
 from .ffn import gelu_ffn, module_gelu_approximation
 from .layer_norm_residual import LayerNormResidual, can_adopt
 from .packing import PackedBatch
 from .projections import fusable
-from ..hf.attention import register
 
 # A patched model unpickled in a new process (torch.load of the whole model, multiprocessing)
 # imports this module for its blocks' class, and its config names attn_implementation="fastattn":
@@ -123,7 +123,7 @@ class BertLayer(HFBertLayer):
         Not kept between inference calls: a write through `.data` (EMA updates, hand-written SGD,
         weight-loading code) leaves a parameter's version counter and storage as they were, so
         no stamp could tell a kept copy is stale. The copy is 3 * hidden^2 elements a layer
-        (3.5 MB at BERT-base in 16-bit, about 2 us on an H100)."""
+        (3.5 MB at BERT-base in 16-bit: 2-3 us on an H100)."""
         attention = self.attention.self
         return (torch.cat((attention.query.weight, attention.key.weight, attention.value.weight)),
                 torch.cat((attention.query.bias, attention.key.bias, attention.value.bias)))

@@ -16,17 +16,13 @@ from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block as HFGPT2Block
 from transformers.pytorch_utils import Conv1D
 
+from ..hf.attention import register
 from . import adoption, structure
 from .ffn import gelu_ffn, module_gelu_approximation
 from .layer_norm_residual import LayerNormResidual, can_adopt
 from .projections import fusable
-from ..hf.attention import register
 
-# A patched model unpickled in a new process (torch.load of the whole model, multiprocessing)
-# imports this module for its blocks' class, and its config names attn_implementation="fastattn":
-# without the registration transformers refuses the name, or, for BERT, builds no mask and padding
-# is silently attended to.
-register()
+register()  # for a patched model unpickled in a new process: see fastattn/nn/bert.py
 
 BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
 # The submodules the fused path skips (the MLP's activation and dropout) or calls with the
