@@ -31,8 +31,8 @@ def encoder_decoder(decoder):
         config = hf_models.bert_config(is_decoder=True, add_cross_attention=True)
         decoder_model = hf_models.make_model(BertLMHeadModel, config, seed=1)
     else:
-        decoder_model = hf_models.make_model(GPT2LMHeadModel,
-                                             hf_models.gpt2_config(add_cross_attention=True), seed=1)
+        config = hf_models.gpt2_config(add_cross_attention=True)
+        decoder_model = hf_models.make_model(GPT2LMHeadModel, config, seed=1)
     try:
         model = EncoderDecoderModel(encoder=encoder, decoder=decoder_model).eval()
     except _STOCK_CONFIG_ERROR as error:  # stock transformers, before fastattn is involved
@@ -109,7 +109,7 @@ def check_encoder_decoder(decoder, device, dtype, backend):
 
 
 def check_encoder_decoder_generation(decoder, device, dtype, backend, new_tokens=6):
-    """Greedy generation with the encoder's padded batch: the same tokens as unpatched (in dtype)."""
+    """Greedy generation from the encoder's padded batch: the same tokens as unpatched."""
     model = encoder_decoder(decoder)
     _, eager, patched = hf_models.variants(model, device, dtype, backend)
     kwargs, _ = _seq2seq_inputs(device)

@@ -22,7 +22,8 @@ def _checkout_files():
     """Files of the checkout that git tracks (what a maintainer builds the sdist from)."""
     listed = subprocess.run(["git", "-C", ROOT, "ls-files", "-z"], capture_output=True,
                             check=True).stdout.decode()
-    return [path for path in listed.split("\0") if path and os.path.isfile(os.path.join(ROOT, path))]
+    return [path for path in listed.split("\0")
+            if path and os.path.isfile(os.path.join(ROOT, path))]
 
 
 @pytest.fixture(scope="module")

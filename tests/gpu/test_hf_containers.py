@@ -14,7 +14,8 @@ def test_encoder_decoder_outputs_loss_and_gradients(decoder, device, dtype, back
 
 @pytest.mark.parametrize("decoder", hf_containers.DECODERS)
 def test_encoder_decoder_greedy_generation(decoder, device, backend):
-    # float32 only, as for GPT-2 alone: in 16-bit types a near-tie of two logits may round either way
+    # float32 only, as for GPT-2 alone: in 16-bit types a near-tie of two logits may round
+    # either way
     hf_containers.check_encoder_decoder_generation(decoder, device, torch.float32, backend)
 
 
