@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from .. import _tensor_memo
+from .. import _tensor_memo, _tracing
 
 _KEY = "_fastattn_cu_seqlens_facts"
 
@@ -36,7 +36,11 @@ def read(cu_seqlens):
 
 def known(cu_seqlens):
     """The facts of cu_seqlens if already read or vouched for (and unchanged since), else None:
-    for callers that may use them but must not cause a device read."""
+    for callers that may use them but must not cause a device read. A CPU tensor keeps no facts
+    (fastattn._tensor_memo) and costs no device sync to read: it is read, unless a trace or
+    torch.func transform runs the call (no values to read then)."""
+    if cu_seqlens.device.type in _tensor_memo.UNKEPT_DEVICE_TYPES and not _tracing.shapes_only():
+        return read(cu_seqlens)
     return _tensor_memo.peek(cu_seqlens, _KEY)
 
 

@@ -138,7 +138,8 @@ def test_cpu_tensors_are_read_on_every_call(monkeypatch):
     buffer = np.array([0, 4, 9], dtype=np.int32)
     cu = torch.from_numpy(buffer)
     _varlen(q, k, v, cu, 5)
+    reads_of_the_first_call = len(reads)
     buffer[1] = 10  # no version bump
     with pytest.raises(ValueError, match="non-decreasing"):
         _varlen(q, k, v, cu, 10)
-    assert len(reads) == 2
+    assert reads_of_the_first_call >= 1 and len(reads) > reads_of_the_first_call

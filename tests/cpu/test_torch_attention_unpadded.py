@@ -31,7 +31,10 @@ def _padded_path_only(monkeypatch):
     monkeypatch.setattr(torch_attention, "_uniform_length", lambda *args: None)
 
 
-def test_uniform_lengths_take_the_dense_path(monkeypatch, facts_kept_as_on_a_gpu):
+@pytest.mark.parametrize("facts", ["read_on_cpu", "kept_as_on_a_gpu"])
+def test_uniform_lengths_take_the_dense_path(monkeypatch, request, facts):
+    if facts == "kept_as_on_a_gpu":
+        request.getfixturevalue("facts_kept_as_on_a_gpu")
     def no_padding(*args, **kwargs):
         raise AssertionError("the padded path ran")
 
@@ -47,6 +50,7 @@ def test_uniform_lengths_take_the_dense_path(monkeypatch, facts_kept_as_on_a_gpu
 @pytest.mark.parametrize("dropout_p", [0.0, 0.4])
 def test_dense_and_padded_paths_agree(monkeypatch, causal, dropout_p):
     q, k, v, cu = _packed([13, 13, 13, 13], seed=1)
+    assert torch_attention._uniform_length(q, k, cu, cu, 13, 13) == 13  # the dense path runs
     torch.manual_seed(7)
     dense = _run(q, k, v, cu, 13, causal=causal, dropout_p=dropout_p)
     _padded_path_only(monkeypatch)
