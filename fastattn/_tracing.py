@@ -2,7 +2,7 @@
 
 torch.compile / torch.export (dynamo) and torch.jit.trace record a model once and replay the
 record. Python that branches on tensor values (a mask that is all ones, the number of real tokens
-of a padded batch) or keeps tensors between calls (a cached weight concatenation) would have what
+of a padded batch) or keeps tensors between calls (a weight concatenation kept) would have what
 it saw on the tracing inputs baked into the record, which then gives wrong answers on other
 inputs. torch.func's vmap has no values to give Python at all, and its batched tensors no storage
 to cache. In both cases fastattn takes the paths that depend on shapes only.
