@@ -154,7 +154,14 @@ def _patch_model(model, backend):
     register()
     patched_before = is_patched(model)
     if not patched_before:
-        setattr(model, ORIGINAL_ATTN, model.config._attn_implementation)
+        # A model inside this one patched on its own (a head's base model: the same config) holds
+        # the implementation from before fastattn; from now on this model holds it.
+        inner = [m for m in model.modules() if m is not model and is_patched(m)]
+        original = (getattr(inner[0], ORIGINAL_ATTN) if inner
+                    else model.config._attn_implementation)
+        for module in inner:
+            delattr(module, ORIGINAL_ATTN)
+        setattr(model, ORIGINAL_ATTN, original)
     try:
         _set_attn_implementation(model, NAME)
         adopt(model, backend)
@@ -171,10 +178,10 @@ def _patch_model(model, backend):
 def unpatch(model):
     """Undo patch(): the original blocks' classes and attention implementation, in `model` or in
     the models it holds; returns the model."""
-    if not is_patched(model):
-        for part in supported_parts(model):
-            if part is not model:
-                unpatch(part)
+    if not is_patched(model):  # models inside it may have been patched (a container's parts)
+        for module in list(model.modules()):
+            if module is not model and is_patched(module):
+                unpatch(module)
         return model
     # Blocks release their own norms first; modules() is listed before anything changes.
     for module in list(model.modules()):

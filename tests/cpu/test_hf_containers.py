@@ -3,9 +3,11 @@ does with one that holds none, or when patching one of the held models fails."""
 
 import pytest
 import torch
+from transformers import BertForSequenceClassification
 
 import fastattn
 import fastattn.hf.loss
+import fastattn.hf.patching
 import hf_containers
 import hf_models
 
@@ -60,3 +62,19 @@ def test_a_head_dim_refused_for_one_held_model_patches_nothing():
     with pytest.raises(ValueError, match="backend 'triton' cannot run"):
         fastattn.patch(holder, backend="triton")
     assert hf_containers.adopted_count(holder) == 0
+
+
+def test_a_base_model_patched_alone_is_undone_through_its_head():
+    model = hf_models.make_model(BertForSequenceClassification, hf_models.bert_config())
+    original = model.config._attn_implementation
+    fastattn.patch(model.bert)
+    fastattn.unpatch(model)
+    assert hf_containers.adopted_count(model) == 0
+    assert model.config._attn_implementation == original
+    # Patched alone, then with its head: the head now holds the implementation from before.
+    fastattn.patch(model.bert)
+    fastattn.patch(model)
+    fastattn.unpatch(model)
+    assert hf_containers.adopted_count(model) == 0
+    assert model.config._attn_implementation == original
+    assert not any(fastattn.hf.patching.is_patched(m) for m in model.modules())
