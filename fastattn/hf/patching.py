@@ -132,11 +132,13 @@ def patch(model, *, backend=None):
         raise _unsupported(model)
     for part in parts:  # head dims first: a refused part leaves nothing half-patched
         _check_head_dim(part, backend)
+    # Read before any part is patched: parts may share one config (two encoders built from it).
+    originals = [part.config._attn_implementation for part in parts]
     done = []
     try:
-        for part in parts:
+        for part, original in zip(parts, originals):
             patched_before = is_patched(part)
-            _patch_model(part, backend)
+            _patch_model(part, backend, original)
             if not patched_before:
                 done.append(part)
     except BaseException:
@@ -146,7 +148,9 @@ def patch(model, *, backend=None):
     return model
 
 
-def _patch_model(model, backend):
+def _patch_model(model, backend, original=None):
+    """patch() of one BERT or GPT-2 model; `original`: its attention implementation before
+    fastattn, if known better than from its config now."""
     adopt = _family(model)
     _check_head_dim(model, backend)
     from .attention import register
@@ -157,8 +161,10 @@ def _patch_model(model, backend):
         # A model inside this one patched on its own (a head's base model: the same config) holds
         # the implementation from before fastattn; from now on this model holds it.
         inner = [m for m in model.modules() if m is not model and is_patched(m)]
-        original = (getattr(inner[0], ORIGINAL_ATTN) if inner
-                    else model.config._attn_implementation)
+        if inner:
+            original = getattr(inner[0], ORIGINAL_ATTN)
+        elif original is None:
+            original = model.config._attn_implementation
         for module in inner:
             delattr(module, ORIGINAL_ATTN)
         setattr(model, ORIGINAL_ATTN, original)

@@ -3,7 +3,7 @@ does with one that holds none, or when patching one of the held models fails."""
 
 import pytest
 import torch
-from transformers import BertForSequenceClassification
+from transformers import BertForSequenceClassification, BertModel
 
 import fastattn
 import fastattn.hf.loss
@@ -78,3 +78,15 @@ def test_a_base_model_patched_alone_is_undone_through_its_head():
     assert hf_containers.adopted_count(model) == 0
     assert model.config._attn_implementation == original
     assert not any(fastattn.hf.patching.is_patched(m) for m in model.modules())
+
+
+def test_models_sharing_one_config_get_their_implementation_back():
+    config = hf_models.bert_config()
+    holder = torch.nn.ModuleDict({"queries": hf_models.make_model(BertModel, config),
+                                  "documents": hf_models.make_model(BertModel, config, seed=1)})
+    assert holder["queries"].config is holder["documents"].config
+    original = config._attn_implementation
+    fastattn.patch(holder)
+    assert config._attn_implementation == "fastattn"
+    fastattn.unpatch(holder)
+    assert config._attn_implementation == original
