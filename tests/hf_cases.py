@@ -47,7 +47,7 @@ def check_gpt2_logits(device, dtype, backend, pattern, seqlen, batch=3, config=N
     assert_numerics("logits", *(o[real] for o in outs))
 
 
-def _named_grads(model, loss):
+def named_grads(model, loss):
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
     return {n: g for (n, _), g in zip(params, grads) if g is not None}
@@ -56,7 +56,7 @@ def _named_grads(model, loss):
 def _check_grads(run, model, device, dtype, backend):
     """run(model) -> scalar loss; every parameter's gradient, patched vs unpatched."""
     ref, eager, patched = hf_models.variants(model, device, dtype, backend)
-    got, ref_grads, eager_grads = (_named_grads(m, run(m)) for m in (patched, ref, eager))
+    got, ref_grads, eager_grads = (named_grads(m, run(m)) for m in (patched, ref, eager))
     assert got.keys() == ref_grads.keys()
     for name in got:
         assert_grad_numerics(f"grad {name}", got[name], ref_grads[name], eager_grads[name])
@@ -99,7 +99,7 @@ def check_compiled_training(device, dtype, backend, model_class, config, pattern
     compiled = hf_models.compile_patched(eager, patched, compile_backend, **kwargs)
     losses = [m(**kwargs).loss for m in (compiled, ref, eager)]
     assert_numerics("loss", *losses)
-    got, ref_grads, eager_grads = (_named_grads(m, loss)
+    got, ref_grads, eager_grads = (named_grads(m, loss)
                                    for m, loss in zip((patched, ref, eager), losses))
     assert got.keys() == ref_grads.keys()
     for name in got:
@@ -121,7 +121,7 @@ def check_autocast_training(device, autocast_dtype, backend, model_class, seqlen
     for name, m in (("patched", patched), ("ref", ref), ("eager", eager)):
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=name != "ref"):
             output = _forward(m, ids, mask, device, labels=labels.to(device))
-        results[name] = (output.logits, _named_grads(m, output.loss))
+        results[name] = (output.logits, named_grads(m, output.loss))
     (logits, grads), (ref_logits, ref_grads), (eager_logits, eager_grads) = (
         results[name] for name in ("patched", "ref", "eager"))
     assert logits.dtype == eager_logits.dtype, (logits.dtype, eager_logits.dtype)

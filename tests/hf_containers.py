@@ -13,6 +13,7 @@ import transformers
 from transformers import BertLMHeadModel, BertModel, EncoderDecoderModel, GPT2LMHeadModel
 
 import fastattn
+import hf_cases
 import hf_models
 from fastattn.nn import adoption
 from numerics import assert_grad_numerics, assert_numerics
@@ -81,14 +82,8 @@ def _seq2seq_inputs(device):
     return kwargs, target_mask.bool().to(device)
 
 
-def _grads(model, loss):
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    values = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
-    return {n: g for (n, _), g in zip(params, values) if g is not None}
-
-
 def _check_grads(models, losses):
-    got, ref, eager = (_grads(m, loss) for m, loss in zip(models, losses))
+    got, ref, eager = (hf_cases.named_grads(m, loss) for m, loss in zip(models, losses))
     assert got and got.keys() == ref.keys()
     for name in got:
         assert_grad_numerics(f"grad {name}", got[name], ref[name], eager[name])
