@@ -194,7 +194,9 @@ def _uniform_length(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k
     device; without them (torch.compile) the padded path runs."""
     if torch.compiler.is_compiling() or max_seqlen_q != max_seqlen_k or max_seqlen_q < 1:
         return None
-    facts_q, facts_k = cu_seqlens_facts.known(cu_seqlens_q), cu_seqlens_facts.known(cu_seqlens_k)
+    facts_q = cu_seqlens_facts.known(cu_seqlens_q)
+    # Self-attention passes one tensor for both (on the CPU each known() is a read).
+    facts_k = facts_q if cu_seqlens_k is cu_seqlens_q else cu_seqlens_facts.known(cu_seqlens_k)
     if facts_q is None or facts_k is None:
         return None
     batch = cu_seqlens_q.shape[0] - 1
