@@ -33,8 +33,10 @@ MIN_KEY_BLOCKS_TO_SPLIT = 8
 # with it the same kernel keeps everything in 126 registers.
 MAX_REGISTERS = 255
 
-COMBINE_BLOCK_ROWS = 16
-COMBINE_WARPS = 4
+# The split combine loads every split of its rows at once: at most this many float32 partial
+# outputs a program (32 a thread at 4 warps), and at most COMBINE_MAX_ROWS rows.
+COMBINE_TILE_ELEMENTS = 4096
+COMBINE_MAX_ROWS = 16
 DELTA_BLOCK_ROWS = 32
 DELTA_WARPS = 4
 
@@ -220,6 +222,23 @@ def backward_dkdv_tiles(head_dim, arch, is_fp32, dropout=False):
 
 def backward_dq_tiles(head_dim, arch, is_fp32, dropout=False):
     return _pick(_BACKWARD_DQ, _BACKWARD_DQ_SM90, head_dim, arch, is_fp32, dropout)
+
+
+class CombineTiles(NamedTuple):
+    block_splits: int
+    block_rows: int
+    num_warps: int
+
+
+def combine_tiles(splits, head_dim):
+    """Tile of the split combine: every split (BLOCK_SPLITS, a power of two) of BLOCK_ROWS rows.
+    Fewer rows as splits and head dim grow keep the tile at COMBINE_TILE_ELEMENTS; one row of the
+    widest case (64 splits x 256 columns) takes 16384, spread over 8 warps."""
+    block_splits = next_power_of_2(splits)
+    row_elements = block_splits * head_block(head_dim)
+    block_rows = max(1, min(COMBINE_MAX_ROWS, COMBINE_TILE_ELEMENTS // row_elements))
+    num_warps = 8 if block_rows * row_elements > COMBINE_TILE_ELEMENTS else 4
+    return CombineTiles(block_splits, block_rows, num_warps)
 
 
 def uses_decode_tiles(max_seqlen_q):

@@ -3,7 +3,12 @@
 Each of `n_splits` programs of kernels.attention_fwd wrote, for every query row, a float32 output
 normalised over its own keys (o_s) and the log-sum-exp of its scores (lse_s, -inf when the split saw
 no key of that row). The full row is o = sum_s exp(lse_s - lse) o_s with lse = log sum_s exp(lse_s).
-Rows are flat: row r of OUT (a contiguous [rows, head_dim]) pairs with LSE[r].
+Rows are flat: row r of OUT (a contiguous [rows, HEAD_DIM]) pairs with LSE[r].
+
+A program loads every split of its rows at once (a [BLOCK_SPLITS, BLOCK_ROWS, BLOCK_D] tile), so
+the loads are all in flight together: the step waits out one memory latency, not one per split.
+Combining runs where few rows exist (KV-cache generation at small batch), so a loop over the splits
+with its loads one after another made it a chain of n_splits latencies in a handful of programs.
 """
 
 import triton
@@ -12,30 +17,32 @@ import triton.language as tl
 
 @triton.jit
 def attention_split_combine_kernel(
-    OUT_PARTIAL, LSE_PARTIAL, OUT, LSE, n_rows, n_splits, head_dim,
-    BLOCK_ROWS: tl.constexpr, BLOCK_D: tl.constexpr,
+    OUT_PARTIAL, LSE_PARTIAL, OUT, LSE, n_rows, n_splits,
+    HEAD_DIM: tl.constexpr, BLOCK_SPLITS: tl.constexpr, BLOCK_ROWS: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    splits = tl.arange(0, BLOCK_SPLITS).to(tl.int64)
     offs_d = tl.arange(0, BLOCK_D)
     in_rows = rows < n_rows
-    tile_mask = in_rows[:, None] & (offs_d[None, :] < head_dim)
-    tile = rows[:, None] * head_dim + offs_d[None, :]
-    acc = tl.zeros([BLOCK_ROWS, BLOCK_D], dtype=tl.float32)
-    weight_sum = tl.zeros([BLOCK_ROWS], dtype=tl.float32)
-    running_max = tl.full([BLOCK_ROWS], float("-inf"), dtype=tl.float32)
-    for split in range(0, n_splits):
-        lse = tl.load(LSE_PARTIAL + split * n_rows + rows, mask=in_rows, other=float("-inf"))
-        new_max = tl.maximum(running_max, lse)
-        shift = tl.where(new_max == float("-inf"), 0.0, new_max)
-        rescale = tl.exp(running_max - shift)
-        weight = tl.exp(lse - shift)
-        partial = tl.load(OUT_PARTIAL + split * n_rows * head_dim + tile, mask=tile_mask, other=0.0)
-        acc = acc * rescale[:, None] + weight[:, None] * partial
-        weight_sum = weight_sum * rescale + weight
-        running_max = new_max
+    in_splits = splits < n_splits
+
+    lse = tl.load(LSE_PARTIAL + splits[:, None] * n_rows + rows[None, :],
+                  mask=in_splits[:, None] & in_rows[None, :], other=float("-inf"))
+    row_max = tl.max(lse, axis=0)
+    shift = tl.where(row_max == float("-inf"), 0.0, row_max)
+    weight = tl.exp(lse - shift[None, :])  # 0 for a split that saw no key of the row
+    weight_sum = tl.sum(weight, axis=0)
+
+    partial_rows = splits[:, None] * n_rows + rows[None, :]
+    partial_mask = (in_splits[:, None] & in_rows[None, :])[:, :, None] & (offs_d < HEAD_DIM)[None, None, :]
+    partial = tl.load(OUT_PARTIAL + partial_rows[:, :, None] * HEAD_DIM + offs_d[None, None, :],
+                      mask=partial_mask, other=0.0)
+    acc = tl.sum(weight[:, :, None] * partial, axis=0)
+
     seen = weight_sum > 0.0
     safe_sum = tl.where(seen, weight_sum, 1.0)
-    tl.store(OUT + tile, (acc / safe_sum[:, None]).to(OUT.dtype.element_ty), mask=tile_mask)
-    lse_out = tl.where(seen, tl.where(running_max == float("-inf"), 0.0, running_max) + tl.log(safe_sum),
-                       float("-inf"))
-    tl.store(LSE + rows, lse_out, mask=in_rows)
+    out_mask = in_rows[:, None] & (offs_d[None, :] < HEAD_DIM)
+    tl.store(OUT + rows[:, None] * HEAD_DIM + offs_d[None, :],
+             (acc / safe_sum[:, None]).to(OUT.dtype.element_ty), mask=out_mask)
+    tl.store(LSE + rows, tl.where(seen, shift + tl.log(safe_sum), float("-inf")), mask=in_rows)

@@ -127,10 +127,11 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
     )
     if splits > 1:
         rows = lse.numel()
-        attention_split_combine_kernel[(ceil_div(rows, settings.COMBINE_BLOCK_ROWS),)](
-            out_target, lse_target, out, lse, rows, splits, problem.head_dim,
-            BLOCK_ROWS=settings.COMBINE_BLOCK_ROWS, BLOCK_D=settings.head_block(problem.head_dim),
-            num_warps=settings.COMBINE_WARPS,
+        combine = settings.combine_tiles(splits, problem.head_dim)
+        attention_split_combine_kernel[(ceil_div(rows, combine.block_rows),)](
+            out_target, lse_target, out, lse, rows, splits, HEAD_DIM=problem.head_dim,
+            BLOCK_SPLITS=combine.block_splits, BLOCK_ROWS=combine.block_rows,
+            BLOCK_D=settings.head_block(problem.head_dim), num_warps=combine.num_warps,
         )
     return out, lse
 

@@ -180,13 +180,29 @@ def test_attention_tiles_compile_without_spills(variant, reports):
 
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")
 @pytest.mark.parametrize("block_d", sorted({settings.head_block(d) for d in settings.HEAD_DIMS}))
-@pytest.mark.parametrize("kernel", ["combine", "delta"])
-def test_attention_row_kernels_compile_without_spills(kernel, block_d, arch):
-    if kernel == "combine":
-        fn, rows, warps = (attention_split_combine_kernel, settings.COMBINE_BLOCK_ROWS,
-                           settings.COMBINE_WARPS)
-    else:
-        fn, rows, warps = attention_bwd_delta_kernel, settings.DELTA_BLOCK_ROWS, settings.DELTA_WARPS
+def test_attention_delta_kernel_compiles_without_spills(block_d, arch):
+    fn = attention_bwd_delta_kernel
     compiled = compile_kernel(fn, attention_types(fn, "bf16"),
-                              {"BLOCK_ROWS": rows, "BLOCK_D": block_d}, arch, warps)
-    assert_no_spills(compiled, arch, f"attention {kernel} d{block_d}")
+                              {"BLOCK_ROWS": settings.DELTA_BLOCK_ROWS, "BLOCK_D": block_d}, arch,
+                              settings.DELTA_WARPS)
+    assert_no_spills(compiled, arch, f"attention delta d{block_d}")
+
+
+# Every tile the split combine can take: each power-of-two split count up to MAX_KEY_SPLITS, each
+# head dim (its HEAD_DIM is compile-time).
+COMBINE_SPLITS = tuple(1 << i for i in range(1, settings.MAX_KEY_SPLITS.bit_length()))
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")
+@pytest.mark.parametrize("head_dim", settings.HEAD_DIMS)
+def test_attention_split_combine_compiles_without_spills(head_dim, arch):
+    fn = attention_split_combine_kernel
+    assert COMBINE_SPLITS[-1] == settings.MAX_KEY_SPLITS
+    for splits in COMBINE_SPLITS:
+        tiles = settings.combine_tiles(splits, head_dim)
+        compiled = compile_kernel(
+            fn, attention_types(fn, "bf16"),
+            {"HEAD_DIM": head_dim, "BLOCK_SPLITS": tiles.block_splits,
+             "BLOCK_ROWS": tiles.block_rows, "BLOCK_D": settings.head_block(head_dim)},
+            arch, tiles.num_warps)
+        assert_no_spills(compiled, arch, f"attention split combine d{head_dim} {tiles}")

@@ -13,8 +13,9 @@
 #      (benchmarks/ffn_epilogues.py)                       -> ffn-epilogues.log
 #   5. GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S=0   the attention forward and dQ tiles at GPT2's shape with
 #      dropout (benchmarks/tune_attention.py)              -> tune-{forward,backward_dq}-gpt2.*
-#   6. GPU_FOLLOWUP_DECODE_BUDGET_S=0      decode at B=1 with fewer key splits (one program per
-#      SM: does a single wave beat the current second one?)  -> tune-decode-pps1.*
+#   6. GPU_FOLLOWUP_DECODE_BUDGET_S=0      decode at B=1 with fewer and more key splits (1 and 4
+#      programs per SM against make gpu's 2: one wave, or more splits now that the combine loads
+#      them all at once), each its own budget          -> tune-decode-pps{1,4}.*
 #
 #   bash tests/gpu/followup_run.sh RESULTS_DIR
 # Everything is packed into PACK_DIR/gpu-followup.tar.gz after each step (see run_lib.sh).
@@ -37,9 +38,11 @@ for role in forward backward_dq; do
     "tune-$role-gpt2.log" 15 "$PY" -m benchmarks.tune_attention --role "$role" --dropout 0.1 \
     --head-dim 64 --seqlen 1024 --json "$results/tune-$role-gpt2.json"
 done
-step "decode tiles, one program per SM" "${GPU_FOLLOWUP_DECODE_BUDGET_S:-0}" \
-  tune-decode-pps1.log 15 "$PY" -m benchmarks.tune_attention --role decode --head-dim 128 --programs-per-sm 1 \
-  --json "$results/tune-decode-pps1.json"
+for pps in 1 4; do
+  step "decode tiles, $pps programs per SM" "${GPU_FOLLOWUP_DECODE_BUDGET_S:-0}" \
+    "tune-decode-pps$pps.log" 15 "$PY" -m benchmarks.tune_attention --role decode --head-dim 128 \
+    --programs-per-sm "$pps" --json "$results/tune-decode-pps$pps.json"
+done
 
 say "done (status $status); results in $results, packed into $pack_dir/gpu-followup.tar.gz"
 exit $status
