@@ -129,7 +129,9 @@ def bias_gelu_bwd_kernel(
     # int64 bounds make the loop variable int64, so row offsets cannot overflow.
     row_start = group.to(tl.int64) * rows_per_program
     row_end = tl.minimum(row_start + rows_per_program, n_rows)
-    for start in range(row_start, row_end, BLOCK_M):
+    # Pipelined (cp.async): the next row block's dy and x load while this one computes. Register
+    # pressure allows two programs an SM (8 warps each): one block in flight each was ~32 KB an SM.
+    for start in tl.range(row_start, row_end, BLOCK_M, num_stages=2):
         rows = start + tl.arange(0, BLOCK_M)
         in_tile = (rows < row_end)[:, None] & in_cols[None, :]
         dy = tl.load(DY + rows[:, None] * stride_dy_row + cols[None, :], mask=in_tile, other=0.0)
