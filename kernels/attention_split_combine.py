@@ -35,14 +35,15 @@ def attention_split_combine_kernel(
     weight_sum = tl.sum(weight, axis=0)
 
     partial_rows = splits[:, None] * n_rows + rows[None, :]
-    partial_mask = (in_splits[:, None] & in_rows[None, :])[:, :, None] & (offs_d < HEAD_DIM)[None, None, :]
+    in_columns = offs_d < HEAD_DIM
+    partial_mask = (in_splits[:, None] & in_rows[None, :])[:, :, None] & in_columns[None, None, :]
     partial = tl.load(OUT_PARTIAL + partial_rows[:, :, None] * HEAD_DIM + offs_d[None, None, :],
                       mask=partial_mask, other=0.0)
     acc = tl.sum(weight[:, :, None] * partial, axis=0)
 
     seen = weight_sum > 0.0
     safe_sum = tl.where(seen, weight_sum, 1.0)
-    out_mask = in_rows[:, None] & (offs_d[None, :] < HEAD_DIM)
+    out_mask = in_rows[:, None] & in_columns[None, :]
     tl.store(OUT + rows[:, None] * HEAD_DIM + offs_d[None, :],
              (acc / safe_sum[:, None]).to(OUT.dtype.element_ty), mask=out_mask)
     tl.store(LSE + rows, tl.where(seen, shift + tl.log(safe_sum), float("-inf")), mask=in_rows)

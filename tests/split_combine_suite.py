@@ -1,9 +1,9 @@
 """The triton backend's split-key decode path with many splits (up to settings.MAX_KEY_SPLITS),
 written once and run by the interpret and gpu tiers. The combine kernel loads every split of its
 rows in one tile, masks the splits past the count (BLOCK_SPLITS is the next power of two) and
-weighs out the splits that saw no key of a row. The attention suite's decode cases split only a few ways (the interpreter's pretend GPU has 8
-program slots, and on a GPU their few keys limit the splits); here the launcher is told of a GPU
-with as many slots as the case needs.
+weighs out the splits that saw no key of a row. The attention suite's decode cases split only a few
+ways (the interpreter's pretend GPU has 8 program slots, and on a GPU their few keys limit the
+splits); here the launcher is told of a GPU with as many slots as the case needs.
 
 Forward against fastattn.reference, and the gradients: the backward recomputes the probabilities
 from the log-sum-exp that the combine wrote, so they check it too."""

@@ -4,9 +4,9 @@ kernel change does to the work of a loop iteration, measured on CPU.
     python tests/compile/sass_report.py [--arch 90] [PATTERN]
 
 Rows: the 16-bit attention tiles at head dims 64 and 128 in every flag variant (forward, decode,
-dQ, dK/dV; no dropout), the Triton bias+GELU kernels at their widest tile, the FFN GEMMs of every
-epilogue (pointer kernel, and the TMA candidates on sm_90), and the kernels of the CUDA files in
-CU_FILES (nvcc).
+dQ, dK/dV; no dropout), the split combine, the Triton LayerNorm backward, the Triton bias+GELU
+kernels at their widest tile, the FFN GEMMs of every epilogue (pointer kernel, and the TMA
+candidates on sm_90), and the kernels of the CUDA files in CU_FILES (nvcc).
 Each is built as a launch builds it (the compile tier's builders). Columns: registers, stack bytes,
 static instructions, MUFU instructions among them (exp2, rcp, ...), and the instructions of each
 loop body (triton_aot.sass_counts). PATTERN (a regular expression) keeps the rows whose label
@@ -28,8 +28,12 @@ import test_bias_gelu_compile as gelu_builds  # noqa: E402
 import test_cuda_kernels_compile as cuda_builds  # noqa: E402
 import test_triton_attention_compile as attention_builds  # noqa: E402
 import test_triton_ffn_compile as ffn_builds  # noqa: E402
+import test_triton_kernels_compile as row_builds  # noqa: E402
 import triton  # noqa: E402
 from triton_aot import compile_kernel, cubin_sass, resource_usage, sass_counts  # noqa: E402
+
+from kernels import attention_settings  # noqa: E402
+from kernels.row_settings import backward_row_block_settings  # noqa: E402
 
 ATTENTION_HEAD_DIMS = (64, 128)
 
@@ -46,6 +50,39 @@ def attention_rows(arch):
                 and b.head_dim in ATTENTION_HEAD_DIMS):
             yield label, lambda label=label: _triton_row(
                 f"attention {label}", attention_builds.compile_build(label))
+
+
+# (splits, head dim) of the split combine's rows: the issue's decode case (B=1, 32 heads x 128, 9
+# splits on an H100) and the widest tiles.
+COMBINE_CASES = ((9, 128), (64, 128), (64, 256))
+# Hidden sizes of the LayerNorm backward rows (BERT-base/GPT2 768 runs in the 1024 tile).
+LAYER_NORM_BACKWARD_WIDTHS = (1024, 4096)
+
+
+def combine_rows(arch):
+    fn = attention_builds.attention_split_combine_kernel
+    for splits, head_dim in COMBINE_CASES:
+        tiles = attention_settings.combine_tiles(splits, head_dim)
+        constexprs = {"HEAD_DIM": head_dim, "BLOCK_SPLITS": tiles.block_splits,
+                      "BLOCK_ROWS": tiles.block_rows,
+                      "BLOCK_D": attention_settings.head_block(head_dim)}
+        label = f"attention split combine {splits} splits d{head_dim}"
+        yield label, lambda label=label, c=constexprs, w=tiles.num_warps: _triton_row(
+            label, compile_kernel(fn, attention_builds.attention_types(fn, "bf16"), c, arch, w))
+
+
+def layer_norm_backward_rows(arch):
+    """The single-pass backward with a residual gradient (pre-LN blocks), no dropout, as a launch
+    on these widths builds it: row strides and n_cols multiples of 16."""
+    fn = row_builds.lnr.layer_norm_residual_bwd_kernel
+    divisible = [name for name in fn.arg_names if name.startswith("stride_") or name == "n_cols"]
+    for width in LAYER_NORM_BACKWARD_WIDTHS:
+        block, warps = backward_row_block_settings(width)
+        constexprs = dict(row_builds.FULL_FLAGS, HAS_DROPOUT=False, BLOCK_N=block)
+        label = f"layer_norm_residual bwd-block{block} bf16"
+        yield label, lambda label=label, c=constexprs, w=warps: _triton_row(
+            label, compile_kernel(fn, row_builds.lnr_types("bf16"), c, arch, w,
+                                  divisible=divisible))
 
 
 def _compile_bias_gelu(fn, constexprs, num_warps, arch):
@@ -122,8 +159,8 @@ def rows(arch, pattern="", cu_files=CU_FILES):
     """(label, registers, stack bytes, counts) of every row whose label matches pattern; the CUDA
     rows come from the files in cu_files (each built whole, then filtered)."""
     keep = re.compile(pattern)
-    for generator in (attention_rows, bias_gelu_rows, ffn_rows,
-                      lambda arch: cuda_rows(arch, cu_files)):
+    for generator in (attention_rows, combine_rows, layer_norm_backward_rows, bias_gelu_rows,
+                      ffn_rows, lambda arch: cuda_rows(arch, cu_files)):
         for label, build in generator(arch):
             if label.startswith("cuda "):
                 yield from (row for row in build() if keep.search(row[0]))

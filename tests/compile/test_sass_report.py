@@ -43,3 +43,12 @@ def test_cuda_row():
     # The row loop: 16 elements (two rows of 8), each with the exp2 and the reciprocal.
     assert len(counts["loops"]) == 1 and counts["loops"][0] < counts["instructions"]
     assert counts["mufu"] == 32
+
+
+def test_split_combine_rows_have_no_loop():
+    """The combine loads every split at once: no loop over the splits (one was a chain of memory
+    latencies, one a split)."""
+    rows = list(sass_report.rows(90, "attention split combine", cu_files=()))
+    assert len(rows) == len(sass_report.COMBINE_CASES)
+    for label, registers, stack, counts in rows:
+        assert stack == 0 and counts["loops"] == [], label

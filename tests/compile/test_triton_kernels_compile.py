@@ -5,7 +5,7 @@ up to the limit (kernels.row_settings) and the wide-row backward, with every opt
 since that is the most register-hungry variant, in a 16-bit and the 32-bit dtype."""
 
 import pytest
-from triton_aot import ARCHS, assert_no_spills, compile_kernel
+from triton_aot import ARCHS, assert_no_spills, compile_kernel, cubin_sass
 
 from kernels import layer_norm_residual as lnr
 from kernels.row_settings import (
@@ -71,3 +71,15 @@ def test_layer_norm_residual_compiles_without_spills(variant, dtype, arch):
     fn, constexprs, num_warps = LNR_VARIANTS[variant]
     compiled = compile_kernel(fn, lnr_types(dtype), constexprs, arch, num_warps)
     assert_no_spills(compiled, arch, f"layer_norm_residual {variant} {dtype}")
+
+
+@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")
+def test_layer_norm_backward_row_loop_is_pipelined(arch):
+    """The row loop (tl.range with num_stages) copies the next row's inputs with cp.async (LDGSTS
+    in SASS) while a row computes; with a plain loop (or a Triton that ignored num_stages there)
+    each row would wait out its own loads (benchmarks/results/NOTES.md, 2026-11-27)."""
+    fn, constexprs, num_warps = LNR_VARIANTS["bwd-block1024"]
+    compiled = compile_kernel(fn, lnr_types("bf16"), dict(constexprs, HAS_DROPOUT=False), arch,
+                              num_warps, divisible=[name for name in fn.arg_names
+                                                    if name.startswith("stride_")])
+    assert "LDGSTS" in cubin_sass(compiled.asm["cubin"])
