@@ -10,6 +10,8 @@ hooks, output_hidden_states and gradient checkpointing behave as before, and a m
 patching loads in plain transformers, and the reverse.
 """
 
+import weakref
+
 from .._dispatch import BACKENDS
 from ..nn import adoption, vocab_projection
 from . import loss
@@ -101,6 +103,54 @@ def _adopt_gpt2(model, backend):
             LayerNormResidual.adopt(module.ln_f, backend=backend)
 
 
+class _ConfigClaims:
+    """The patched models of each config object, and the attention implementation the config had
+    before the first of them was patched.
+
+    Models built from one config object share it (BERT2BERT's halves, two models made from one
+    config), and set_attn_implementation writes to it. Patched one call at a time, the second model
+    would otherwise find "fastattn" in the config and record that as its original; unpatched one
+    at a time, the first would switch the config back under the second, still patched one. So the
+    config's original is kept once, and the config goes back to it when the last of its patched
+    models is unpatched. A model this process did not patch (unpickled patched) has no claim: its
+    unpatch restores what the model recorded."""
+
+    def __init__(self):
+        self._entries = {}  # id(config) -> [weakref to the config, original, patched models]
+
+    def _entry(self, config):
+        entry = self._entries.get(id(config))
+        return entry if entry is not None and entry[0]() is config else None
+
+    def claim(self, config, original):
+        """One more patched model of `config`; returns the config's original implementation."""
+        entry = self._entry(config)
+        if entry is None:
+            key = id(config)
+
+            def forget(ref):
+                if self._entries.get(key, [None])[0] is ref:
+                    del self._entries[key]
+
+            entry = self._entries[key] = [weakref.ref(config, forget), original, 0]
+        entry[2] += 1
+        return entry[1]
+
+    def release(self, config):
+        """One patched model of `config` fewer: True when none is left (restore the config)."""
+        entry = self._entry(config)
+        if entry is None:
+            return True
+        entry[2] -= 1
+        if entry[2] > 0:
+            return False
+        del self._entries[id(config)]
+        return True
+
+
+_config_claims = _ConfigClaims()
+
+
 def _set_attn_implementation(model, name):
     # PreTrainedModel.set_attn_implementation validates the name and reaches sub-configs; a model
     # without it (not expected in 5.x) gets the config attribute set directly.
@@ -132,13 +182,11 @@ def patch(model, *, backend=None):
         raise _unsupported(model)
     for part in parts:  # head dims first: a refused part leaves nothing half-patched
         _check_head_dim(part, backend)
-    # Read before any part is patched: parts may share one config (two encoders built from it).
-    originals = [part.config._attn_implementation for part in parts]
     done = []
     try:
-        for part, original in zip(parts, originals):
+        for part in parts:
             patched_before = is_patched(part)
-            _patch_model(part, backend, original)
+            _patch_model(part, backend)
             if not patched_before:
                 done.append(part)
     except BaseException:
@@ -148,9 +196,8 @@ def patch(model, *, backend=None):
     return model
 
 
-def _patch_model(model, backend, original=None):
-    """patch() of one BERT or GPT-2 model; `original`: its attention implementation before
-    fastattn, if known better than from its config now."""
+def _patch_model(model, backend):
+    """patch() of one BERT or GPT-2 model."""
     adopt = _family(model)
     _check_head_dim(model, backend)
     from .attention import register
@@ -161,13 +208,12 @@ def _patch_model(model, backend, original=None):
         # A model inside this one patched on its own (a head's base model: the same config) holds
         # the implementation from before fastattn; from now on this model holds it.
         inner = [m for m in model.modules() if m is not model and is_patched(m)]
-        if inner:
-            original = getattr(inner[0], ORIGINAL_ATTN)
-        elif original is None:
-            original = model.config._attn_implementation
+        original = (getattr(inner[0], ORIGINAL_ATTN) if inner
+                    else model.config._attn_implementation)
         for module in inner:
             delattr(module, ORIGINAL_ATTN)
-        setattr(model, ORIGINAL_ATTN, original)
+            _config_claims.release(module.config)
+        setattr(model, ORIGINAL_ATTN, _config_claims.claim(model.config, original))
     try:
         _set_attn_implementation(model, NAME)
         adopt(model, backend)
@@ -183,7 +229,10 @@ def _patch_model(model, backend, original=None):
 
 def unpatch(model):
     """Undo patch(): the original blocks' classes and attention implementation, in `model` or in
-    the models it holds; returns the model."""
+    the models it holds; returns the model. Models that share one config object share its
+    attention implementation: it goes back when the last of them is unpatched (until then a
+    model unpatched alone runs its own blocks with fastattn's attention function, as the config
+    says)."""
     if not is_patched(model):  # models inside it may have been patched (a container's parts)
         for module in list(model.modules()):
             if module is not model and is_patched(module):
@@ -194,6 +243,8 @@ def unpatch(model):
         if adoption.is_adopted(module):
             module.release()
     loss.release_loss(model)
-    _set_attn_implementation(model, getattr(model, ORIGINAL_ATTN))
+    original = getattr(model, ORIGINAL_ATTN)
     delattr(model, ORIGINAL_ATTN)
+    if _config_claims.release(model.config):
+        _set_attn_implementation(model, original)
     return model

@@ -3,7 +3,7 @@ does with one that holds none, or when patching one of the held models fails."""
 
 import pytest
 import torch
-from transformers import BertForSequenceClassification, BertModel
+from transformers import BertForSequenceClassification, BertModel, GPT2LMHeadModel
 
 import fastattn
 import fastattn.hf.loss
@@ -90,3 +90,41 @@ def test_models_sharing_one_config_get_their_implementation_back():
     assert config._attn_implementation == "fastattn"
     fastattn.unpatch(holder)
     assert config._attn_implementation == original
+
+
+@pytest.mark.parametrize("last", ["first", "second"])
+def test_models_sharing_one_config_patched_one_call_at_a_time(last):
+    """Two models built from one config object, patched and unpatched by separate calls: the
+    config says fastattn while either is patched, goes back after the last unpatch, and both
+    models compute what they did before at every step."""
+    config = hf_models.gpt2_config()
+    models = {"first": hf_models.make_model(GPT2LMHeadModel, config),
+              "second": hf_models.make_model(GPT2LMHeadModel, config, seed=1)}
+    assert models["first"].config is models["second"].config
+    original = config._attn_implementation
+    ids, mask = hf_models.input_ids(2, 9), hf_models.attention_mask(2, 9, "left")
+    real = mask.bool()
+
+    def logits():
+        with torch.no_grad():
+            return {name: m(input_ids=ids, attention_mask=mask).logits[real]
+                    for name, m in models.items()}
+
+    def assert_unchanged():
+        for name, out in logits().items():
+            torch.testing.assert_close(out, expected[name], msg=name)
+
+    expected = logits()
+    fastattn.patch(models["first"])
+    fastattn.patch(models["second"])
+    assert config._attn_implementation == "fastattn"
+    assert_unchanged()
+    first_out = "second" if last == "first" else "first"
+    fastattn.unpatch(models[first_out])
+    assert config._attn_implementation == "fastattn"
+    assert fastattn.hf.patching.is_patched(models[last])
+    assert hf_containers.adopted_count(models[first_out]) == 0
+    assert_unchanged()
+    fastattn.unpatch(models[last])
+    assert config._attn_implementation == original
+    assert_unchanged()
