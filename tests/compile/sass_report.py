@@ -32,7 +32,6 @@ import test_triton_kernels_compile as row_builds  # noqa: E402
 import triton  # noqa: E402
 from triton_aot import compile_kernel, cubin_sass, resource_usage, sass_counts  # noqa: E402
 
-from kernels import attention_settings  # noqa: E402
 from kernels.row_settings import backward_row_block_settings  # noqa: E402
 
 ATTENTION_HEAD_DIMS = (64, 128)
@@ -60,36 +59,32 @@ LAYER_NORM_BACKWARD_WIDTHS = (1024, 4096)
 
 
 def combine_rows(arch):
-    fn = attention_builds.attention_split_combine_kernel
     for splits, head_dim in COMBINE_CASES:
-        tiles = attention_settings.combine_tiles(splits, head_dim)
-        constexprs = {"HEAD_DIM": head_dim, "BLOCK_SPLITS": tiles.block_splits,
-                      "BLOCK_ROWS": tiles.block_rows,
-                      "BLOCK_D": attention_settings.head_block(head_dim)}
         label = f"attention split combine {splits} splits d{head_dim}"
-        yield label, lambda label=label, c=constexprs, w=tiles.num_warps: _triton_row(
-            label, compile_kernel(fn, attention_builds.attention_types(fn, "bf16"), c, arch, w))
+        yield label, lambda label=label, s=splits, d=head_dim: _triton_row(
+            label, attention_builds.compile_combine(s, d, arch))
+
+
+def _compile_row_kernel(fn, types, constexprs, num_warps, arch):
+    """A row kernel as a launch on BERT/GPT2 widths builds it: row strides and n_cols multiples
+    of 16."""
+    divisible = [name for name in fn.arg_names if name.startswith("stride_") or name == "n_cols"]
+    return compile_kernel(fn, types, constexprs, arch, num_warps, divisible=divisible)
 
 
 def layer_norm_backward_rows(arch):
-    """The single-pass backward with a residual gradient (pre-LN blocks), no dropout, as a launch
-    on these widths builds it: row strides and n_cols multiples of 16."""
+    """The single-pass backward with a residual gradient (pre-LN blocks), no dropout."""
     fn = row_builds.lnr.layer_norm_residual_bwd_kernel
-    divisible = [name for name in fn.arg_names if name.startswith("stride_") or name == "n_cols"]
     for width in LAYER_NORM_BACKWARD_WIDTHS:
         block, warps = backward_row_block_settings(width)
         constexprs = dict(row_builds.FULL_FLAGS, HAS_DROPOUT=False, BLOCK_N=block)
         label = f"layer_norm_residual bwd-block{block} bf16"
         yield label, lambda label=label, c=constexprs, w=warps: _triton_row(
-            label, compile_kernel(fn, row_builds.lnr_types("bf16"), c, arch, w,
-                                  divisible=divisible))
+            label, _compile_row_kernel(fn, row_builds.lnr_types("bf16"), c, w, arch))
 
 
 def _compile_bias_gelu(fn, constexprs, num_warps, arch):
-    """As a launch on BERT/GPT2 widths builds it: row strides and n_cols multiples of 16."""
-    divisible = [name for name in fn.arg_names if name.startswith("stride_") or name == "n_cols"]
-    return compile_kernel(fn, gelu_builds.gelu_types("bf16"), constexprs, arch, num_warps,
-                          divisible=divisible)
+    return _compile_row_kernel(fn, gelu_builds.gelu_types("bf16"), constexprs, num_warps, arch)
 
 
 def bias_gelu_rows(arch):

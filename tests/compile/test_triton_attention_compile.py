@@ -193,16 +193,22 @@ def test_attention_delta_kernel_compiles_without_spills(block_d, arch):
 COMBINE_SPLITS = tuple(1 << i for i in range(1, settings.MAX_KEY_SPLITS.bit_length()))
 
 
+def compile_combine(splits, head_dim, arch):
+    """The split combine as the launcher builds it for `splits` splits of a `head_dim` row."""
+    fn = attention_split_combine_kernel
+    tiles = settings.combine_tiles(splits, head_dim)
+    return compile_kernel(fn, attention_types(fn, "bf16"),
+                          {"HEAD_DIM": head_dim, "BLOCK_SPLITS": tiles.block_splits,
+                           "BLOCK_ROWS": tiles.block_rows,
+                           "BLOCK_D": settings.head_block(head_dim)},
+                          arch, tiles.num_warps)
+
+
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")
 @pytest.mark.parametrize("head_dim", settings.HEAD_DIMS)
 def test_attention_split_combine_compiles_without_spills(head_dim, arch):
-    fn = attention_split_combine_kernel
     assert COMBINE_SPLITS[-1] == settings.MAX_KEY_SPLITS
     for splits in COMBINE_SPLITS:
-        tiles = settings.combine_tiles(splits, head_dim)
-        compiled = compile_kernel(
-            fn, attention_types(fn, "bf16"),
-            {"HEAD_DIM": head_dim, "BLOCK_SPLITS": tiles.block_splits,
-             "BLOCK_ROWS": tiles.block_rows, "BLOCK_D": settings.head_block(head_dim)},
-            arch, tiles.num_warps)
-        assert_no_spills(compiled, arch, f"attention split combine d{head_dim} {tiles}")
+        assert_no_spills(compile_combine(splits, head_dim, arch), arch,
+                         f"attention split combine d{head_dim} "
+                         f"{settings.combine_tiles(splits, head_dim)}")
