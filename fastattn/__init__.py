@@ -27,7 +27,25 @@ def _ensure_kernels_package():
     spec.loader.exec_module(module)
 
 
+def _checkout_root_last_on_path():
+    """In a source checkout, move the checkout's root to the end of sys.path.
+
+    The root holds kernels/ (installed as fastattn.kernels), and `kernels` is also the name of a
+    PyPI package: Hugging Face's hub kernels, which transformers imports when it is installed (and
+    requires from 5.2x on). With the root first on sys.path (`python -m ...` run in the checkout,
+    or PYTHONPATH=<checkout>), `import kernels` found the folder and importing transformers failed
+    ("cannot import name 'CUDAProperties' from 'kernels'"). Last, the root still provides what
+    only it has: fastattn itself when not installed, and benchmarks/. tests/conftest.py and
+    benchmarks/__init__.py do the same for processes that may import transformers first.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    at_root = [p for p in sys.path if os.path.realpath(p or os.curdir) == root]
+    if at_root and os.path.isdir(os.path.join(root, "kernels")):
+        sys.path[:] = [p for p in sys.path if p not in at_root] + at_root
+
+
 _ensure_kernels_package()
+_checkout_root_last_on_path()
 
 from . import reference  # noqa: E402
 from ._dispatch import BackendUnavailableError, available_backends, use_backend  # noqa: E402

@@ -1,8 +1,8 @@
 """kernels.attention_settings.key_splits: when the decode path splits a query block's keys over
 programs (and pays a second launch to combine them)."""
 
-from kernels import attention_settings as settings
-from kernels.host_math import ceil_div
+from fastattn.kernels import attention_settings as settings
+from fastattn.kernels.host_math import ceil_div
 
 H100_SLOTS = 132 * 2  # SMs x programs per SM, as the launcher computes it
 

@@ -14,7 +14,7 @@ import torch
 import fastattn
 from fastattn import _dispatch, _extension
 from fastattn.backends import _device
-from kernels import attention_settings, ffn_settings
+from fastattn.kernels import attention_settings, ffn_settings
 
 # name, compute capability, cudaDevAttrMaxSharedMemoryPerBlockOptin (bytes)
 GPUS = [

@@ -4,6 +4,7 @@ fastattn's block classes, which must make attn_implementation="fastattn" known t
 Before, that process's GPT-2 raised (the name unknown) and its BERT silently attended to padding
 (transformers built no mask for the unknown name)."""
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -29,9 +30,20 @@ LOAD_AND_RUN = textwrap.dedent("""
     torch.save(outputs, sys.argv[3])
     """)
 
-# The new process imports fastattn from where this one did (an installation, or the source tree
-# on PYTHONPATH as the version tiers run it).
-FASTATTN_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastattn.__file__)))
+
+
+def _pythonpath():
+    """The new process imports fastattn from where this one did: an installation (also editable),
+    or the source tree on PYTHONPATH as the version tiers run it. Only the latter gets the tree
+    added: in front of site-packages its kernels/ folder would shadow the PyPI package `kernels`,
+    which unpickling's first import, transformers (5.2x), imports (see fastattn/__init__.py)."""
+    paths = [os.environ.get("PYTHONPATH")]
+    try:
+        importlib.metadata.distribution("fastattn")
+    except importlib.metadata.PackageNotFoundError:
+        paths.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(fastattn.__file__))))
+    return os.pathsep.join(filter(None, paths))
+
 
 CASES = {"bert": (BertModel, hf_models.bert_config, "holes"),
          "gpt2": (GPT2LMHeadModel, hf_models.gpt2_config, "left")}
@@ -47,8 +59,7 @@ def test_patched_model_loads_and_runs_in_a_new_process(name, tmp_path):
     run = subprocess.run([sys.executable, "-c", LOAD_AND_RUN, str(tmp_path / "model.pt"),
                           str(tmp_path / "inputs.pt"), str(tmp_path / "outputs.pt")],
                          capture_output=True, text=True, cwd=tmp_path,
-                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(
-                             filter(None, [FASTATTN_ROOT, os.environ.get("PYTHONPATH")]))))
+                         env=dict(os.environ, PYTHONPATH=_pythonpath()))
     assert run.returncode == 0, run.stderr[-3000:]
     got = torch.load(tmp_path / "outputs.pt")
     real = mask.bool()

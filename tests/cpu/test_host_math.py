@@ -3,7 +3,7 @@ each call of those goes through Triton's JIT machinery)."""
 
 import triton
 
-from kernels.host_math import ceil_div, next_power_of_2
+from fastattn.kernels.host_math import ceil_div, next_power_of_2
 
 
 def test_ceil_div_matches_triton():
