@@ -1,11 +1,14 @@
 """Time candidate tiles of the Triton attention kernels on this GPU: the sweep a tuning session runs.
 
-    python -m benchmarks.tune_attention [--role forward|backward_dkdv|backward_dq|decode ...]
+    python -m benchmarks.tune_attention [--role forward|backward_dkdv|backward_dq|decode
+                                                |backward_atomic_dq ...]
                                         [--head-dim 64|128 ...] [--seqlen 2048] [--dropout P]
                                         [--json PATH]
     make gpu-tune        (after make gpu, on the same machine: every role within a time budget)
 
-For each role (forward, backward dK/dV, backward dQ) and head dim, every candidate in CANDIDATES
+For each role (forward, backward dK/dV, backward dQ, the backward with dQ added atomically by the
+dK/dV kernel, whose candidate "two kernels" is the backward without it) and head dim, every
+candidate in CANDIDATES
 replaces the tiles kernels.attention_settings would choose, for that role only, and is
 1. checked for numerics on a small awkward case (odd lengths, causal and not, a key padding mask
    with a hole) against fastattn.reference under DESIGN §5's rule: a tile that computes wrongly is
@@ -31,6 +34,7 @@ the compile tier then checks it in every flag variant.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -49,10 +53,14 @@ from fastattn._rng import draw_dropout_seed  # noqa: E402
 from fastattn.kernels import attention_settings as settings  # noqa: E402
 
 Tiles = settings.Tiles
-ROLES = ("forward", "backward_dkdv", "backward_dq", "decode")
+ROLES = ("forward", "backward_dkdv", "backward_dq", "backward_atomic_dq", "decode")
 # The function of kernels.attention_settings each role's tiles come from.
 SETTING = {"forward": "forward_tiles", "backward_dkdv": "backward_dkdv_tiles",
-           "backward_dq": "backward_dq_tiles", "decode": "decode_tiles"}
+           "backward_dq": "backward_dq_tiles", "backward_atomic_dq": "backward_atomic_dq_tiles",
+           "decode": "decode_tiles"}
+# backward_atomic_dq: the dK/dV kernel's tiles when it also adds dQ atomically (kernels.attention_bwd,
+# ATOMIC_DQ); its candidate None is the two-kernel backward (dK/dV and dQ kernels, their own tiles).
+TWO_KERNELS = None
 DECODE_KEYS, DECODE_BATCHES = 4096, (1, 16)  # the issue's decode cases
 HIDDEN, TOKENS = 2048, 16384  # the flash-attention grid of the issue
 
@@ -94,6 +102,17 @@ CANDIDATES = {
                           Tiles(128, 64, 8, 3),      # 166
                           Tiles(64, 32, 4, 4),       # 117
                           Tiles(128, 32, 4, 3)],     # 201
+    # Atomic dQ (screened 2026-12-06, triton 3.6, the six flag variants; registers as above): D=128
+    # 16x128 spills 40-88 B in the causal variants (causal calls run two kernels), 16x128 with one
+    # stage fits them all (no prefetch of the query tiles), 16x64 fits non-causal (210-216) and
+    # spills 16-32 B causal.
+    ("backward_atomic_dq", 128): [TWO_KERNELS,
+                                  Tiles(16, 128, 8, 2),   # 254-255 non-causal
+                                  Tiles(16, 128, 8, 1),   # 247-252 non-causal
+                                  Tiles(16, 64, 8, 2)],   # 210-216 non-causal
+    ("backward_atomic_dq", 64): [TWO_KERNELS,
+                                 Tiles(16, 128, 8, 2),    # 203-255
+                                 Tiles(16, 64, 8, 2)],
     # Decode (16-row query tiles streaming the KV cache; memory-bound, mma.sync is fine): the
     # screening's registers and shared memory (D=128 16x128/4 warps spilled, 2-3 stages).
     ("decode", 128): [Tiles(16, 32, 4, 3),     # 151, 37 KB
@@ -115,10 +134,19 @@ CANDIDATES = {
 }
 
 
+@contextlib.contextmanager
 def tiles_for(role, tiles):
     """Inside the block, `role`'s kernels launch with `tiles` whatever the call: the sweep's calls
-    are all 16-bit and all with or all without dropout (--dropout), as its candidate table is."""
-    return tuning.replaced(settings, SETTING[role], lambda *args, **kwargs: tiles)
+    are all 16-bit and all with or all without dropout (--dropout), as its candidate table is.
+    The dK/dV and dQ roles run the two-kernel backward (the dQ kernel is not launched when the
+    dK/dV kernel adds dQ atomically)."""
+    with tuning.replaced(settings, SETTING[role], lambda *args, **kwargs: tiles):
+        if role in ("backward_dkdv", "backward_dq"):
+            with tuning.replaced(settings, SETTING["backward_atomic_dq"],
+                                 lambda *args, **kwargs: TWO_KERNELS):
+                yield
+        else:
+            yield
 
 
 # The same with attention dropout (`--dropout P`: GPT2 trains with p = 0.1 at D=64), whose tiles
@@ -144,6 +172,8 @@ DROPOUT_CANDIDATES = {
                           Tiles(128, 64, 8, 3),      # 239
                           Tiles(64, 64, 8, 3),       # 208
                           Tiles(64, 32, 4, 4)],      # 175
+    # Atomic dQ with dropout: 16x64 fits (208-242), 16x128 spills 32-64 B causal (triton 3.6).
+    ("backward_atomic_dq", 64): [TWO_KERNELS, Tiles(16, 64, 8, 2), Tiles(16, 128, 8, 2)],
 }
 
 
@@ -226,11 +256,13 @@ def time_decode(head_dim, batch, dtype, device, dropout_p=0.0):
     return timing.p50, 2 * k.numel() * k.element_size() / (timing.p50 * 1e-3) / 1e9
 
 
-def _current_tiles(role, head_dim, device, dropout_p):
+def _current_tiles(role, head_dim, device, dropout_p, causal=False):
     if role == "decode":
         return settings.decode_tiles(head_dim, False, dropout=bool(dropout_p))
-    return getattr(settings, SETTING[role])(head_dim, tuning.candidates_arch(device), False,
-                                            dropout=bool(dropout_p))
+    arch = tuning.candidates_arch(device)
+    if role == "backward_atomic_dq":
+        return settings.backward_atomic_dq_tiles(head_dim, arch, False, bool(dropout_p), causal)
+    return getattr(settings, SETTING[role])(head_dim, arch, False, dropout=bool(dropout_p))
 
 
 def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
@@ -242,15 +274,17 @@ def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
             if (role, head_dim) not in table:
                 report(f"{role} d{head_dim}{' with dropout' if dropout_p else ''}: no candidates")
                 continue
-            chosen = _current_tiles(role, head_dim, device, dropout_p)
             decode = role == "decode"
             for tiles in table[(role, head_dim)]:
                 with tiles_for(role, tiles):
                     failures = numerics_failures(head_dim, dtype, device, dropout_p,
                                                  queries=3 if decode else None)
                     for case in DECODE_BATCHES if decode else (False, True):
+                        chosen = _current_tiles(role, head_dim, device, dropout_p,
+                                                causal=not decode and case)
                         result = {"role": role, "head_dim": head_dim, "dropout_p": dropout_p,
-                                  "tiles": list(tiles), "current": tiles == chosen,
+                                  "tiles": None if tiles is None else list(tiles),
+                                  "current": tiles == chosen,
                                   "numerics": failures or "ok", "ms": None}
                         if decode:
                             result.update(batch=case, keys=DECODE_KEYS, gb_s=None)
@@ -267,7 +301,9 @@ def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
 
 
 def _line(result):
-    tiles = "x".join(map(str, result["tiles"][:2])) + f" w{result['tiles'][2]} s{result['tiles'][3]}"
+    tiles = "two kernels"
+    if result["tiles"] is not None:
+        tiles = "x".join(map(str, result["tiles"][:2])) + f" w{result['tiles'][2]} s{result['tiles'][3]}"
     if result["ms"] is None:
         speed = f"  numerics FAILED: {'; '.join(result['numerics'])}"
     elif "gb_s" in result:

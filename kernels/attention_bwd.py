@@ -1,10 +1,15 @@
 """Fused attention backward: recomputes the probabilities from the saved log-sum-exp, tile by tile.
 
-Three kernels, none with atomics (so the gradients are deterministic):
+Three kernels:
 - attention_bwd_delta_kernel: delta_i = sum_d dO_id * O_id, per query row.
 - attention_bwd_dkdv_kernel: each program owns BLOCK_N keys of one KV head and walks the query
   blocks of every query head sharing that KV head (MQA/GQA), accumulating dK and dV in registers.
 - attention_bwd_dq_kernel: each program owns BLOCK_M queries and walks their visible key blocks.
+The dQ kernel recomputes S and dP, so the backward makes seven tile products where the gradients
+need five. With ATOMIC_DQ the dK/dV kernel also adds each tile's share of dQ (dS K) to a float32
+dQ with atomic adds, and the dQ kernel is not launched: five products, but the order of the adds,
+and so dQ's rounding, varies from run to run (torch.use_deterministic_algorithms keeps the dQ
+kernel). FlashAttention-2 and -3 accumulate dQ the same way.
 
 With P = softmax(S), Z the dropout keep mask and c = 1/(1-p): O = (P*Z*c) V, so
 dV = (P*Z*c)^T dO, dP = (dO V^T)*Z*c, dS = P * (dP - delta), dQ = scale dS K, dK = scale dS^T Q.
@@ -16,6 +21,7 @@ import triton.language as tl
 
 from .attention_tiles import (
     LOG2E,
+    add_rows_atomically,
     dropout_keep,
     dropout_row_base,
     key_block_range,
@@ -84,17 +90,19 @@ def _probs_and_score_grads(s_a, s_b, dp_a, dp_b, lse_log2, delta, m2d, n2d, key_
 
 
 @triton.jit
-def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m,
-                      start_n, offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end,
-                      causal_shift, qk_scale_log2, seed, batch, head, n_heads,
-                      dropout_seqlen_q, dropout_seqlen_k, dropout_p, dropout_scale,
+def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW,
+                      start_m, start_n, offs_n, stride_qs, stride_dos, stride_lse_s, stride_dqs,
+                      q_len, key_end, causal_shift, scale, qk_scale_log2, seed, batch, head,
+                      n_heads, dropout_seqlen_q, dropout_seqlen_k, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                      KEYS_AS_ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+                      KEYS_AS_ROWS: tl.constexpr, ATOMIC_DQ: tl.constexpr, BLOCK_M: tl.constexpr,
+                      BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     """KEYS_AS_ROWS: the tiles are transposed, [BLOCK_N keys, BLOCK_M queries] (as in Triton's
     fused-attention tutorial), so that every product has the owned key block as its M, wide enough
-    for wgmma on sm_90. Elsewhere the [BLOCK_M, BLOCK_N] tiles need fewer registers (mma.sync)."""
+    for wgmma on sm_90. Elsewhere the [BLOCK_M, BLOCK_N] tiles need fewer registers (mma.sync).
+    ATOMIC_DQ: also adds scale * dS K of this tile to DQ_SEQ's float32 rows (dQ^T = K^T dS^T on
+    transposed tiles: M = HEAD_DIM there, wgmma too)."""
     offs_m = start_m + tl.arange(0, BLOCK_M)
     q = load_rows(Q_SEQ, offs_m, stride_qs, q_len, HEAD_DIM, BLOCK_D)
     do = load_rows(DO_SEQ, offs_m, stride_dos, q_len, HEAD_DIM, BLOCK_D)
@@ -119,22 +127,34 @@ def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_
         p_dropped_t, ds_t = tl.trans(p_dropped.to(do.dtype)), tl.trans(ds.to(q.dtype))
     dv = tl.dot(p_dropped_t, do, dv, input_precision=DOT_PRECISION)
     dk = tl.dot(ds_t, q, dk, input_precision=DOT_PRECISION)
+    if ATOMIC_DQ:  # last: P is dead by now, fewer registers live across the product
+        if KEYS_AS_ROWS:
+            dq_t = tl.dot(tl.trans(k), ds_t, input_precision=DOT_PRECISION)
+            add_rows_atomically(DQ_SEQ, offs_m.to(tl.int64), stride_dqs, q_len, dq_t * scale, True,
+                                HEAD_DIM, BLOCK_D)
+        else:
+            dq = tl.dot(tl.trans(ds_t), k, input_precision=DOT_PRECISION)
+            add_rows_atomically(DQ_SEQ, offs_m.to(tl.int64), stride_dqs, q_len, dq * scale, False,
+                                HEAD_DIM, BLOCK_D)
     return dk, dv
 
 
 @triton.jit
 def attention_bwd_dkdv_kernel(
-    Q, K, V, DOUT, LSE, DELTA, DK, DV, KEY_MASK, KEY_BOUNDS, BATCH_ORDER, CU_SEQLENS_Q,
+    Q, K, V, DOUT, LSE, DELTA, DK, DV, DQ_ACCUMULATOR, KEY_MASK, KEY_BOUNDS, BATCH_ORDER, CU_SEQLENS_Q,
     CU_SEQLENS_K,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_dob, stride_doh, stride_dos, stride_dkb, stride_dkh, stride_dks,
-    stride_dvb, stride_dvh, stride_dvs, stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
+    stride_dvb, stride_dvh, stride_dvs, stride_dqab, stride_dqah, stride_dqas,
+    stride_lse_b, stride_lse_h, stride_lse_s, stride_mask_b,
     n_heads, n_kv_heads, kv_group, seqlen_q, seqlen_k, scale, qk_scale_log2,
     dropout_p, dropout_scale, seed,
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, KEYS_AS_ROWS: tl.constexpr,
-    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    ATOMIC_DQ: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
+    """DQ_ACCUMULATOR (float32, zeroed, with its strides) is used only with ATOMIC_DQ."""
     start_n = tl.program_id(0) * BLOCK_N
     batch = program_batch(tl.program_id(1) // n_kv_heads, BATCH_ORDER, HAS_KEY_MASK, VARLEN)
     kv_head = tl.program_id(1) % n_kv_heads
@@ -163,20 +183,22 @@ def attention_bwd_dkdv_kernel(
         LSE_SEQ = sequence_base(LSE, batch64, head64, q_start64, stride_lse_b, stride_lse_h, stride_lse_s)
         DELTA_SEQ = sequence_base(DELTA, batch64, head64, q_start64, stride_lse_b, stride_lse_h,
                                   stride_lse_s)
+        DQ_SEQ = sequence_base(DQ_ACCUMULATOR, batch64, head64, q_start64, stride_dqab, stride_dqah,
+                               stride_dqas)
         for start_m in range(lo, mid, BLOCK_M):
             dk, dv = _dkdv_query_block(
-                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, start_n,
-                offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
-                qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
+                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW, start_m,
+                start_n, offs_n, stride_qs, stride_dos, stride_lse_s, stride_dqas, q_len, key_end,
+                causal_shift, scale, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                KEYS_AS_ROWS, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
+                KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
         for start_m in range(mid, hi, BLOCK_M):
             dk, dv = _dkdv_query_block(
-                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, KEY_MASK_ROW, start_m, start_n,
-                offs_n, stride_qs, stride_dos, stride_lse_s, q_len, key_end, causal_shift,
-                qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
+                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW, start_m,
+                start_n, offs_n, stride_qs, stride_dos, stride_lse_s, stride_dqas, q_len, key_end,
+                causal_shift, scale, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
                 dropout_p, dropout_scale, False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                KEYS_AS_ROWS, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
+                KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
     rows = offs_n.to(tl.int64)
     store_rows(sequence_base(DK, batch64, kv_head64, k_start64, stride_dkb, stride_dkh, stride_dks),
                rows, stride_dks, k_len, dk * scale, HEAD_DIM, BLOCK_D)

@@ -101,10 +101,14 @@ _FORWARD_SM90 = {
 # - decode (BLOCK_M 16) stays on mma.sync: it streams the KV cache and is bound by memory.
 # float32 inputs (3-pass TF32) are not asserted: their tiles are sized for registers, not wgmma.
 WGMMA_ROLES = frozenset({"forward", "backward_dq"})
+# The dK/dV kernel with ATOMIC_DQ, as all_configs names it for non-causal and causal calls.
+ATOMIC_DQ_ROLES = ("backward_atomic_dq", "backward_atomic_dq_causal")
 
 
 def uses_wgmma(role, block_d, dropout):
     """Whether every product of this role's 16-bit sm_90 tiles runs on wgmma (see above)."""
+    if role in ATOMIC_DQ_ROLES:  # dQ^T = K^T dS^T: its M is BLOCK_D
+        return block_d >= 64 and uses_wgmma("backward_dkdv", block_d, dropout)
     if role == "backward_dkdv":
         return block_d <= 64 or (block_d == 128 and not dropout)
     return role in WGMMA_ROLES
@@ -198,6 +202,34 @@ _BACKWARD_DQ_SM90 = {
 }
 
 
+# Backward with dQ added atomically by the dK/dV kernel (kernels.attention_bwd, ATOMIC_DQ): five
+# tile products instead of seven, and no dQ kernel. Per (head dim, is_fp32, dropout), the dK/dV
+# kernel's tiles in that form for (non-causal, causal) calls, sm_90 16-bit only; None, a missing
+# entry, and torch.use_deterministic_algorithms(True) run the two-kernel backward. Keyed by the
+# head dim itself, not BLOCK_D: at D=80 and 96 the column mask costs the 16x128 tile 8 B of spill
+# (triton 3.6, key mask or varlen), so only D=128 takes it.
+# The atomics: each tile adds scale * dS K, [BLOCK_M, D] float32, to dQ; on sm_90 Triton emits
+# REDG.E.ADD.F32x4 (four floats, no return). Bytes added per FLOP of the five products: 0.4 /
+# BLOCK_N, so BLOCK_N 128 (FlashAttention-2's key block at D=128): 2.1 GB for the issue's D=128
+# S=2048 case, about 1 TB/s into L2 at 300 TFLOP/s.
+# Screened for spills (triton 3.6 and 3.8, 2026-12-06, sm_90, bf16, six flag variants):
+# - D=64 16x128 fits everywhere (203-255 registers under 3.6); 32x128 spills 8-56 B.
+# - D=128 16x128 fits non-causal (254-255) and spills 40-88 B causal; 16x64 spills 16-32 B causal;
+#   16x128 with one stage fits all (247-252) but does not prefetch the query tiles.
+# - D=64 with dropout spills at 16x128 (32-64 B causal) and fits at 16x64, whose key block doubles
+#   the atomics and ran the two-kernel backward slower (4.12 / 3.08 against 3.84 / 2.15 ms).
+# Taken: non-causal calls without dropout, whose dK/dV tile stays (D=128) or becomes the one that
+# ran fastest non-causal (D=64: 262 against 224 TFLOP/s at 32x128), so the change there is one
+# product more in the dK/dV kernel and no dQ kernel. Causal calls keep two kernels: at D=64 the
+# 16x128 tile ran the causal backward slower than 32x128 (169 against 215), and D=128 has no
+# causal tile that fits. Not yet timed on a GPU: benchmarks/tune_attention.py --role
+# backward_atomic_dq compares the forms, causal calls included (NOTES.md).
+_BACKWARD_ATOMIC_DQ_SM90 = {
+    (64, False, False): (Tiles(16, 128, 8, 2), None),
+    (128, False, False): (Tiles(16, 128, 8, 2), None),
+}
+
+
 def _pick(table, sm90_table, head_dim, arch, is_fp32, dropout):
     key = (head_block(head_dim), bool(is_fp32), bool(dropout))
     if arch >= 90 and key in sm90_table:
@@ -222,6 +254,13 @@ def backward_dkdv_tiles(head_dim, arch, is_fp32, dropout=False):
 
 def backward_dq_tiles(head_dim, arch, is_fp32, dropout=False):
     return _pick(_BACKWARD_DQ, _BACKWARD_DQ_SM90, head_dim, arch, is_fp32, dropout)
+
+
+def backward_atomic_dq_tiles(head_dim, arch, is_fp32, dropout=False, causal=False):
+    """The dK/dV kernel's tiles when it also accumulates dQ (ATOMIC_DQ), or None where the
+    backward runs the dQ kernel."""
+    pair = _BACKWARD_ATOMIC_DQ_SM90.get((head_dim, bool(is_fp32), bool(dropout)))
+    return None if arch < 90 or pair is None else pair[bool(causal)]
 
 
 class CombineTiles(NamedTuple):
@@ -321,8 +360,10 @@ def switch_off_reason(head_dim, is_fp32, dropout, needs_backward):
 
 def all_configs():
     """Every (kernel role, BLOCK_D, arch, is_fp32, dropout, Tiles) the launchers can pick: the
-    compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share their configs; configs in
-    SPILLING are switched off in dispatch and left out."""
+    compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share their configs, but for
+    the atomic-dQ roles' tiles, which are per head dim (the compile tier asks
+    backward_atomic_dq_tiles which head dims launch them); configs in SPILLING are switched off in
+    dispatch and left out."""
     for head_dim in sorted({head_block(d) for d in HEAD_DIMS}):
         for is_fp32 in (False, True):
             for dropout in (False, True):
@@ -331,6 +372,9 @@ def all_configs():
                             ("forward", forward_tiles(head_dim, arch, is_fp32, dropout)),
                             ("decode", decode_tiles(head_dim, is_fp32, dropout)),
                             ("backward_dkdv", backward_dkdv_tiles(head_dim, arch, is_fp32, dropout)),
-                            ("backward_dq", backward_dq_tiles(head_dim, arch, is_fp32, dropout))):
-                        if (role, head_dim, is_fp32, dropout) not in SPILLING:
+                            ("backward_dq", backward_dq_tiles(head_dim, arch, is_fp32, dropout)),
+                            *((role, backward_atomic_dq_tiles(head_dim, arch, is_fp32, dropout,
+                                                              role.endswith("causal")))
+                              for role in ATOMIC_DQ_ROLES)):
+                        if tiles is not None and (role, head_dim, is_fp32, dropout) not in SPILLING:
                             yield role, head_dim, arch, is_fp32, dropout, tiles

@@ -164,6 +164,25 @@ def store_rows(BASE, rows, stride_row, n_rows, tile, HEAD_DIM: tl.constexpr, BLO
 
 
 @triton.jit
+def add_rows_atomically(BASE, rows, stride_row, n_rows, tile, TILE_IS_TRANSPOSED: tl.constexpr,
+                        HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Adds the first HEAD_DIM columns of the rows below n_rows of `tile` (float32, [len(rows),
+    BLOCK_D], or [BLOCK_D, len(rows)] when TILE_IS_TRANSPOSED) to BASE's float32 rows, atomically.
+    Relaxed order: the adds of concurrent programs commute and nothing reads the rows until the
+    kernel has finished (the default acq_rel would fence every add)."""
+    offs_d = tl.arange(0, BLOCK_D)
+    if TILE_IS_TRANSPOSED:
+        pointers = BASE + rows[None, :] * stride_row + offs_d[:, None]
+        mask = (rows < n_rows)[None, :]
+        if HEAD_DIM != BLOCK_D:
+            mask = mask & (offs_d < HEAD_DIM)[:, None]
+    else:
+        pointers = BASE + rows[:, None] * stride_row + offs_d[None, :]
+        mask = _rows_mask(rows, n_rows, HEAD_DIM, BLOCK_D)
+    tl.atomic_add(pointers, tile, mask=mask, sem="relaxed")
+
+
+@triton.jit
 def visible_keys(m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, APPLY_BOUNDS: tl.constexpr,
                  CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr):
     """Bool tile, True where the key is visible to the query, or None when every key of the tile

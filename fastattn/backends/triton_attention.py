@@ -174,17 +174,30 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     group = problem.heads // problem.kv_heads
     arch = tile_arch(q.device)
 
+    atomic_tiles = None
+    if problem.seqlen_k > 0 and not torch.are_deterministic_algorithms_enabled():
+        atomic_tiles = settings.backward_atomic_dq_tiles(problem.head_dim, arch, is_fp32, dropout,
+                                                         causal)
     if problem.seqlen_k > 0:
-        tiles = settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32, dropout)
+        tiles = atomic_tiles or settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32, dropout)
+        # With dQ added atomically, float32 inputs accumulate straight into dq.
+        dq_accumulator = dk
+        if atomic_tiles is not None:
+            dq_accumulator = dq.zero_() if is_fp32 else torch.zeros_like(dq, dtype=torch.float32)
         grid = (ceil_div(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
         attention_bwd_dkdv_kernel[grid](
-            q, k, v, dout, lse, delta, dk, dv, mask, bounds, order, cu_q, cu_k, *tensor_strides,
-            *layout.seq_strides(dk, problem.varlen), *layout.seq_strides(dv, problem.varlen), *tail,
+            q, k, v, dout, lse, delta, dk, dv, dq_accumulator, mask, bounds, order, cu_q, cu_k,
+            *tensor_strides, *layout.seq_strides(dk, problem.varlen),
+            *layout.seq_strides(dv, problem.varlen),
+            *layout.seq_strides(dq_accumulator, problem.varlen), *tail,
             problem.heads, problem.kv_heads, group, *sizes, **flags,
             KEYS_AS_ROWS=settings.dkdv_keys_as_rows(problem.head_dim, arch, is_fp32, dropout),
+            ATOMIC_DQ=atomic_tiles is not None,
             BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
             num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
         )
+        if atomic_tiles is not None:
+            return (dq if is_fp32 else dq.copy_(dq_accumulator)), dk, dv
     tiles = settings.backward_dq_tiles(problem.head_dim, arch, is_fp32, dropout)
     grid = (ceil_div(problem.seqlen_q, tiles.block_m), problem.batch * problem.heads)
     attention_bwd_dq_kernel[grid](

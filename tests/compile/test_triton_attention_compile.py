@@ -28,6 +28,7 @@ builds run in parallel worker processes (triton_aot.parallel_builds, one per CPU
 variants alone took 2.5 minutes in one process.
 """
 
+import re
 from typing import NamedTuple
 
 import pytest
@@ -54,8 +55,11 @@ KERNELS = {
     "decode": attention_fwd_kernel,
     "backward_dkdv": attention_bwd_dkdv_kernel,
     "backward_dq": attention_bwd_dq_kernel,
+    # With ATOMIC_DQ, for non-causal and causal calls (their own tiles).
+    settings.ATOMIC_DQ_ROLES[0]: attention_bwd_dkdv_kernel,
+    settings.ATOMIC_DQ_ROLES[1]: attention_bwd_dkdv_kernel,
 }
-FLOAT32_POINTERS = {"LSE", "DELTA", "OUT_PARTIAL", "LSE_PARTIAL"}
+FLOAT32_POINTERS = {"LSE", "DELTA", "OUT_PARTIAL", "LSE_PARTIAL", "DQ_ACCUMULATOR"}
 INT32_POINTERS = {"KEY_BOUNDS", "BATCH_ORDER", "CU_SEQLENS_Q", "CU_SEQLENS_K"}
 FLOAT_SCALARS = {"qk_scale_log2", "scale", "dropout_p", "dropout_scale"}
 
@@ -121,7 +125,11 @@ def builds():
         for head_dim in head_dims:
             for flags in FLOAT32_FLAGS if is_fp32 else FLAG_VARIANTS:
                 build = Build(role, head_dim, arch, dtype, dropout, tiles, *flags)
-                key = (KERNELS[role],) + build[1:]
+                if role in settings.ATOMIC_DQ_ROLES and (
+                        flags[0] != role.endswith("causal") or settings.backward_atomic_dq_tiles(
+                            head_dim, arch, is_fp32, dropout, flags[0]) != tiles):
+                    continue  # built for the calls (causal or not, head dims) that launch them
+                key = (KERNELS[role], role in settings.ATOMIC_DQ_ROLES) + build[1:]
                 if key not in seen:
                     seen.add(key)
                     table[_label(build)] = build
@@ -140,9 +148,10 @@ def compile_build(label):
                   "DOT_PRECISION": "tf32x3" if b.dtype == "fp32" else "tf32",
                   "HEAD_DIM": b.head_dim, "BLOCK_M": b.tiles.block_m, "BLOCK_N": b.tiles.block_n,
                   "BLOCK_D": settings.head_block(b.head_dim)}
-    if b.role == "backward_dkdv":
+    if fn is attention_bwd_dkdv_kernel:
         constexprs["KEYS_AS_ROWS"] = settings.dkdv_keys_as_rows(b.head_dim, b.arch,
                                                                 b.dtype == "fp32", b.dropout)
+        constexprs["ATOMIC_DQ"] = b.role in settings.ATOMIC_DQ_ROLES
     return compile_kernel(fn, attention_types(fn, b.dtype), constexprs, b.arch, b.tiles.num_warps,
                           num_stages=b.tiles.num_stages, divisible=row_strides(fn),
                           maxnreg=settings.MAX_REGISTERS)
@@ -153,7 +162,8 @@ def build_report(label):
     kernel = compile_build(label)
     ptx = kernel.asm["ptx"]
     return {"usage": resource_usage(kernel), "shared": kernel.metadata.shared,
-            "wgmma": ptx.count("wgmma.mma_async"), "mma_sync": ptx.count("mma.sync")}
+            "wgmma": ptx.count("wgmma.mma_async"), "mma_sync": ptx.count("mma.sync"),
+            "atomics": re.findall(r"\b(?:atom|red)\.global[\w.]*", ptx)}
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +171,7 @@ def reports(request):
     """Futures of the reports of every variant this session runs, all started at once."""
     params = [getattr(getattr(item, "callspec", None), "params", {})
               for item in request.session.items if item.module is request.module]
-    labels = [p["variant"] for p in params if "variant" in p]
+    labels = list(dict.fromkeys(p["variant"] for p in params if "variant" in p))
     with parallel_builds(build_report, labels) as futures:
         yield futures
 
@@ -176,6 +186,18 @@ def test_attention_tiles_compile_without_spills(variant, reports):
         assert report["wgmma"] and not report["mma_sync"], (
             f"attention {variant}: expected every tl.dot as wgmma, PTX has {report['wgmma']} "
             f"wgmma.mma_async and {report['mma_sync']} mma.sync")
+
+
+@pytest.mark.parametrize("variant", [label for label, b in BUILDS.items()
+                                     if b.role in settings.ATOMIC_DQ_ROLES])
+def test_atomic_dq_adds_are_relaxed_four_wide(variant, reports):
+    """The dQ adds of the atomic-dQ backward: relaxed (acq_rel, tl.atomic_add's default, would fence
+    every add) and four float32 a instruction (sm_90's v4 atomics; SASS REDG.E.ADD.F32x4, as the
+    result is unused), so that they cost a quarter of the instructions of scalar adds."""
+    atomics = reports[variant].result()["atomics"]
+    assert atomics, f"attention {variant}: no atomic add in the PTX"
+    odd = [a for a in atomics if ".relaxed" not in a or not a.endswith(".add.v4.f32")]
+    assert not odd, f"attention {variant}: atomics not relaxed four-wide float32 adds: {odd}"
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")

@@ -5,15 +5,18 @@
 #   1. GPU_FOLLOWUP_COMPILED_BUDGET_S=150  the model cases that compile (static-cache generation,
 #      BERT latency under mode reduce-overhead): `fastattn bench --quick --suite models -k "static
 #      or compiled"`                                       -> followup-bench.log, <device>.json/.md
-#   2. GPU_FOLLOWUP_TUNE_FFN_BUDGET_S=50   the FFN GEMM's plain tiles, TMA candidates included
+#   2. GPU_FOLLOWUP_ATOMIC_DQ_BUDGET_S=100 the attention backward with dQ added atomically (the
+#      default at D=64 and D=128 on sm_90 since 2026-12-06, unmeasured) against the two-kernel
+#      backward, S=2048 (benchmarks/tune_attention.py)     -> tune-backward_atomic_dq.{log,json}
+#   3. GPU_FOLLOWUP_TUNE_FFN_BUDGET_S=50   the FFN GEMM's plain tiles, TMA candidates included
 #      (benchmarks/tune_ffn.py)                            -> tune-ffn-plain.{log,json}
-#   3. GPU_FOLLOWUP_AB_BUDGET_S=50         LayerNorm's automatic order, triton-first against
+#   4. GPU_FOLLOWUP_AB_BUDGET_S=50         LayerNorm's automatic order, triton-first against
 #      cuda-first, on whole model steps (benchmarks/auto_order_ab.py) -> auto-order-ab.log
-#   4. GPU_FOLLOWUP_EPILOGUES_BUDGET_S=25  the cuBLASLt bias-gradient epilogues on GPT2's step
+#   5. GPU_FOLLOWUP_EPILOGUES_BUDGET_S=25  the cuBLASLt bias-gradient epilogues on GPT2's step
 #      (benchmarks/ffn_epilogues.py)                       -> ffn-epilogues.log
-#   5. GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S=0   the attention forward and dQ tiles at GPT2's shape with
+#   6. GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S=0   the attention forward and dQ tiles at GPT2's shape with
 #      dropout (benchmarks/tune_attention.py)              -> tune-{forward,backward_dq}-gpt2.*
-#   6. GPU_FOLLOWUP_DECODE_BUDGET_S=0      decode at B=1 with fewer and more key splits (1 and 4
+#   7. GPU_FOLLOWUP_DECODE_BUDGET_S=0      decode at B=1 with fewer and more key splits (1 and 4
 #      programs per SM against make gpu's 2: one wave, or more splits now that the combine loads
 #      them all at once), each its own budget          -> tune-decode-pps{1,4}.*
 #
@@ -26,6 +29,9 @@ run_setup gpu-followup "${1:?usage: followup_run.sh RESULTS_DIR}"
 
 step "compiling model cases" "${GPU_FOLLOWUP_COMPILED_BUDGET_S:-150}" followup-bench.log 15 \
   "$PY" -m fastattn bench --quick --suite models -k "static or compiled" --results-dir "$results"
+step "attention backward, atomic dQ against two kernels" "${GPU_FOLLOWUP_ATOMIC_DQ_BUDGET_S:-100}" \
+  tune-backward_atomic_dq.log 15 "$PY" -m benchmarks.tune_attention --role backward_atomic_dq \
+  --head-dim 128 --head-dim 64 --json "$results/tune-backward_atomic_dq.json"
 step "FFN tiles (plain, TMA candidates)" "${GPU_FOLLOWUP_TUNE_FFN_BUDGET_S:-50}" \
   tune-ffn-plain.log 15 "$PY" -m benchmarks.tune_ffn --kind plain \
   --json "$results/tune-ffn-plain.json"

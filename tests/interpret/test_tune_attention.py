@@ -119,3 +119,28 @@ def test_a_decode_sweep_times_the_split_key_path(monkeypatch, tmp_path):
     assert all(r["numerics"] == "ok" and r["gb_s"] > 0 for r in results)
     assert ("attention_fwd_kernel", 16, 16) in launched
     assert any(name == "attention_split_combine_kernel" for name, *_ in launched)
+
+
+def test_an_atomic_dq_sweep_times_both_backward_forms(monkeypatch, tmp_path):
+    """The atomic-dQ role: its candidate "two kernels" runs the dK/dV and dQ kernels, its tiles
+    run the dK/dV kernel alone with ATOMIC_DQ, so one table compares the two forms."""
+    launched = []
+    real_run = InterpretedFunction.run
+
+    def recording_run(self, *args, **kwargs):
+        launched.append((self.fn.__name__, kwargs.get("ATOMIC_DQ"), kwargs.get("BLOCK_N")))
+        return real_run(self, *args, **kwargs)
+
+    candidate = tune.Tiles(16, 32, 4, 2)
+    monkeypatch.setitem(tune.CANDIDATES, ("backward_atomic_dq", 64), [tune.TWO_KERNELS, candidate])
+    monkeypatch.setattr(InterpretedFunction, "run", recording_run)
+    path = tmp_path / "sweep.json"
+    assert tune.main(["--role", "backward_atomic_dq", "--head-dim", "64", "--seqlen", "32",
+                      "--json", str(path)]) == 0
+    results = json.loads(path.read_text())["results"]
+    assert [(r["tiles"], r["causal"]) for r in results] == [
+        (None, False), (None, True), (list(candidate), False), (list(candidate), True)]
+    assert all(r["numerics"] == "ok" and r["tflop_s"] > 0 for r in results)
+    assert ("attention_bwd_dkdv_kernel", True, 32) in launched
+    assert any(name == "attention_bwd_dkdv_kernel" and not atomic for name, atomic, _ in launched)
+    assert any(name == "attention_bwd_dq_kernel" for name, _, _ in launched)
