@@ -35,9 +35,13 @@ def sdist(tmp_path_factory):
         shutil.copy2(os.path.join(ROOT, path), source / path)
     out = tmp_path_factory.mktemp("dist")
     # setuptools' PEP 517 hook, what `python -m build --sdist` calls; FASTATTN_SKIP_CUDA_BUILD
-    # because the sdist's contents must not depend on whether this machine could build _C.
-    subprocess.run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
-                    "build_meta.build_sdist(sys.argv[1])", str(out)], cwd=source, check=True,
+    # because the sdist's contents must not depend on whether this machine could build _C. As pip
+    # and build run the hook, the project is the working directory but not on sys.path: there its
+    # kernels/ would shadow the PyPI package `kernels` (transformers 5.2x installs it), whose
+    # setuptools plugin (an egg_info writer) the hook loads.
+    subprocess.run([sys.executable, "-c", "import sys; sys.path.remove(''); "
+                    "from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])",
+                    str(out)], cwd=source, check=True,
                    capture_output=True, env=dict(os.environ, FASTATTN_SKIP_CUDA_BUILD="1"))
     (archive,) = out.glob("fastattn-*.tar.gz")
     with tarfile.open(archive) as tar:
