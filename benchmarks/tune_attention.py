@@ -275,16 +275,17 @@ def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
                 report(f"{role} d{head_dim}{' with dropout' if dropout_p else ''}: no candidates")
                 continue
             decode = role == "decode"
+            cases = DECODE_BATCHES if decode else (False, True)
+            chosen = {case: _current_tiles(role, head_dim, device, dropout_p,
+                                           causal=not decode and case) for case in cases}
             for tiles in table[(role, head_dim)]:
                 with tiles_for(role, tiles):
                     failures = numerics_failures(head_dim, dtype, device, dropout_p,
                                                  queries=3 if decode else None)
-                    for case in DECODE_BATCHES if decode else (False, True):
-                        chosen = _current_tiles(role, head_dim, device, dropout_p,
-                                                causal=not decode and case)
+                    for case in cases:
                         result = {"role": role, "head_dim": head_dim, "dropout_p": dropout_p,
                                   "tiles": None if tiles is None else list(tiles),
-                                  "current": tiles == chosen,
+                                  "current": tiles == chosen[case],
                                   "numerics": failures or "ok", "ms": None}
                         if decode:
                             result.update(batch=case, keys=DECODE_KEYS, gb_s=None)

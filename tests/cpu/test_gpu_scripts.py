@@ -54,9 +54,11 @@ def test_make_gpu_followup_runs_its_steps_within_budgets(tmp_path):
     done, calls = _run(tmp_path, "followup_run.sh", GPU_FOLLOWUP_EPILOGUES_BUDGET_S=0)
     assert done.returncode == 0, done.stdout + done.stderr
     modules = [call[1] for call in calls if call[0] == "-m"]
-    assert modules == ["fastattn", "benchmarks.tune_ffn", "benchmarks.auto_order_ab"]
-    bench = calls[0]
+    assert modules == ["fastattn", "benchmarks.tune_attention", "benchmarks.tune_ffn",
+                       "benchmarks.auto_order_ab"]
+    bench, atomic_dq = calls[0], calls[1]
     assert bench[bench.index("-k") + 1] == "static or compiled" and "--quick" in bench
+    assert atomic_dq[atomic_dq.index("--role") + 1] == "backward_atomic_dq"
     assert "cuBLASLt epilogues: skipped (budget 0)" in done.stdout
     with tarfile.open(tmp_path / "out" / "gpu-followup.tar.gz") as archive:
         assert {"./followup-bench.log", "./tune-ffn-plain.log"} <= set(archive.getnames())
