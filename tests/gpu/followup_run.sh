@@ -14,8 +14,9 @@
 #      cuda-first, on whole model steps (benchmarks/auto_order_ab.py) -> auto-order-ab.log
 #   5. GPU_FOLLOWUP_EPILOGUES_BUDGET_S=25  the cuBLASLt bias-gradient epilogues on GPT2's step
 #      (benchmarks/ffn_epilogues.py)                       -> ffn-epilogues.log
-#   6. GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S=0   the attention forward and dQ tiles at GPT2's shape with
-#      dropout (benchmarks/tune_attention.py)              -> tune-{forward,backward_dq}-gpt2.*
+#   6. GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S=0   the attention forward and dQ tiles, and the atomic-dQ
+#      backward, at GPT2's shape with dropout (benchmarks/tune_attention.py), each its own budget
+#                                  -> tune-{forward,backward_dq,backward_atomic_dq}-gpt2.*
 #   7. GPU_FOLLOWUP_DECODE_BUDGET_S=0      decode at B=1 with fewer and more key splits (1 and 4
 #      programs per SM against make gpu's 2: one wave, or more splits now that the combine loads
 #      them all at once), each its own budget          -> tune-decode-pps{1,4}.*
@@ -39,7 +40,7 @@ step "LayerNorm order A/B" "${GPU_FOLLOWUP_AB_BUDGET_S:-50}" auto-order-ab.log 1
   "$PY" -m benchmarks.auto_order_ab --steps 10
 step "cuBLASLt epilogues" "${GPU_FOLLOWUP_EPILOGUES_BUDGET_S:-25}" ffn-epilogues.log 15 \
   "$PY" -m benchmarks.ffn_epilogues
-for role in forward backward_dq; do
+for role in forward backward_dq backward_atomic_dq; do
   step "attention tiles $role (GPT2, dropout)" "${GPU_FOLLOWUP_TUNE_GPT2_BUDGET_S:-0}" \
     "tune-$role-gpt2.log" 15 "$PY" -m benchmarks.tune_attention --role "$role" --dropout 0.1 \
     --head-dim 64 --seqlen 1024 --json "$results/tune-$role-gpt2.json"
