@@ -58,8 +58,9 @@ ROLES = ("forward", "backward_dkdv", "backward_dq", "backward_atomic_dq", "decod
 SETTING = {"forward": "forward_tiles", "backward_dkdv": "backward_dkdv_tiles",
            "backward_dq": "backward_dq_tiles", "backward_atomic_dq": "backward_atomic_dq_tiles",
            "decode": "decode_tiles"}
-# backward_atomic_dq: the dK/dV kernel's tiles when it also adds dQ atomically (kernels.attention_bwd,
-# ATOMIC_DQ); its candidate None is the two-kernel backward (dK/dV and dQ kernels, their own tiles).
+# backward_atomic_dq: the dK/dV kernel's tiles when it also adds dQ atomically
+# (kernels.attention_bwd, ATOMIC_DQ); its candidate None is the two-kernel backward (the dK/dV and
+# dQ kernels, with their own tiles).
 TWO_KERNELS = None
 DECODE_KEYS, DECODE_BATCHES = 4096, (1, 16)  # the issue's decode cases
 HIDDEN, TOKENS = 2048, 16384  # the flash-attention grid of the issue
@@ -304,7 +305,8 @@ def sweep(roles, head_dims, seqlen, device, dtype, report=print, dropout_p=0.0):
 def _line(result):
     tiles = "two kernels"
     if result["tiles"] is not None:
-        tiles = "x".join(map(str, result["tiles"][:2])) + f" w{result['tiles'][2]} s{result['tiles'][3]}"
+        block_m, block_n, warps, stages = result["tiles"]
+        tiles = f"{block_m}x{block_n} w{warps} s{stages}"
     if result["ms"] is None:
         speed = f"  numerics FAILED: {'; '.join(result['numerics'])}"
     elif "gb_s" in result:

@@ -141,8 +141,8 @@ def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, K
 
 @triton.jit
 def attention_bwd_dkdv_kernel(
-    Q, K, V, DOUT, LSE, DELTA, DK, DV, DQ_ACCUMULATOR, KEY_MASK, KEY_BOUNDS, BATCH_ORDER, CU_SEQLENS_Q,
-    CU_SEQLENS_K,
+    Q, K, V, DOUT, LSE, DELTA, DK, DV, DQ_ACCUMULATOR, KEY_MASK, KEY_BOUNDS, BATCH_ORDER,
+    CU_SEQLENS_Q, CU_SEQLENS_K,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
     stride_dob, stride_doh, stride_dos, stride_dkb, stride_dkh, stride_dks,
     stride_dvb, stride_dvh, stride_dvs, stride_dqab, stride_dqah, stride_dqas,

@@ -179,7 +179,8 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
         atomic_tiles = settings.backward_atomic_dq_tiles(problem.head_dim, arch, is_fp32, dropout,
                                                          causal)
     if problem.seqlen_k > 0:
-        tiles = atomic_tiles or settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32, dropout)
+        tiles = atomic_tiles or settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32,
+                                                             dropout)
         # With dQ added atomically, float32 inputs accumulate straight into dq.
         dq_accumulator = dk
         if atomic_tiles is not None:

@@ -44,7 +44,8 @@ def _gradients(q, k, v, mask, causal, deterministic):
         leaves = [t.detach().requires_grad_() for t in (q, k, v)]
         out = fastattn.attention(*leaves, causal=causal, key_padding_mask=mask, backend="triton")
         generator = torch.Generator(out.device).manual_seed(5)
-        out.backward(torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype))
+        out.backward(torch.randn(out.shape, generator=generator, device=out.device,
+                                 dtype=out.dtype))
     finally:
         torch.use_deterministic_algorithms(previous)
     return [t.grad for t in leaves]
