@@ -20,9 +20,9 @@ def test_spilling_configs_are_not_compiled_or_launched():
     assert not listed & settings.SPILLING
     assert settings.switch_off_reason(*SWITCHED_OFF) is not None
     assert settings.switch_off_reason(*ENABLED) is None
-    # The backward roles count only when gradients are needed: dK/dV d64 float32 with dropout spills.
-    assert settings.switch_off_reason(64, True, True, False) is None
-    assert settings.switch_off_reason(64, True, True, True) is not None
+    # The backward roles count only when gradients are needed: dK/dV d128 float32 spills.
+    assert settings.switch_off_reason(128, True, False, False) is None
+    assert settings.switch_off_reason(128, True, False, True) is not None
     assert "spill registers" in settings.switch_off_reason(*SWITCHED_OFF)
 
 
