@@ -1,6 +1,9 @@
 """`python -m fastattn bench` finds the checkout's suites, and says clearly what it cannot run."""
 
 import argparse
+import os
+import subprocess
+import sys
 
 from fastattn import bench
 from fastattn.__main__ import main
@@ -21,3 +24,17 @@ def test_without_a_checkout_it_says_how_to_get_one(tmp_path, monkeypatch, capsys
     assert bench.main(argparse.Namespace()) == 2
     assert "needs the fastattn source checkout" in capsys.readouterr().err
 
+
+
+def test_the_suites_collect_as_the_bench_runs_them():
+    """The suites' pytest run, from the checkout: every suite imports (the model suite imports
+    transformers, which imports the PyPI package `kernels` when installed; pytest's prepend import
+    mode puts the checkout, holding our kernels/ folder, first on sys.path for each module of the
+    benchmarks package)."""
+    root = bench.find_checkout()
+    files = [os.path.join("benchmarks", name) for name in sorted(set(bench.SUITES.values()))
+             if os.path.exists(os.path.join(root, "benchmarks", name))]
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", *files], cwd=root, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
