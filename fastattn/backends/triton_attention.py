@@ -174,14 +174,15 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
     group = problem.heads // problem.kv_heads
     arch = tile_arch(q.device)
 
-    atomic_tiles = None
-    if problem.seqlen_k > 0 and not torch.are_deterministic_algorithms_enabled():
-        atomic_tiles = settings.backward_atomic_dq_tiles(problem.head_dim, arch, is_fp32, dropout,
-                                                         causal)
     if problem.seqlen_k > 0:
+        atomic_tiles = None
+        if not torch.are_deterministic_algorithms_enabled():
+            atomic_tiles = settings.backward_atomic_dq_tiles(problem.head_dim, arch, is_fp32,
+                                                             dropout, causal)
         tiles = atomic_tiles or settings.backward_dkdv_tiles(problem.head_dim, arch, is_fp32,
                                                              dropout)
-        # With dQ added atomically, float32 inputs accumulate straight into dq.
+        # The float32 dQ that the atomic form adds into (float32 inputs: dq itself); without it
+        # the kernel never reads the pointer.
         dq_accumulator = dk
         if atomic_tiles is not None:
             dq_accumulator = dq.zero_() if is_fp32 else torch.zeros_like(dq, dtype=torch.float32)

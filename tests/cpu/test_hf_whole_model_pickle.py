@@ -31,7 +31,6 @@ LOAD_AND_RUN = textwrap.dedent("""
     """)
 
 
-
 def _pythonpath():
     """The new process imports fastattn from where this one did: an installation (also editable),
     or the source tree on PYTHONPATH as the version tiers run it. Only the latter gets the tree
