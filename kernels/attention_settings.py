@@ -67,20 +67,22 @@ def head_block(head_dim):
 # head dims 80/96): it takes 64x64/4 (64x32/4 with dropout, where 64x64 spilled 24 B). With
 # dropout on sm_80, D=64 64x64/4 spilled 8 B causal (triton 3.8) and takes 64x32/4.
 # 32-bit inputs run tl.dot as 3-pass TF32 (full float32 accuracy on tensor cores); their tiles
-# hold twice the bytes and three products, hence far fewer rows.
+# hold twice the bytes and three products, hence far fewer rows. D=256 float32 takes 32x16/8 warps:
+# at 32x32 it needed 100 KB of shared memory, more than sm_80's 99 KB; 32x16 keeps the prefetch
+# stage (128-152 registers with 1-pass TF32; 3-pass spills at either, see SPILLING).
 _FORWARD = {
     (16, False, False): Tiles(128, 64, 4, 3), (32, False, False): Tiles(128, 64, 4, 3),
     (64, False, False): Tiles(128, 64, 4, 3), (128, False, False): Tiles(64, 64, 4, 3),
     (256, False, False): Tiles(64, 32, 8, 2),
     (16, True, False): Tiles(32, 64, 4, 2), (32, True, False): Tiles(32, 32, 4, 2),
     (64, True, False): Tiles(32, 32, 4, 2), (128, True, False): Tiles(16, 32, 4, 2),
-    (256, True, False): Tiles(32, 32, 8, 2),
+    (256, True, False): Tiles(32, 16, 8, 2),
     (16, False, True): Tiles(64, 64, 4, 3), (32, False, True): Tiles(64, 64, 4, 3),
     (64, False, True): Tiles(64, 32, 4, 3), (128, False, True): Tiles(64, 32, 4, 3),
     (256, False, True): Tiles(64, 32, 8, 2),
     (16, True, True): Tiles(32, 64, 4, 2), (32, True, True): Tiles(32, 64, 4, 2),
     (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 4, 2),
-    (256, True, True): Tiles(32, 32, 8, 2),
+    (256, True, True): Tiles(32, 16, 8, 2),
 }
 # sm_90 and newer, where they differ from _FORWARD. D=128 without dropout keeps _FORWARD's 64x64
 # with 4 warps: on an H100 (2026-11-26, benchmarks/tune_attention.py, bf16, S=2048) it ran 471
@@ -317,7 +319,9 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 # dropout at one stage, 2026-12-06.) On GPUs the triton backend is
 # switched off for calls that would launch one (dispatch picks another backend; asking for triton
 # by name raises and says why); the interpreter, which has no registers, still runs them in the
-# tests.
+# tests. Not when the user allowed TF32 in torch: 1-pass TF32 dots take far fewer registers, and
+# every float32 tile, these included, fits then (120-239 registers, no stack, every flag variant,
+# triton 3.6 and 3.8, 2026-12-06; the compile tier builds them as tf32_configs() lists them).
 SPILLING = frozenset({
     ("backward_dkdv", 128, True, False),
     ("backward_dkdv", 128, True, True),
@@ -347,16 +351,18 @@ _ROLES_FORWARD = ("forward", "decode")
 _ROLES_BACKWARD = ("backward_dkdv", "backward_dq")
 
 
-def switch_off_reason(head_dim, is_fp32, dropout, needs_backward):
-    """Why the triton kernels cannot take this call on a GPU (SPILLING, WRONG_ON_GPU), or None."""
+def switch_off_reason(head_dim, is_fp32, dropout, needs_backward, tf32=False):
+    """Why the triton kernels cannot take this call on a GPU (SPILLING, WRONG_ON_GPU), or None.
+    `tf32`: float32 dots run as 1-pass TF32 (the user allowed it in torch), where nothing spills."""
     roles = _ROLES_FORWARD + (_ROLES_BACKWARD if needs_backward else ())
     keys = [(role, head_block(head_dim), bool(is_fp32), bool(dropout)) for role in roles]
     kind = "float32" if is_fp32 else "16-bit"
     case = f"head dim {head_dim}, {kind} inputs{' with dropout' if dropout else ''}"
-    spilling = [key[0] for key in keys if key in SPILLING]
+    spilling = [] if tf32 else [key[0] for key in keys if key in SPILLING]
     if spilling:
         return (f"switched off: its {', '.join(spilling)} tiles for {case} spill registers on "
-                "sm_80/sm_90 (not yet retuned)")
+                "sm_80/sm_90 under full-float32 (3-pass TF32) dots; they fit where "
+                "torch.backends.cuda.matmul.allow_tf32 is True")
     wrong = [f"{key[0]} {WRONG_ON_GPU[key]}" for key in keys if key in WRONG_ON_GPU]
     if wrong:
         return f"switched off for {case}: its {'; '.join(wrong)}"
@@ -364,11 +370,23 @@ def switch_off_reason(head_dim, is_fp32, dropout, needs_backward):
 
 
 def all_configs():
-    """Every (kernel role, BLOCK_D, arch, is_fp32, dropout, Tiles) the launchers can pick: the
-    compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share their configs, but for
-    the atomic-dQ roles' tiles, which are per head dim (the compile tier asks
+    """Every (kernel role, BLOCK_D, arch, is_fp32, dropout, Tiles) the launchers can pick with
+    full-float32 dots: the compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share
+    their configs, but for the atomic-dQ roles' tiles, which are per head dim (the compile tier asks
     backward_atomic_dq_tiles which head dims launch them); configs in SPILLING are switched off in
     dispatch and left out."""
+    for config in _every_config():
+        if config[:2] + config[3:5] not in SPILLING:
+            yield config
+
+
+def tf32_configs():
+    """The float32 configs as launched where TF32 is allowed (1-pass TF32 dots, same tiles): every
+    one, SPILLING's included (switch_off_reason lets them run there)."""
+    return (config for config in _every_config() if config[3])
+
+
+def _every_config():
     for head_dim in sorted({head_block(d) for d in HEAD_DIMS}):
         for is_fp32 in (False, True):
             for dropout in (False, True):
@@ -381,5 +399,5 @@ def all_configs():
                             *((role, backward_atomic_dq_tiles(head_dim, arch, is_fp32, dropout,
                                                               role.endswith("causal")))
                               for role in ATOMIC_DQ_ROLES)):
-                        if tiles is not None and (role, head_dim, is_fp32, dropout) not in SPILLING:
+                        if tiles is not None:
                             yield role, head_dim, arch, is_fp32, dropout, tiles

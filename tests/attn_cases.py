@@ -2,6 +2,8 @@
 tier has. Each check draws fresh random inputs from a fixed seed and compares the backend with
 fastattn.reference (forward and the gradients of q, k, v) under the numerics rule."""
 
+import contextlib
+
 import torch
 
 import fastattn
@@ -22,6 +24,18 @@ def make_qkv(batch, heads, kv_heads, seqlen_q, seqlen_k, head_dim, dtype, device
         return torch.randn(batch, h, s, head_dim, generator=generator).to(device, dtype)
 
     return draw(heads, seqlen_q), draw(kv_heads, seqlen_k), draw(kv_heads, seqlen_k)
+
+
+@contextlib.contextmanager
+def tf32_allowed():
+    """torch.backends.cuda.matmul.allow_tf32 = True for the block, restored after (monkeypatch
+    cannot: the flag is served by the module's __getattr__, not an attribute)."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def key_padding_mask(pattern, batch, seqlen_k, device, seed=0):

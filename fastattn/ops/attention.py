@@ -239,8 +239,10 @@ def _unsupported_backends(q, k, v, dropout_p, sequences):
         except ImportError:  # no triton: dispatch already says so
             return unsupported
         needs_backward = _tracing.needs_grad(q, k, v)
-        reason = switch_off_reason(q.shape[-1], q.dtype == torch.float32, dropout_p > 0,
-                                   needs_backward)
+        is_fp32 = q.dtype == torch.float32
+        # float32 dots run as 1-pass TF32 where torch allows it (_attention_layout.dot_precision)
+        tf32 = is_fp32 and torch.backends.cuda.matmul.allow_tf32
+        reason = switch_off_reason(q.shape[-1], is_fp32, dropout_p > 0, needs_backward, tf32)
         if reason is not None:
             unsupported["triton"] = reason
     return unsupported

@@ -20,7 +20,9 @@ each float32 variant costs 2-3 times a 16-bit one (3-pass TF32 triples the dots)
 add about 250 of the slowest compiles per triton, and a float32 call is the accuracy path, not the
 fast one. Causal + key mask was the hungriest variant, or within 6 registers of it, of the six
 float32 D=16 configurations measured in every variant (triton 3.6, 2026-11-26); a float32 tile
-that spills in another variant is the known gap of this tier.
+that spills in another variant is the known gap of this tier. float32 configurations build twice:
+with 3-pass TF32 dots (the default) and with 1-pass TF32 ("tf32" builds, where the user allowed TF32
+in torch), which also covers the tiles SPILLING switches off under 3-pass.
 Built as a launch builds them: row strides multiples of 16 and maxnreg (see compile_kernel). The
 builds run in parallel worker processes (triton_aot.parallel_builds, one per CPU): cold, on our
 2-core machine (2026-11-26), the 756 tests took 6.0 minutes under triton 3.8 and 5.1 under triton
@@ -69,11 +71,17 @@ FLAG_VARIANTS = tuple((causal, mask, varlen) for causal in (False, True)
 FLOAT32_FLAGS = ((True, True, False),)
 
 
+# Build.dtype -> (element type, tl.dot input_precision): float32 inputs compile twice, with
+# full-float32 3-pass TF32 dots (the default) and, as "tf32", with the 1-pass TF32 dots a launch
+# takes where the user allowed TF32 in torch (fastattn.backends._attention_layout.dot_precision).
+DTYPES = {"bf16": ("bf16", "tf32"), "fp32": ("fp32", "tf32x3"), "tf32": ("fp32", "tf32")}
+
+
 class Build(NamedTuple):
     role: str
     head_dim: int
     arch: int
-    dtype: str
+    dtype: str  # a DTYPES key
     dropout: bool
     tiles: settings.Tiles
     causal: bool
@@ -119,8 +127,9 @@ def builds():
     """{label: Build}, one per distinct compile: forward and decode share a kernel, so a decode
     entry equal to a forward entry is built once."""
     table, seen = {}, set()
-    for role, block_d, arch, is_fp32, dropout, tiles in settings.all_configs():
-        dtype = "fp32" if is_fp32 else "bf16"
+    configs = [(config, "fp32" if config[3] else "bf16") for config in settings.all_configs()]
+    configs += [(config, "tf32") for config in settings.tf32_configs()]
+    for (role, block_d, arch, is_fp32, dropout, tiles), dtype in configs:
         head_dims = [d for d in settings.HEAD_DIMS if settings.head_block(d) == block_d]
         for head_dim in head_dims:
             for flags in FLOAT32_FLAGS if is_fp32 else FLAG_VARIANTS:
@@ -143,16 +152,16 @@ def compile_build(label):
     """The compiled kernel of one variant, built as a launch builds it."""
     b = BUILDS[label]
     fn = KERNELS[b.role]
+    elem, precision = DTYPES[b.dtype]
     constexprs = {"CAUSAL": b.causal, "HAS_KEY_MASK": b.key_mask, "VARLEN": b.varlen,
-                  "HAS_DROPOUT": b.dropout,
-                  "DOT_PRECISION": "tf32x3" if b.dtype == "fp32" else "tf32",
+                  "HAS_DROPOUT": b.dropout, "DOT_PRECISION": precision,
                   "HEAD_DIM": b.head_dim, "BLOCK_M": b.tiles.block_m, "BLOCK_N": b.tiles.block_n,
                   "BLOCK_D": settings.head_block(b.head_dim)}
     if fn is attention_bwd_dkdv_kernel:
         constexprs["KEYS_AS_ROWS"] = settings.dkdv_keys_as_rows(b.head_dim, b.arch,
-                                                                b.dtype == "fp32", b.dropout)
+                                                                elem == "fp32", b.dropout)
         constexprs["ATOMIC_DQ"] = b.role in settings.ATOMIC_DQ_ROLES
-    return compile_kernel(fn, attention_types(fn, b.dtype), constexprs, b.arch, b.tiles.num_warps,
+    return compile_kernel(fn, attention_types(fn, elem), constexprs, b.arch, b.tiles.num_warps,
                           num_stages=b.tiles.num_stages, divisible=row_strides(fn),
                           maxnreg=settings.MAX_REGISTERS)
 
@@ -181,7 +190,7 @@ def test_attention_tiles_compile_without_spills(variant, reports):
     b = BUILDS[variant]
     report = reports[variant].result()
     check_usage(report["usage"], report["shared"], b.arch, f"attention {variant}")
-    if b.arch >= 90 and b.dtype != "fp32" and settings.uses_wgmma(
+    if b.arch >= 90 and b.dtype == "bf16" and settings.uses_wgmma(
             b.role, settings.head_block(b.head_dim), b.dropout):
         assert report["wgmma"] and not report["mma_sync"], (
             f"attention {variant}: expected every tl.dot as wgmma, PTX has {report['wgmma']} "

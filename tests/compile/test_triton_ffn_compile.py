@@ -3,7 +3,9 @@ epilogue the launcher uses: the up projection (bias + GELU, pre-activation store
 projection (bias + dropout), dA (GELU derivative + bias-gradient column sums) and the plain GEMM of
 the other gradients (in both operand layouts it meets). The erf GELU is built everywhere (the
 longer one), tanh on the up projection too. 16-bit configurations build in bfloat16, float32 ones
-with the full-precision "ieee" dot. Shapes are the hot path: dimensions that fill their blocks and
+twice, with each dot a float32 launch takes (fastattn.backends._attention_layout.dot_precision):
+3-pass TF32 ("tf32x3", full float32 accuracy, the default) and 1-pass "tf32" (where the user allowed
+TF32 in torch). Shapes are the hot path: dimensions that fill their blocks and
 strides that are multiples of 16, as BERT/GPT2 widths give (see compile_aligned_gemm).
 """
 
@@ -61,15 +63,19 @@ def compile_aligned_gemm(types, constexprs, arch, num_warps, num_stages):
                           options={"num_warps": num_warps, "num_stages": num_stages})
 
 
+# (element type, tl.dot input_precision) of each kind of launch.
+PRECISIONS = {False: (("bf16", "tf32"),), True: (("fp32", "tf32x3"), ("fp32", "tf32"))}
+
+
 def variants():
     for arch, is_fp32, kind, tiles in settings.all_tiles():
-        elem = "fp32" if is_fp32 else "bf16"
-        for epilogue, (_, _, epilogue_kind) in EPILOGUES.items():
-            if epilogue_kind != kind:
-                continue
-            label = (f"{epilogue}-{elem}-sm_{arch}-{tiles.block_m}x{tiles.block_n}x{tiles.block_k}"
-                     f"w{tiles.num_warps}s{tiles.num_stages}")
-            yield label, (arch, elem, epilogue, tiles)
+        for elem, precision in PRECISIONS[is_fp32]:
+            for epilogue, (_, _, epilogue_kind) in EPILOGUES.items():
+                if epilogue_kind != kind:
+                    continue
+                label = (f"{epilogue}-{elem}-{precision}-sm_{arch}-{tiles.block_m}x{tiles.block_n}"
+                         f"x{tiles.block_k}w{tiles.num_warps}s{tiles.num_stages}")
+                yield label, (arch, elem, precision, epilogue, tiles)
 
 
 VARIANTS = dict(variants())
@@ -77,9 +83,9 @@ VARIANTS = dict(variants())
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_ffn_matmul_compiles_without_spills(variant):
-    arch, elem, epilogue, tiles = VARIANTS[variant]
+    arch, elem, precision, epilogue, tiles = VARIANTS[variant]
     flags, layout, _ = EPILOGUES[epilogue]
-    constexprs = dict(flags, **UNIT_STRIDES[layout], DOT_PRECISION="ieee" if elem == "fp32" else "tf32",
+    constexprs = dict(flags, **UNIT_STRIDES[layout], DOT_PRECISION=precision,
                       EVEN_M=True, EVEN_N=True, EVEN_K=True, BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n,
                       BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m)
     compiled = compile_aligned_gemm(matmul_types(elem), constexprs, arch, tiles.num_warps,

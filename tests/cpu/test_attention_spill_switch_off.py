@@ -6,6 +6,7 @@ WRONG_ON_GPU)."""
 import pytest
 import torch
 
+import attn_cases
 import fastattn
 from fastattn import _dispatch
 from fastattn.kernels import attention_settings as settings
@@ -24,6 +25,26 @@ def test_spilling_configs_are_not_compiled_or_launched():
     assert settings.switch_off_reason(128, True, False, False) is None
     assert settings.switch_off_reason(128, True, False, True) is not None
     assert "spill registers" in settings.switch_off_reason(*SWITCHED_OFF)
+
+
+def test_tf32_allowed_lifts_the_spill_switch_off_and_is_compiled(monkeypatch):
+    """With 1-pass TF32 dots every float32 tile fits: the SPILLING configs run, and the compile
+    tier builds each of them (tf32_configs) as launched there."""
+    tf32 = {(role, d, dropout) for role, d, _arch, fp32, dropout, _ in settings.tf32_configs()}
+    assert {(role, d, dropout) for role, d, _fp32, dropout in settings.SPILLING} <= tf32
+    assert settings.switch_off_reason(*SWITCHED_OFF, tf32=True) is None
+    assert settings.switch_off_reason(128, True, True, True, tf32=True) is None
+    assert "allow_tf32" in settings.switch_off_reason(128, True, False, True)
+    # WRONG_ON_GPU is about what a kernel computed, not registers: TF32 does not lift it.
+    assert "wrong dK" in settings.switch_off_reason(32, True, True, True, tf32=True)
+    # The dispatcher asks torch's flag at each call.
+    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
+    q, k, v = (t.requires_grad_() for t in _qkv(128, torch.float32))
+    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
+    from fastattn.ops.attention import _unsupported_backends
+    assert "spill registers" in _unsupported_backends(q, k, v, 0.0, q.shape[0])["triton"]
+    with attn_cases.tf32_allowed():
+        assert "triton" not in _unsupported_backends(q, k, v, 0.0, q.shape[0])
 
 
 def test_wrong_on_gpu_configs_are_switched_off_only_where_launched(monkeypatch):
