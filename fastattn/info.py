@@ -58,7 +58,42 @@ def collect_info():
         "triton_interpreter": triton_interpreter_enabled(),
         "backends": available_backends(),
         "automatic_choice": automatic_choice(),
+        "tf32_allowed": torch.backends.cuda.matmul.allow_tf32,
+        "triton_attention_switched_off": triton_attention_switched_off(),
     }
+
+
+_KERNEL_NAMES = {"backward_dkdv": "backward dK/dV", "backward_dq": "backward dQ"}
+
+
+def triton_attention_switched_off():
+    """[{"case", "roles", "why", "tf32_lifts"}]: the triton attention configurations switched off
+    on GPUs (kernels/attention_settings.py: SPILLING, WRONG_ON_GPU), grouped by inputs; the
+    automatic choice runs those calls on cuda or torch. [] without triton."""
+    try:
+        from .kernels.attention_settings import HEAD_DIMS, SPILLING, WRONG_ON_GPU, head_block
+    except ImportError:
+        return []
+
+    def case(block_d, is_fp32, dropouts):
+        dims = [str(d) for d in HEAD_DIMS if head_block(d) == block_d]
+        with_dropout = {(True,): " with dropout", (False,): " without dropout"}.get(dropouts, "")
+        return (f"{'float32' if is_fp32 else '16-bit'}, head dim{'s' * (len(dims) > 1)} "
+                f"{', '.join(dims)}{with_dropout}")
+
+    spilling = {}
+    for role, block_d, is_fp32, dropout in SPILLING:
+        spilling.setdefault((block_d, is_fp32, role), set()).add(dropout)
+    groups = {}
+    for (block_d, is_fp32, role), dropouts in sorted(spilling.items()):
+        entry = groups.setdefault(case(block_d, is_fp32, tuple(sorted(dropouts))), {
+            "roles": [], "why": "tiles spill registers under full-float32 (3-pass TF32) dots",
+            "tf32_lifts": True})
+        entry["roles"].append(role)
+    for (role, block_d, is_fp32, dropout), why in sorted(WRONG_ON_GPU.items()):
+        groups[case(block_d, is_fp32, (dropout,))] = {"roles": [role], "why": why,
+                                                      "tf32_lifts": False}
+    return [dict(case=case, **entry) for case, entry in groups.items()]
 
 
 def automatic_choice():
@@ -105,4 +140,15 @@ def format_info(facts):
         text = "; ".join(f"{' > '.join(order)}" + ("" if when == "always" else f" ({when})")
                          for when, order in bands)
         lines.append(f"  {op:21s} {text}")
+    switched_off = facts["triton_attention_switched_off"]
+    if switched_off:
+        tf32 = facts["tf32_allowed"]
+        lines.append("triton attention switched off on GPUs (such calls run on cuda or torch); "
+                     f"TF32 allowed (torch.backends.cuda.matmul.allow_tf32): {'yes' if tf32 else 'no'}")
+        for entry in switched_off:
+            note = ""
+            if entry["tf32_lifts"]:
+                note = "; lifted now (TF32 is allowed)" if tf32 else "; lifted where TF32 is allowed"
+            kernels = ", ".join(_KERNEL_NAMES.get(role, role) for role in entry["roles"])
+            lines.append(f"  {entry['case']}: {kernels}: {entry['why']}{note}")
     return "\n".join(lines)

@@ -90,3 +90,24 @@ def test_info_names_each_gpus_tile_tables(monkeypatch):
     line = info.format_info(dict(facts, cuda_devices=info._devices()))
     assert ("device cuda:0: NVIDIA GeForce RTX 5090 (sm_120, 32.0 GiB, 170 SMs; Triton tiles of "
             "the sm_80 tables)") in line
+
+
+def test_info_lists_the_triton_attention_switch_offs_and_what_tf32_lifts():
+    """A float32 user learns why a call does not run on triton (and that allowing TF32 lifts the
+    spill switch-offs) from `fastattn info`, one line per case of the settings' two lists."""
+    from fastattn import info
+    from fastattn.kernels import attention_settings as settings
+
+    facts = info.collect_info()
+    entries = facts["triton_attention_switched_off"]
+    listed = {(role, entry["case"]) for entry in entries for role in entry["roles"]}
+    for role, block_d, _fp32, _dropout in settings.SPILLING:
+        assert any(r == role and f"{block_d}" in case for r, case in listed), (role, block_d)
+    for role, block_d, _fp32, dropout in settings.WRONG_ON_GPU:
+        assert any(r == role and f"head dim {block_d} with dropout" in case for r, case in listed)
+    out = info.format_info(dict(facts, tf32_allowed=False))
+    assert "float32, head dims 80, 96, 128: backward dK/dV: tiles spill registers" in out
+    assert "TF32 allowed (torch.backends.cuda.matmul.allow_tf32): no" in out
+    assert out.count("; lifted where TF32 is allowed") == sum(e["tf32_lifts"] for e in entries) >= 2
+    assert "wrong dK" in out and "lifted now" not in out
+    assert "; lifted now (TF32 is allowed)" in info.format_info(dict(facts, tf32_allowed=True))
