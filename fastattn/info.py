@@ -144,11 +144,13 @@ def format_info(facts):
     if switched_off:
         tf32 = facts["tf32_allowed"]
         lines.append("triton attention switched off on GPUs (such calls run on cuda or torch); "
-                     f"TF32 allowed (torch.backends.cuda.matmul.allow_tf32): {'yes' if tf32 else 'no'}")
+                     "TF32 allowed (torch.backends.cuda.matmul.allow_tf32): "
+                     f"{'yes' if tf32 else 'no'}")
         for entry in switched_off:
             note = ""
             if entry["tf32_lifts"]:
-                note = "; lifted now (TF32 is allowed)" if tf32 else "; lifted where TF32 is allowed"
+                note = ("; lifted now (TF32 is allowed)" if tf32
+                        else "; lifted where TF32 is allowed")
             kernels = ", ".join(_KERNEL_NAMES.get(role, role) for role in entry["roles"])
             lines.append(f"  {entry['case']}: {kernels}: {entry['why']}{note}")
     return "\n".join(lines)

@@ -212,8 +212,8 @@ def test_dropout_statistics_and_repeatability(backend, device):
 
 @pytest.mark.parametrize("head_dim", [64, 128, 256], ids=["d64", "d128", "d256"])
 def test_float32_with_tf32_allowed(backend, device, head_dim):
-    """float32 with torch.backends.cuda.matmul.allow_tf32 = True: the triton kernels take 1-pass TF32
-    dots, and every float32 tile runs, those switched off for spilling under 3-pass (dK/dV at
+    """float32 with torch.backends.cuda.matmul.allow_tf32 = True: the triton kernels take 1-pass
+    TF32 dots, and every float32 tile runs, those switched off for spilling under 3-pass (dK/dV at
     D=128, everything at D=256) included; the reference in float32 is then TF32 matmuls too, which
     sets the numerics rule's scale on a GPU. D=64: BERT's and GPT2's heads trained under TF32."""
     q, k, v = attn_cases.make_qkv(2, 2, 1, 37, 70, head_dim, torch.float32, device, seed=9)

@@ -38,13 +38,10 @@ def test_tf32_allowed_lifts_the_spill_switch_off_and_is_compiled(monkeypatch):
     # WRONG_ON_GPU is about what a kernel computed, not registers: TF32 does not lift it.
     assert "wrong dK" in settings.switch_off_reason(32, True, True, True, tf32=True)
     # The dispatcher asks torch's flag at each call.
-    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
-    q, k, v = (t.requires_grad_() for t in _qkv(128, torch.float32))
-    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
-    from fastattn.ops.attention import _unsupported_backends
-    assert "spill registers" in _unsupported_backends(q, k, v, 0.0, q.shape[0])["triton"]
+    unsupported = _gpu_call(monkeypatch, 128, torch.float32, requires_grad=True)
+    assert "spill registers" in unsupported()["triton"]
     with attn_cases.tf32_allowed():
-        assert "triton" not in _unsupported_backends(q, k, v, 0.0, q.shape[0])
+        assert "triton" not in unsupported()
 
 
 def test_wrong_on_gpu_configs_are_switched_off_only_where_launched(monkeypatch):
@@ -56,38 +53,35 @@ def test_wrong_on_gpu_configs_are_switched_off_only_where_launched(monkeypatch):
     assert settings.switch_off_reason(32, False, True, True) is None  # 16-bit: fine
     # The dispatcher's GPU check picks it up for a training call (BackendUnavailableError's
     # "switched off" is what the gpu tier reports as a skip), not for inference.
+    unsupported = _gpu_call(monkeypatch, 32, torch.float32, requires_grad=True)
+    assert "wrong dK" in unsupported(0.1)["triton"]
+    with torch.no_grad():
+        assert "triton" not in unsupported(0.1)
+    with pytest.raises(fastattn.BackendUnavailableError, match="wrong dK"):
+        _dispatch.resolve_backend("attention", torch.device("cuda"), "triton", unsupported(0.1))
+
+
+def _gpu_call(monkeypatch, head_dim, dtype, requires_grad=False):
+    """_unsupported_backends(dropout_p) of an attention call that dispatch takes for one on a GPU
+    (only the device type matters to the switch), with every backend present."""
     monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
-    q, k, v = (t.requires_grad_() for t in _qkv(32, torch.float32))
+    q, k, v = (torch.empty(1, 2, 4, head_dim, device="meta", dtype=dtype,
+                           requires_grad=requires_grad) for _ in range(3))
     monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
     from fastattn.ops.attention import _unsupported_backends
-    assert "wrong dK" in _unsupported_backends(q, k, v, 0.1, q.shape[0])["triton"]
-    with torch.no_grad():
-        assert "triton" not in _unsupported_backends(q, k, v, 0.1, q.shape[0])
-    with pytest.raises(fastattn.BackendUnavailableError, match="wrong dK"):
-        _dispatch.resolve_backend("attention", torch.device("cuda"), "triton",
-                                  _unsupported_backends(q, k, v, 0.1, q.shape[0]))
-
-
-def _qkv(head_dim, dtype):
-    return [torch.empty(1, 2, 4, head_dim, device="meta", dtype=dtype) for _ in range(3)]
+    return lambda dropout_p=0.0: _unsupported_backends(q, k, v, dropout_p, q.shape[0])
 
 
 @pytest.mark.parametrize("head_dim,q_dtype,expected", [(256, torch.float32, "switched off"),
                                                      (128, torch.bfloat16, None)])
 def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, q_dtype, expected):
-    monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
-    q, k, v = _qkv(head_dim, q_dtype)
-    # Pretend the tensors are on a GPU: only the device type matters to the switch.
-    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda")))
-    from fastattn.ops.attention import _unsupported_backends
-    reason = _unsupported_backends(q, k, v, 0.0, q.shape[0]).get("triton")
+    unsupported = _gpu_call(monkeypatch, head_dim, q_dtype)
+    reason = unsupported().get("triton")
     if expected is None:
         assert reason is None
         return
     assert expected in reason
-    unsupported = _unsupported_backends(q, k, v, 0.0, q.shape[0])
     assert _dispatch.resolve_backend("attention", torch.device("cuda"),
-                                     unsupported=unsupported) != "triton"
+                                     unsupported=unsupported()) != "triton"
     with pytest.raises(fastattn.BackendUnavailableError, match="spill registers"):
-        _dispatch.resolve_backend("attention", torch.device("cuda"), "triton",
-                                  _unsupported_backends(q, k, v, 0.0, q.shape[0]))
+        _dispatch.resolve_backend("attention", torch.device("cuda"), "triton", unsupported())
