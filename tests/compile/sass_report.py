@@ -95,11 +95,11 @@ def bias_gelu_rows(arch):
 
 
 def ffn_rows(arch):
-    for label, (variant_arch, elem, epilogue, tiles) in ffn_builds.VARIANTS.items():
+    for label, (variant_arch, elem, precision, epilogue, tiles) in ffn_builds.VARIANTS.items():
         if variant_arch != arch or elem != "bf16":
             continue
         flags, layout, _ = ffn_builds.EPILOGUES[epilogue]
-        constexprs = dict(flags, **ffn_builds.UNIT_STRIDES[layout], DOT_PRECISION="tf32",
+        constexprs = dict(flags, **ffn_builds.UNIT_STRIDES[layout], DOT_PRECISION=precision,
                           EVEN_M=True, EVEN_N=True, EVEN_K=True, BLOCK_M=tiles.block_m,
                           BLOCK_N=tiles.block_n, BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m)
         yield f"ffn {label}", lambda label=label, c=constexprs, t=tiles: _triton_row(
