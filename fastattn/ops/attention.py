@@ -40,6 +40,7 @@ from torch import Tensor
 from .. import _autocast, _checks, _tracing
 from ._fused_op import fused_op
 from ..backends import module_for
+from ..backends._attention_layout import dot_precision
 from .._dispatch import BACKENDS, resolve_backend
 from .._rng import draw_dropout_seed, seed_value
 from . import cu_seqlens_facts
@@ -240,8 +241,7 @@ def _unsupported_backends(q, k, v, dropout_p, sequences):
             return unsupported
         needs_backward = _tracing.needs_grad(q, k, v)
         is_fp32 = q.dtype == torch.float32
-        # float32 dots run as 1-pass TF32 where torch allows it (_attention_layout.dot_precision)
-        tf32 = is_fp32 and torch.backends.cuda.matmul.allow_tf32
+        tf32 = is_fp32 and dot_precision(q.dtype) == "tf32"  # what the launch will take
         reason = switch_off_reason(q.shape[-1], is_fp32, dropout_p > 0, needs_backward, tf32)
         if reason is not None:
             unsupported["triton"] = reason

@@ -25,7 +25,6 @@ def test_without_a_checkout_it_says_how_to_get_one(tmp_path, monkeypatch, capsys
     assert "needs the fastattn source checkout" in capsys.readouterr().err
 
 
-
 def test_the_suites_collect_as_the_bench_runs_them():
     """The suites' pytest run, from the checkout: every suite imports (the model suite imports
     transformers, which imports the PyPI package `kernels` when installed; pytest's prepend import
