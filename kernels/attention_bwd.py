@@ -22,6 +22,7 @@ import triton.language as tl
 from .attention_tiles import (
     LOG2E,
     add_rows_atomically,
+    dot_over_head_dim,
     dropout_keep,
     dropout_row_base,
     key_block_range,
@@ -61,26 +62,28 @@ def _load_row_stats(LSE_SEQ, DELTA_SEQ, offs_m, stride_s, q_len):
 
 
 @triton.jit
-def _probs_and_score_grads(s_a, s_b, dp_a, dp_b, lse_log2, delta, m2d, n2d, key_end, causal_shift,
-                           KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n, dropout_p,
-                           dropout_scale, APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr,
-                           HAS_KEY_MASK: tl.constexpr, HAS_DROPOUT: tl.constexpr,
-                           DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
-                           KEYS_AS_ROWS: tl.constexpr):
-    """(P*Z*c, dS) of one tile, [BLOCK_M, BLOCK_N] from (s_a, s_b, dp_a, dp_b) = (q, k, dO, V) or,
-    with KEYS_AS_ROWS, their transposes from (k, q, V, dO). lse_log2, delta, m2d and n2d are
-    broadcast along the tile's axes the same way (see visible_keys); drop_rows (dropout_row_base,
-    [BLOCK_M]) and start_n, the tile's first key, place it in the dropout stream."""
+def _probs(s, lse_log2, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
+           APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr):
+    """P of one tile from its scores S (Q K^T, or K Q^T with KEYS_AS_ROWS: lse_log2, m2d and n2d are
+    broadcast along the tile's axes the same way, see visible_keys), hidden keys 0."""
     # The saved log-sum-exp gives the probabilities directly, so hidden keys are zeroed after the
     # exponent: scale and shift then fuse into one FFMA a score (a select between them split it
     # into FMUL + FADD, 16 more of the 255 instructions of the sm_90 D=128 dQ loop).
-    s = tl.dot(s_a, tl.trans(s_b), input_precision=DOT_PRECISION)
     p = tl.math.exp2(s * qk_scale_log2 - lse_log2)
     visible = visible_keys(m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, APPLY_BOUNDS, CAUSAL,
                            HAS_KEY_MASK)
     if visible is not None:
         p = tl.where(visible, p, 0.0)
-    dp = tl.dot(dp_a, tl.trans(dp_b), input_precision=DOT_PRECISION)
+    return p
+
+
+@triton.jit
+def _score_grads(p, dp, delta, seed, drop_rows, start_n, dropout_p, dropout_scale,
+                 HAS_DROPOUT: tl.constexpr, BLOCK_N: tl.constexpr, KEYS_AS_ROWS: tl.constexpr):
+    """(P*Z*c, dS) of one tile from P (_probs) and dP = dO V^T (transposed with KEYS_AS_ROWS, as
+    delta's broadcast). drop_rows (dropout_row_base, [BLOCK_M]) and start_n, the tile's first key,
+    place the tile in the dropout stream. The callers compute S, then P, then dP, in that order:
+    S is dead before dP is live."""
     p_dropped = p
     if HAS_DROPOUT:
         keep = dropout_keep(seed, drop_rows, start_n, dropout_p, BLOCK_N, KEYS_AS_ROWS)
@@ -90,14 +93,16 @@ def _probs_and_score_grads(s_a, s_b, dp_a, dp_b, lse_log2, delta, m2d, n2d, key_
 
 
 @triton.jit
-def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW,
-                      start_m, start_n, offs_n, stride_qs, stride_dos, stride_lse_s, stride_dqs,
-                      q_len, key_end, causal_shift, scale, qk_scale_log2, seed, batch, head,
-                      n_heads, dropout_seqlen_q, dropout_seqlen_k, dropout_p, dropout_scale,
+def _dkdv_query_block(dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ,
+                      KEY_MASK_ROW, start_m, start_n, offs_n, stride_ks, stride_vs, stride_qs,
+                      stride_dos, stride_lse_s, stride_dqs, q_len, k_len, key_end, causal_shift,
+                      scale, qk_scale_log2, seed, batch, head, n_heads, dropout_seqlen_q,
+                      dropout_seqlen_k, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
                       KEYS_AS_ROWS: tl.constexpr, ATOMIC_DQ: tl.constexpr, BLOCK_M: tl.constexpr,
-                      BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+                      BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+                      D_CHUNK: tl.constexpr):
     """KEYS_AS_ROWS: the tiles are transposed, [BLOCK_N keys, BLOCK_M queries] (as in Triton's
     fused-attention tutorial), so that every product has the owned key block as its M, wide enough
     for wgmma on sm_90. Elsewhere the [BLOCK_M, BLOCK_N] tiles need fewer registers (mma.sync).
@@ -111,18 +116,24 @@ def _dkdv_query_block(dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, K
     if HAS_DROPOUT:
         drop_rows = dropout_row_base(batch, head, n_heads, offs_m, dropout_seqlen_q, dropout_seqlen_k)
     if KEYS_AS_ROWS:
-        p_dropped_t, ds_t = _probs_and_score_grads(
-            k, q, v, do, lse_log2[None, :], delta[None, :], offs_m[None, :], offs_n[:, None],
-            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
-            dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
-            DOT_PRECISION, BLOCK_N, True)
+        s_t = dot_over_head_dim(k, q, K_SEQ, offs_n, stride_ks, k_len, Q_SEQ, offs_m, stride_qs,
+                                q_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
+        p_t = _probs(s_t, lse_log2[None, :], offs_m[None, :], offs_n[:, None], key_end,
+                     causal_shift, KEY_MASK_ROW, qk_scale_log2, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK)
+        dp_t = dot_over_head_dim(v, do, V_SEQ, offs_n, stride_vs, k_len, DO_SEQ, offs_m,
+                                 stride_dos, q_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
+        p_dropped_t, ds_t = _score_grads(p_t, dp_t, delta[None, :], seed, drop_rows, start_n,
+                                         dropout_p, dropout_scale, HAS_DROPOUT, BLOCK_N, True)
         p_dropped_t, ds_t = p_dropped_t.to(do.dtype), ds_t.to(q.dtype)
     else:
-        p_dropped, ds = _probs_and_score_grads(
-            q, k, do, v, lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
-            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
-            dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
-            DOT_PRECISION, BLOCK_N, False)
+        s = dot_over_head_dim(q, k, Q_SEQ, offs_m, stride_qs, q_len, K_SEQ, offs_n, stride_ks,
+                              k_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
+        p = _probs(s, lse_log2[:, None], offs_m[:, None], offs_n[None, :], key_end, causal_shift,
+                   KEY_MASK_ROW, qk_scale_log2, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK)
+        dp = dot_over_head_dim(do, v, DO_SEQ, offs_m, stride_dos, q_len, V_SEQ, offs_n, stride_vs,
+                               k_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
+        p_dropped, ds = _score_grads(p, dp, delta[:, None], seed, drop_rows, start_n, dropout_p,
+                                     dropout_scale, HAS_DROPOUT, BLOCK_N, False)
         # Transposed after the cast to 16 bits: half the bytes through shared memory.
         p_dropped_t, ds_t = tl.trans(p_dropped.to(do.dtype)), tl.trans(ds.to(q.dtype))
     dv = tl.dot(p_dropped_t, do, dv, input_precision=DOT_PRECISION)
@@ -152,7 +163,7 @@ def attention_bwd_dkdv_kernel(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, KEYS_AS_ROWS: tl.constexpr,
     ATOMIC_DQ: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr,
+    BLOCK_D: tl.constexpr, D_CHUNK: tl.constexpr,
 ):
     """DQ_ACCUMULATOR (float32, zeroed, with its strides) is used only with ATOMIC_DQ."""
     start_n = tl.program_id(0) * BLOCK_N
@@ -166,10 +177,10 @@ def attention_bwd_dkdv_kernel(
     batch64 = batch.to(tl.int64)
     kv_head64 = kv_head.to(tl.int64)
     offs_n = start_n + tl.arange(0, BLOCK_N)
-    k = load_rows(sequence_base(K, batch64, kv_head64, k_start64, stride_kb, stride_kh, stride_ks),
-                  offs_n, stride_ks, k_len, HEAD_DIM, BLOCK_D)
-    v = load_rows(sequence_base(V, batch64, kv_head64, k_start64, stride_vb, stride_vh, stride_vs),
-                  offs_n, stride_vs, k_len, HEAD_DIM, BLOCK_D)
+    K_SEQ = sequence_base(K, batch64, kv_head64, k_start64, stride_kb, stride_kh, stride_ks)
+    V_SEQ = sequence_base(V, batch64, kv_head64, k_start64, stride_vb, stride_vh, stride_vs)
+    k = load_rows(K_SEQ, offs_n, stride_ks, k_len, HEAD_DIM, BLOCK_D)
+    v = load_rows(V_SEQ, offs_n, stride_vs, k_len, HEAD_DIM, BLOCK_D)
     KEY_MASK_ROW = KEY_MASK + batch64 * stride_mask_b
     lo, mid, hi = query_block_range(start_n, q_len, key_lo, key_end, causal_shift,
                                     CAUSAL, BLOCK_M, BLOCK_N)
@@ -187,18 +198,20 @@ def attention_bwd_dkdv_kernel(
                                stride_dqas)
         for start_m in range(lo, mid, BLOCK_M):
             dk, dv = _dkdv_query_block(
-                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW, start_m,
-                start_n, offs_n, stride_qs, stride_dos, stride_lse_s, stride_dqas, q_len, key_end,
-                causal_shift, scale, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
-                dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
+                dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW,
+                start_m, start_n, offs_n, stride_ks, stride_vs, stride_qs, stride_dos, stride_lse_s,
+                stride_dqas, q_len, k_len, key_end, causal_shift, scale, qk_scale_log2, seed, batch,
+                head, n_heads, seqlen_q, seqlen_k, dropout_p, dropout_scale, True, CAUSAL,
+                HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N,
+                HEAD_DIM, BLOCK_D, D_CHUNK)
         for start_m in range(mid, hi, BLOCK_M):
             dk, dv = _dkdv_query_block(
-                dk, dv, k, v, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW, start_m,
-                start_n, offs_n, stride_qs, stride_dos, stride_lse_s, stride_dqas, q_len, key_end,
-                causal_shift, scale, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k,
-                dropout_p, dropout_scale, False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-                KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D)
+                dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW,
+                start_m, start_n, offs_n, stride_ks, stride_vs, stride_qs, stride_dos, stride_lse_s,
+                stride_dqas, q_len, k_len, key_end, causal_shift, scale, qk_scale_log2, seed, batch,
+                head, n_heads, seqlen_q, seqlen_k, dropout_p, dropout_scale, False, CAUSAL,
+                HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N,
+                HEAD_DIM, BLOCK_D, D_CHUNK)
     rows = offs_n.to(tl.int64)
     store_rows(sequence_base(DK, batch64, kv_head64, k_start64, stride_dkb, stride_dkh, stride_dks),
                rows, stride_dks, k_len, dk * scale, HEAD_DIM, BLOCK_D)
@@ -218,6 +231,7 @@ def attention_bwd_dq_kernel(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    D_CHUNK: tl.constexpr,
 ):
     start_m = query_block_start(BLOCK_M, CAUSAL, VARLEN)
     batch = program_batch(tl.program_id(1) // n_heads, BATCH_ORDER, HAS_KEY_MASK, VARLEN)
@@ -231,10 +245,10 @@ def attention_bwd_dq_kernel(
     head64 = head.to(tl.int64)
     kv_head64 = (head // kv_group).to(tl.int64)
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    q = load_rows(sequence_base(Q, batch64, head64, q_start64, stride_qb, stride_qh, stride_qs),
-                  offs_m, stride_qs, q_len, HEAD_DIM, BLOCK_D)
-    do = load_rows(sequence_base(DOUT, batch64, head64, q_start64, stride_dob, stride_doh, stride_dos),
-                   offs_m, stride_dos, q_len, HEAD_DIM, BLOCK_D)
+    Q_SEQ = sequence_base(Q, batch64, head64, q_start64, stride_qb, stride_qh, stride_qs)
+    DO_SEQ = sequence_base(DOUT, batch64, head64, q_start64, stride_dob, stride_doh, stride_dos)
+    q = load_rows(Q_SEQ, offs_m, stride_qs, q_len, HEAD_DIM, BLOCK_D)
+    do = load_rows(DO_SEQ, offs_m, stride_dos, q_len, HEAD_DIM, BLOCK_D)
     lse_log2, delta = _load_row_stats(
         sequence_base(LSE, batch64, head64, q_start64, stride_lse_b, stride_lse_h, stride_lse_s),
         sequence_base(DELTA, batch64, head64, q_start64, stride_lse_b, stride_lse_h, stride_lse_s),
@@ -254,11 +268,14 @@ def attention_bwd_dq_kernel(
         v = load_rows(V_SEQ, offs_n, stride_vs, key_end, HEAD_DIM, BLOCK_D)
         # One loop with the bounds mask on every block: the dQ pass is the cheaper half of the
         # backward, and splitting it in two would double its code size.
-        _, ds = _probs_and_score_grads(
-            q, k, do, v, lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
-            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
-            dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
-            BLOCK_N, False)
+        s = dot_over_head_dim(q, k, Q_SEQ, offs_m, stride_qs, q_len, K_SEQ, offs_n, stride_ks,
+                              key_end, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
+        p = _probs(s, lse_log2[:, None], offs_m[:, None], offs_n[None, :], key_end, causal_shift,
+                   KEY_MASK_ROW, qk_scale_log2, True, CAUSAL, HAS_KEY_MASK)
+        dp = dot_over_head_dim(do, v, DO_SEQ, offs_m, stride_dos, q_len, V_SEQ, offs_n, stride_vs,
+                               key_end, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
+        _, ds = _score_grads(p, dp, delta[:, None], seed, drop_rows, start_n, dropout_p,
+                             dropout_scale, HAS_DROPOUT, BLOCK_N, False)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PRECISION)
     store_rows(sequence_base(DQ, batch64, head64, q_start64, stride_dqb, stride_dqh, stride_dqs),
                offs_m.to(tl.int64), stride_dqs, q_len, dq * scale, HEAD_DIM, BLOCK_D)

@@ -16,6 +16,7 @@ import triton.language as tl
 
 from .attention_tiles import (
     LOG2E,
+    dot_over_head_dim,
     dropout_keep,
     dropout_row_base,
     key_block_range,
@@ -30,15 +31,17 @@ from .attention_tiles import (
 
 
 @triton.jit
-def _attend_key_block(acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW,
-                      start_n, offs_m, key_end, causal_shift, qk_scale_log2,
-                      seed, drop_rows, dropout_p, dropout_scale,
+def _attend_key_block(acc, row_sum, row_max, q, Q_SEQ, K_SEQ, V_SEQ, stride_qs, stride_ks,
+                      stride_vs, KEY_MASK_ROW, start_n, offs_m, q_len, key_end, causal_shift,
+                      qk_scale_log2, seed, drop_rows, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
-                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, VARLEN: tl.constexpr):
+                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNK: tl.constexpr,
+                      VARLEN: tl.constexpr):
     offs_n = start_n + tl.arange(0, BLOCK_N)
     k = load_rows(K_SEQ, offs_n, stride_ks, key_end, HEAD_DIM, BLOCK_D)
-    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+    s = dot_over_head_dim(q, k, Q_SEQ, offs_m, stride_qs, q_len, K_SEQ, offs_n, stride_ks, key_end,
+                          DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
     visible = visible_keys(offs_m[:, None], offs_n[None, :], key_end, causal_shift, KEY_MASK_ROW,
                            APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK)
     if visible is None and not VARLEN:
@@ -82,6 +85,7 @@ def attention_fwd_kernel(
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    D_CHUNK: tl.constexpr,
 ):
     start_m = query_block_start(BLOCK_M, CAUSAL, VARLEN)
     batch = program_batch(tl.program_id(1) // n_heads, BATCH_ORDER, HAS_KEY_MASK, VARLEN)
@@ -114,18 +118,18 @@ def attention_fwd_kernel(
     row_max = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     for start_n in range(lo, mid, BLOCK_N):
         acc, row_sum, row_max = _attend_key_block(
-            acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW, start_n,
-            offs_m, key_end, causal_shift, qk_scale_log2,
+            acc, row_sum, row_max, q, Q_SEQ, K_SEQ, V_SEQ, stride_qs, stride_ks, stride_vs,
+            KEY_MASK_ROW, start_n, offs_m, q_len, key_end, causal_shift, qk_scale_log2,
             seed, drop_rows, dropout_p, dropout_scale,
             False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D,
-            VARLEN)
+            D_CHUNK, VARLEN)
     for start_n in range(mid, hi, BLOCK_N):
         acc, row_sum, row_max = _attend_key_block(
-            acc, row_sum, row_max, q, K_SEQ, V_SEQ, stride_ks, stride_vs, KEY_MASK_ROW, start_n,
-            offs_m, key_end, causal_shift, qk_scale_log2,
+            acc, row_sum, row_max, q, Q_SEQ, K_SEQ, V_SEQ, stride_qs, stride_ks, stride_vs,
+            KEY_MASK_ROW, start_n, offs_m, q_len, key_end, causal_shift, qk_scale_log2,
             seed, drop_rows, dropout_p, dropout_scale,
             True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, BLOCK_N, HEAD_DIM, BLOCK_D,
-            VARLEN)
+            D_CHUNK, VARLEN)
 
     # A row that saw no key: output 0, log-sum-exp -inf.
     seen = row_sum > 0.0

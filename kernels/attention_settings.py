@@ -67,22 +67,23 @@ def head_block(head_dim):
 # head dims 80/96): it takes 64x64/4 (64x32/4 with dropout, where 64x64 spilled 24 B). With
 # dropout on sm_80, D=64 64x64/4 spilled 8 B causal (triton 3.8) and takes 64x32/4.
 # 32-bit inputs run tl.dot as 3-pass TF32 (full float32 accuracy on tensor cores); their tiles
-# hold twice the bytes and three products, hence far fewer rows. D=256 float32 takes 32x16/8 warps:
-# at 32x32 it needed 100 KB of shared memory, more than sm_80's 99 KB; 32x16 keeps the prefetch
-# stage (128-152 registers with 1-pass TF32; 3-pass spills at either, see SPILLING).
+# hold twice the bytes and three products, hence far fewer rows. D=256 float32 takes 32x16/8 warps,
+# one stage: at 32x32 it needed 100 KB of shared memory, more than sm_80's 99 KB, and 3-pass TF32
+# fits only with Q K^T summed over head-dim slices (head_chunk), whose loads a second stage
+# buffered past sm_80's 99 KB (116 KB); 254-255 registers 3-pass, fewer with 1-pass TF32.
 _FORWARD = {
     (16, False, False): Tiles(128, 64, 4, 3), (32, False, False): Tiles(128, 64, 4, 3),
     (64, False, False): Tiles(128, 64, 4, 3), (128, False, False): Tiles(64, 64, 4, 3),
     (256, False, False): Tiles(64, 32, 8, 2),
     (16, True, False): Tiles(32, 64, 4, 2), (32, True, False): Tiles(32, 32, 4, 2),
     (64, True, False): Tiles(32, 32, 4, 2), (128, True, False): Tiles(16, 32, 4, 2),
-    (256, True, False): Tiles(32, 16, 8, 2),
+    (256, True, False): Tiles(32, 16, 8, 1),
     (16, False, True): Tiles(64, 64, 4, 3), (32, False, True): Tiles(64, 64, 4, 3),
     (64, False, True): Tiles(64, 32, 4, 3), (128, False, True): Tiles(64, 32, 4, 3),
     (256, False, True): Tiles(64, 32, 8, 2),
     (16, True, True): Tiles(32, 64, 4, 2), (32, True, True): Tiles(32, 64, 4, 2),
     (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 4, 2),
-    (256, True, True): Tiles(32, 16, 8, 2),
+    (256, True, True): Tiles(32, 16, 8, 1),
 }
 # sm_90 and newer, where they differ from _FORWARD. D=128 without dropout keeps _FORWARD's 64x64
 # with 4 warps: on an H100 (2026-11-26, benchmarks/tune_attention.py, bf16, S=2048) it ran 471
@@ -135,7 +136,7 @@ _DECODE = {
     (256, False, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
     (16, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (32, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
     (64, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
-    (256, True, True): Tiles(DECODE_BLOCK_M, 16, 4, 2),
+    (256, True, True): Tiles(DECODE_BLOCK_M, 16, 8, 1),  # 4 warps spilled 8 B on sm_90 (3-pass)
 }
 
 # With dropout, tiles below kernels.attention_tiles.DROPOUT_GROUPED_MIN_TILE scores draw one Philox
@@ -287,6 +288,23 @@ def combine_tiles(splits, head_dim):
     return CombineTiles(block_splits, block_rows, num_warps)
 
 
+# Head-dim slices of the score products (Q K^T, dO V^T; kernels.attention_tiles.dot_over_head_dim)
+# under 3-pass TF32, where a whole [rows, BLOCK_D] float32 operand held for tl.dot, its high and
+# low halves both, spilled registers at every tile (down to 16x16, one stage): the roles and
+# BLOCK_D below. 16-bit and 1-pass TF32 dots take whole tiles.
+HEAD_CHUNK = 64
+_HEAD_CHUNKED_3PASS = frozenset({("forward", 256), ("decode", 256), ("backward_dq", 256),
+                                 ("backward_dkdv", 128), ("backward_dkdv", 256)})
+
+
+def head_chunk(role, block_d, dot_precision):
+    """The kernels' D_CHUNK: the width of the head-dim slices a score product is summed over
+    (BLOCK_D itself: one product). `dot_precision` as the launch's DOT_PRECISION."""
+    if dot_precision == "tf32x3" and (role, block_d) in _HEAD_CHUNKED_3PASS:
+        return HEAD_CHUNK
+    return block_d
+
+
 def uses_decode_tiles(max_seqlen_q):
     """Few queries per sequence (KV-cache generation): one 16-row query block covers them."""
     return max_seqlen_q <= DECODE_BLOCK_M
@@ -311,12 +329,14 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 
 
 # (role, BLOCK_D, is_fp32, dropout) whose tiles still spill registers on sm_80 or sm_90 (compile
-# tier, triton 3.8 and 3.6, 2026-11-26), all float32 (3-pass TF32): D=256 everywhere and the dK/dV
-# at D=128 even at 16x16 tiles (the head dim must be tiled there: open work; 16x16 with 8 warps and
-# one stage fits but for 8 B under triton 3.8 on sm_80: with 16-row tiles every warp holds a whole
-# [16, 128] float32 operand, twice for 3-pass TF32's halves). (16-bit dK/dV D=64 with dropout left
-# the list at 16x32/4 warps on sm_80: 198-202 registers; float32 dK/dV D=64 and dQ D=128 with
-# dropout at one stage, 2026-12-06.) On GPUs the triton backend is
+# tier, triton 3.8 and 3.6), all float32 (3-pass TF32): the backward at D=256 and the dK/dV at
+# D=128. Their score products already run over head-dim slices (head_chunk), which let the D=256
+# forward and decode leave the list (2026-12-07) and brought the D=256 dQ to 8 B of stack on sm_80
+# only (16x16 to 32x16 tiles, 4 or 8 warps, one or two stages); the dK/dV still spills 8-390 B:
+# its dK and dV accumulators and the whole [rows, D] Q and dO operands of their products stay,
+# which only slicing the outputs (a program per head-dim slice) would shrink: open work. (16-bit
+# dK/dV D=64 with dropout left the list at 16x32/4 warps on sm_80: 198-202 registers; float32
+# dK/dV D=64 and dQ D=128 with dropout at one stage, 2026-12-06.) On GPUs the triton backend is
 # switched off for calls that would launch one (dispatch picks another backend; asking for triton
 # by name raises and says why); the interpreter, which has no registers, still runs them in the
 # tests. Not when the user allowed TF32 in torch: 1-pass TF32 dots take far fewer registers, and
@@ -329,10 +349,6 @@ SPILLING = frozenset({
     ("backward_dkdv", 256, True, True),
     ("backward_dq", 256, True, False),
     ("backward_dq", 256, True, True),
-    ("decode", 256, True, False),
-    ("decode", 256, True, True),
-    ("forward", 256, True, False),
-    ("forward", 256, True, True),
 })
 
 # (role, BLOCK_D, is_fp32, dropout) that compile without spilling but computed wrong numbers on a

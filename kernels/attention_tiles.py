@@ -155,6 +155,38 @@ def load_rows(BASE, rows, stride_row, n_rows, HEAD_DIM: tl.constexpr, BLOCK_D: t
 
 
 @triton.jit
+def _load_columns(BASE, rows, stride_row, n_rows, FIRST: tl.constexpr, WIDTH: tl.constexpr,
+                  HEAD_DIM: tl.constexpr):
+    """Columns [FIRST, FIRST + WIDTH) of load_rows' tile (columns past HEAD_DIM read as zero)."""
+    offs_d = FIRST + tl.arange(0, WIDTH)
+    mask = (rows < n_rows)[:, None]
+    if FIRST + WIDTH > HEAD_DIM:
+        mask = mask & (offs_d < HEAD_DIM)[None, :]
+    return tl.load(BASE + rows[:, None] * stride_row + offs_d[None, :], mask=mask, other=0.0)
+
+
+@triton.jit
+def dot_over_head_dim(a, b, A_BASE, a_rows, stride_a, a_len, B_BASE, b_rows, stride_b, b_len,
+                      DOT_PRECISION: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+                      D_CHUNK: tl.constexpr):
+    """a b^T, float32 [len(a_rows), len(b_rows)]: a score product (Q K^T, dO V^T), the head dim
+    contracted. a and b are load_rows tiles of A_BASE and B_BASE (rows a_rows below a_len, b_rows
+    below b_len). With D_CHUNK < BLOCK_D (kernels.attention_settings.head_chunk) the product is
+    summed over D_CHUNK-column slices loaded here, and a and b go unused: a 3-pass TF32 product
+    keeps both halves (high and low) of each operand in registers, which at a [16, 256] float32
+    operand is 256 registers a thread, spilled at every tile; slices keep 64 columns live. The
+    slices come from L1/L2 again each time (the accuracy path, not the fast one)."""
+    if D_CHUNK == BLOCK_D:
+        return tl.dot(a, tl.trans(b), input_precision=DOT_PRECISION)
+    s = tl.zeros([a_rows.shape[0], b_rows.shape[0]], dtype=tl.float32)
+    for first in tl.static_range(0, BLOCK_D, D_CHUNK):
+        a_slice = _load_columns(A_BASE, a_rows, stride_a, a_len, first, D_CHUNK, HEAD_DIM)
+        b_slice = _load_columns(B_BASE, b_rows, stride_b, b_len, first, D_CHUNK, HEAD_DIM)
+        s = tl.dot(a_slice, tl.trans(b_slice), s, input_precision=DOT_PRECISION)
+    return s
+
+
+@triton.jit
 def store_rows(BASE, rows, stride_row, n_rows, tile, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     """Writes the first HEAD_DIM columns of the rows below n_rows of `tile`, cast to BASE's type.
     `rows` is int64: row offsets of long sequences times their stride can pass 2**31."""

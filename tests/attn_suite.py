@@ -36,6 +36,7 @@ SHAPES = [
     (1, 1, 1, 33, 7, 96),
     (1, 1, 1, 17, 17, 128),
     (1, 2, 1, 19, 40, 256),
+    (1, 2, 1, 3, 70, 256),  # the decode tiles (few queries) at the widest head
 ]
 
 

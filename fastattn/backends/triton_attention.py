@@ -95,6 +95,8 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
     decode = settings.uses_decode_tiles(problem.seqlen_q)
     tiles = (settings.decode_tiles(problem.head_dim, is_fp32, dropout) if decode
              else settings.forward_tiles(problem.head_dim, tile_arch(q.device), is_fp32, dropout))
+    flags = _flags(problem, causal, key_padding_mask, seed, q.dtype)
+    block_d = settings.head_block(problem.head_dim)
     query_blocks = ceil_div(problem.seqlen_q, tiles.block_m)
     key_span = ceil_div(max(problem.seqlen_k, 1), tiles.block_n) * tiles.block_n
     splits, keys_per_split = 1, key_span
@@ -120,9 +122,10 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
         split_strides[1], *layout.lse_strides(lse_view, problem.varlen), stride_mask,
         problem.heads, problem.heads // problem.kv_heads, problem.seqlen_q, problem.seqlen_k,
         keys_per_split, scale * 1.4426950408889634,
-        *_dropout_arguments(dropout_p, seed),
-        **_flags(problem, causal, key_padding_mask, seed, q.dtype),
-        BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=settings.head_block(problem.head_dim),
+        *_dropout_arguments(dropout_p, seed), **flags,
+        BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
+        D_CHUNK=settings.head_chunk("decode" if decode else "forward", block_d,
+                                    flags["DOT_PRECISION"]),
         num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
     )
     if splits > 1:
@@ -196,6 +199,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
             KEYS_AS_ROWS=settings.dkdv_keys_as_rows(problem.head_dim, arch, is_fp32, dropout),
             ATOMIC_DQ=atomic_tiles is not None,
             BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
+            D_CHUNK=settings.head_chunk("backward_dkdv", block_d, flags["DOT_PRECISION"]),
             num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
         )
         if atomic_tiles is not None:
@@ -207,6 +211,7 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
         *layout.seq_strides(dq, problem.varlen), *tail,
         problem.heads, group, *sizes, **flags,
         BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
+        D_CHUNK=settings.head_chunk("backward_dq", block_d, flags["DOT_PRECISION"]),
         num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
     )
     return dq, dk, dv

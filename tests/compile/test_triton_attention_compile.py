@@ -157,6 +157,9 @@ def compile_build(label):
                   "HAS_DROPOUT": b.dropout, "DOT_PRECISION": precision,
                   "HEAD_DIM": b.head_dim, "BLOCK_M": b.tiles.block_m, "BLOCK_N": b.tiles.block_n,
                   "BLOCK_D": settings.head_block(b.head_dim)}
+    # The atomic-dQ roles are dK/dV kernels.
+    kernel_role = "backward_dkdv" if b.role in settings.ATOMIC_DQ_ROLES else b.role
+    constexprs["D_CHUNK"] = settings.head_chunk(kernel_role, constexprs["BLOCK_D"], precision)
     if fn is attention_bwd_dkdv_kernel:
         constexprs["KEYS_AS_ROWS"] = settings.dkdv_keys_as_rows(b.head_dim, b.arch,
                                                                 elem == "fp32", b.dropout)

@@ -12,7 +12,7 @@ from fastattn import _dispatch
 from fastattn.kernels import attention_settings as settings
 
 # (head dim, float32 inputs, dropout, needs backward) of one switched-off and one enabled call.
-SWITCHED_OFF = (256, True, False, False)  # forward d256 float32 (3-pass TF32) spills on sm_80/sm_90
+SWITCHED_OFF = (256, True, False, True)  # d256 float32 (3-pass TF32) training: dK/dV and dQ spill
 ENABLED = (128, False, False, True)  # the headline case: 16-bit d128, forward and backward
 
 
@@ -21,9 +21,11 @@ def test_spilling_configs_are_not_compiled_or_launched():
     assert not listed & settings.SPILLING
     assert settings.switch_off_reason(*SWITCHED_OFF) is not None
     assert settings.switch_off_reason(*ENABLED) is None
-    # The backward roles count only when gradients are needed: dK/dV d128 float32 spills.
+    # The backward roles count only when gradients are needed: dK/dV d128 float32 spills, and
+    # the d256 float32 forward and decode fit (Q K^T over head-dim slices).
     assert settings.switch_off_reason(128, True, False, False) is None
     assert settings.switch_off_reason(128, True, False, True) is not None
+    assert settings.switch_off_reason(256, True, True, False) is None
     assert "spill registers" in settings.switch_off_reason(*SWITCHED_OFF)
 
 
@@ -75,7 +77,7 @@ def _gpu_call(monkeypatch, head_dim, dtype, requires_grad=False):
 @pytest.mark.parametrize("head_dim,q_dtype,expected", [(256, torch.float32, "switched off"),
                                                      (128, torch.bfloat16, None)])
 def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, q_dtype, expected):
-    unsupported = _gpu_call(monkeypatch, head_dim, q_dtype)
+    unsupported = _gpu_call(monkeypatch, head_dim, q_dtype, requires_grad=True)
     reason = unsupported().get("triton")
     if expected is None:
         assert reason is None
@@ -85,3 +87,17 @@ def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, q_dtype, expe
                                      unsupported=unsupported()) != "triton"
     with pytest.raises(fastattn.BackendUnavailableError, match="spill registers"):
         _dispatch.resolve_backend("attention", torch.device("cuda"), "triton", unsupported())
+
+
+def test_head_chunks_only_where_three_pass_tf32_needs_them():
+    """Score products summed over head-dim slices (kernels.attention_tiles.dot_over_head_dim) only
+    for 3-pass TF32 at the head dims whose whole-tile operands spilled; 16-bit and 1-pass TF32 launch
+    one product, so their kernels are what they were."""
+    assert settings.head_chunk("forward", 256, "tf32x3") == settings.HEAD_CHUNK
+    assert settings.head_chunk("decode", 256, "tf32x3") == settings.HEAD_CHUNK
+    assert settings.head_chunk("backward_dkdv", 128, "tf32x3") == settings.HEAD_CHUNK
+    assert settings.head_chunk("forward", 128, "tf32x3") == 128
+    for role in ("forward", "decode", "backward_dkdv", "backward_dq"):
+        for block_d in (16, 32, 64, 128, 256):
+            assert settings.head_chunk(role, block_d, "tf32") == block_d
+    assert 256 % settings.HEAD_CHUNK == 0 and 128 % settings.HEAD_CHUNK == 0
