@@ -91,8 +91,8 @@ def test_dispatch_on_gpu_honours_the_switch(monkeypatch, head_dim, q_dtype, expe
 
 def test_head_chunks_only_where_three_pass_tf32_needs_them():
     """Score products summed over head-dim slices (kernels.attention_tiles.dot_over_head_dim) only
-    for 3-pass TF32 at the head dims whose whole-tile operands spilled; 16-bit and 1-pass TF32 launch
-    one product, so their kernels are what they were."""
+    for 3-pass TF32 at the head dims whose whole-tile operands spilled; 16-bit and 1-pass TF32
+    launch one product, so their kernels are what they were."""
     assert settings.head_chunk("forward", 256, "tf32x3") == settings.HEAD_CHUNK
     assert settings.head_chunk("decode", 256, "tf32x3") == settings.HEAD_CHUNK
     assert settings.head_chunk("backward_dkdv", 128, "tf32x3") == settings.HEAD_CHUNK
