@@ -62,28 +62,33 @@ def _load_row_stats(LSE_SEQ, DELTA_SEQ, offs_m, stride_s, q_len):
 
 
 @triton.jit
-def _probs(s, lse_log2, m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2,
-           APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr):
-    """P of one tile from its scores S (Q K^T, or K Q^T with KEYS_AS_ROWS: lse_log2, m2d and n2d are
-    broadcast along the tile's axes the same way, see visible_keys), hidden keys 0."""
+def _probs_and_score_grads(s_a, s_b, dp_a, dp_b, S_A, DP_A, a_rows, stride_s_a, stride_dp_a, a_len,
+                           S_B, DP_B, b_rows, stride_s_b, stride_dp_b, b_len,
+                           lse_log2, delta, m2d, n2d, key_end, causal_shift,
+                           KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n, dropout_p,
+                           dropout_scale, APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr,
+                           HAS_KEY_MASK: tl.constexpr, HAS_DROPOUT: tl.constexpr,
+                           DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
+                           KEYS_AS_ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
+                           BLOCK_D: tl.constexpr, D_CHUNK: tl.constexpr):
+    """(P*Z*c, dS) of one tile, [BLOCK_M, BLOCK_N] from (s_a, s_b, dp_a, dp_b) = (q, k, dO, V) or,
+    with KEYS_AS_ROWS, their transposes from (k, q, V, dO). lse_log2, delta, m2d and n2d are
+    broadcast along the tile's axes the same way (see visible_keys); drop_rows (dropout_row_base,
+    [BLOCK_M]) and start_n, the tile's first key, place it in the dropout stream. Where the
+    operands come from (S_A and DP_A at a_rows below a_len, S_B and DP_B at b_rows below b_len):
+    for the head-dim slices of dot_over_head_dim."""
     # The saved log-sum-exp gives the probabilities directly, so hidden keys are zeroed after the
     # exponent: scale and shift then fuse into one FFMA a score (a select between them split it
     # into FMUL + FADD, 16 more of the 255 instructions of the sm_90 D=128 dQ loop).
+    s = dot_over_head_dim(s_a, s_b, S_A, a_rows, stride_s_a, a_len, S_B, b_rows, stride_s_b, b_len,
+                          DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
     p = tl.math.exp2(s * qk_scale_log2 - lse_log2)
     visible = visible_keys(m2d, n2d, key_end, causal_shift, KEY_MASK_ROW, APPLY_BOUNDS, CAUSAL,
                            HAS_KEY_MASK)
     if visible is not None:
         p = tl.where(visible, p, 0.0)
-    return p
-
-
-@triton.jit
-def _score_grads(p, dp, delta, seed, drop_rows, start_n, dropout_p, dropout_scale,
-                 HAS_DROPOUT: tl.constexpr, BLOCK_N: tl.constexpr, KEYS_AS_ROWS: tl.constexpr):
-    """(P*Z*c, dS) of one tile from P (_probs) and dP = dO V^T (transposed with KEYS_AS_ROWS, as
-    delta's broadcast). drop_rows (dropout_row_base, [BLOCK_M]) and start_n, the tile's first key,
-    place the tile in the dropout stream. The callers compute S, then P, then dP, in that order:
-    S is dead before dP is live."""
+    dp = dot_over_head_dim(dp_a, dp_b, DP_A, a_rows, stride_dp_a, a_len, DP_B, b_rows, stride_dp_b,
+                           b_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
     p_dropped = p
     if HAS_DROPOUT:
         keep = dropout_keep(seed, drop_rows, start_n, dropout_p, BLOCK_N, KEYS_AS_ROWS)
@@ -116,24 +121,22 @@ def _dkdv_query_block(dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_
     if HAS_DROPOUT:
         drop_rows = dropout_row_base(batch, head, n_heads, offs_m, dropout_seqlen_q, dropout_seqlen_k)
     if KEYS_AS_ROWS:
-        s_t = dot_over_head_dim(k, q, K_SEQ, offs_n, stride_ks, k_len, Q_SEQ, offs_m, stride_qs,
-                                q_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
-        p_t = _probs(s_t, lse_log2[None, :], offs_m[None, :], offs_n[:, None], key_end,
-                     causal_shift, KEY_MASK_ROW, qk_scale_log2, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK)
-        dp_t = dot_over_head_dim(v, do, V_SEQ, offs_n, stride_vs, k_len, DO_SEQ, offs_m,
-                                 stride_dos, q_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
-        p_dropped_t, ds_t = _score_grads(p_t, dp_t, delta[None, :], seed, drop_rows, start_n,
-                                         dropout_p, dropout_scale, HAS_DROPOUT, BLOCK_N, True)
+        p_dropped_t, ds_t = _probs_and_score_grads(
+            k, q, v, do, K_SEQ, V_SEQ, offs_n, stride_ks, stride_vs, k_len,
+            Q_SEQ, DO_SEQ, offs_m, stride_qs, stride_dos, q_len,
+            lse_log2[None, :], delta[None, :], offs_m[None, :], offs_n[:, None],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
+            dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
+            DOT_PRECISION, BLOCK_N, True, HEAD_DIM, BLOCK_D, D_CHUNK)
         p_dropped_t, ds_t = p_dropped_t.to(do.dtype), ds_t.to(q.dtype)
     else:
-        s = dot_over_head_dim(q, k, Q_SEQ, offs_m, stride_qs, q_len, K_SEQ, offs_n, stride_ks,
-                              k_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
-        p = _probs(s, lse_log2[:, None], offs_m[:, None], offs_n[None, :], key_end, causal_shift,
-                   KEY_MASK_ROW, qk_scale_log2, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK)
-        dp = dot_over_head_dim(do, v, DO_SEQ, offs_m, stride_dos, q_len, V_SEQ, offs_n, stride_vs,
-                               k_len, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
-        p_dropped, ds = _score_grads(p, dp, delta[:, None], seed, drop_rows, start_n, dropout_p,
-                                     dropout_scale, HAS_DROPOUT, BLOCK_N, False)
+        p_dropped, ds = _probs_and_score_grads(
+            q, k, do, v, Q_SEQ, DO_SEQ, offs_m, stride_qs, stride_dos, q_len,
+            K_SEQ, V_SEQ, offs_n, stride_ks, stride_vs, k_len,
+            lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
+            dropout_p, dropout_scale, APPLY_BOUNDS, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT,
+            DOT_PRECISION, BLOCK_N, False, HEAD_DIM, BLOCK_D, D_CHUNK)
         # Transposed after the cast to 16 bits: half the bytes through shared memory.
         p_dropped_t, ds_t = tl.trans(p_dropped.to(do.dtype)), tl.trans(ds.to(q.dtype))
     dv = tl.dot(p_dropped_t, do, dv, input_precision=DOT_PRECISION)
@@ -268,14 +271,13 @@ def attention_bwd_dq_kernel(
         v = load_rows(V_SEQ, offs_n, stride_vs, key_end, HEAD_DIM, BLOCK_D)
         # One loop with the bounds mask on every block: the dQ pass is the cheaper half of the
         # backward, and splitting it in two would double its code size.
-        s = dot_over_head_dim(q, k, Q_SEQ, offs_m, stride_qs, q_len, K_SEQ, offs_n, stride_ks,
-                              key_end, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
-        p = _probs(s, lse_log2[:, None], offs_m[:, None], offs_n[None, :], key_end, causal_shift,
-                   KEY_MASK_ROW, qk_scale_log2, True, CAUSAL, HAS_KEY_MASK)
-        dp = dot_over_head_dim(do, v, DO_SEQ, offs_m, stride_dos, q_len, V_SEQ, offs_n, stride_vs,
-                               key_end, DOT_PRECISION, HEAD_DIM, BLOCK_D, D_CHUNK)
-        _, ds = _score_grads(p, dp, delta[:, None], seed, drop_rows, start_n, dropout_p,
-                             dropout_scale, HAS_DROPOUT, BLOCK_N, False)
+        _, ds = _probs_and_score_grads(
+            q, k, do, v, Q_SEQ, DO_SEQ, offs_m, stride_qs, stride_dos, q_len,
+            K_SEQ, V_SEQ, offs_n, stride_ks, stride_vs, key_end,
+            lse_log2[:, None], delta[:, None], offs_m[:, None], offs_n[None, :],
+            key_end, causal_shift, KEY_MASK_ROW, qk_scale_log2, seed, drop_rows, start_n,
+            dropout_p, dropout_scale, True, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
+            BLOCK_N, False, HEAD_DIM, BLOCK_D, D_CHUNK)
         dq = tl.dot(ds.to(k.dtype), k, dq, input_precision=DOT_PRECISION)
     store_rows(sequence_base(DQ, batch64, head64, q_start64, stride_dqb, stride_dqh, stride_dqs),
                offs_m.to(tl.int64), stride_dqs, q_len, dq * scale, HEAD_DIM, BLOCK_D)
