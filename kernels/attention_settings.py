@@ -70,7 +70,7 @@ def head_block(head_dim):
 # hold twice the bytes and three products, hence far fewer rows. D=256 float32 takes 32x16/8 warps,
 # one stage: at 32x32 it needed 100 KB of shared memory, more than sm_80's 99 KB, and 3-pass TF32
 # fits only with Q K^T summed over head-dim slices (head_chunk), whose loads a second stage
-# buffered past sm_80's 99 KB (116 KB); 254-255 registers 3-pass, fewer with 1-pass TF32.
+# buffered past sm_80's 99 KB (116 KB); 255 registers 3-pass, fewer with 1-pass TF32.
 _FORWARD = {
     (16, False, False): Tiles(128, 64, 4, 3), (32, False, False): Tiles(128, 64, 4, 3),
     (64, False, False): Tiles(128, 64, 4, 3), (128, False, False): Tiles(64, 64, 4, 3),
@@ -123,20 +123,21 @@ def dkdv_keys_as_rows(head_dim, arch, is_fp32, dropout=False):
     return arch >= 90 and not is_fp32 and uses_wgmma("backward_dkdv", head_block(head_dim), dropout)
 
 
-# Decode: BLOCK_M is DECODE_BLOCK_M; wide key blocks stream the KV cache.
+# Decode: BLOCK_M is DECODE_BLOCK_M; wide key blocks stream the KV cache. float32 D=256: 8 warps,
+# one stage (3-pass TF32 with head-dim slices: 4 warps and two stages spilled 8-16 B).
 _DECODE = {
     (16, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (32, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3),
     (64, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (128, False, False): Tiles(DECODE_BLOCK_M, 32, 4, 3),
     (256, False, False): Tiles(DECODE_BLOCK_M, 32, 4, 2),
     (16, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2), (32, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2),
     (64, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True, False): Tiles(DECODE_BLOCK_M, 32, 4, 2),
-    (256, True, False): Tiles(DECODE_BLOCK_M, 16, 4, 2),
+    (256, True, False): Tiles(DECODE_BLOCK_M, 16, 8, 1),
     (16, False, True): Tiles(DECODE_BLOCK_M, 64, 4, 3), (32, False, True): Tiles(DECODE_BLOCK_M, 64, 4, 3),
     (64, False, True): Tiles(DECODE_BLOCK_M, 64, 4, 3), (128, False, True): Tiles(DECODE_BLOCK_M, 32, 4, 3),
     (256, False, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
     (16, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (32, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
     (64, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
-    (256, True, True): Tiles(DECODE_BLOCK_M, 16, 8, 1),  # 4 warps spilled 8 B on sm_90 (3-pass)
+    (256, True, True): Tiles(DECODE_BLOCK_M, 16, 8, 1),
 }
 
 # With dropout, tiles below kernels.attention_tiles.DROPOUT_GROUPED_MIN_TILE scores draw one Philox
@@ -290,18 +291,19 @@ def combine_tiles(splits, head_dim):
 
 # Head-dim slices of the score products (Q K^T, dO V^T; kernels.attention_tiles.dot_over_head_dim)
 # under 3-pass TF32, where a whole [rows, BLOCK_D] float32 operand held for tl.dot, its high and
-# low halves both, spilled registers at every tile (down to 16x16, one stage): the roles and
-# BLOCK_D below. 16-bit and 1-pass TF32 dots take whole tiles.
-HEAD_CHUNK = 64
-_HEAD_CHUNKED_3PASS = frozenset({("forward", 256), ("decode", 256), ("backward_dq", 256),
-                                 ("backward_dkdv", 128), ("backward_dkdv", 256)})
+# low halves both, spilled registers at every tile (down to 16x16, one stage): slice width per
+# (role, BLOCK_D). The D=256 forward and decode fit in every flag variant with 32 columns (with 64,
+# 8 B spilled in a few variants, sm_80 and sm_90, triton 3.6 and 3.8); the backward, still in
+# SPILLING, spilled least with 64. 16-bit and 1-pass TF32 dots take whole tiles.
+_HEAD_CHUNKS_3PASS = {("forward", 256): 32, ("decode", 256): 32, ("backward_dq", 256): 64,
+                      ("backward_dkdv", 128): 64, ("backward_dkdv", 256): 64}
 
 
 def head_chunk(role, block_d, dot_precision):
     """The kernels' D_CHUNK: the width of the head-dim slices a score product is summed over
     (BLOCK_D itself: one product). `dot_precision` as the launch's DOT_PRECISION."""
-    if dot_precision == "tf32x3" and (role, block_d) in _HEAD_CHUNKED_3PASS:
-        return HEAD_CHUNK
+    if dot_precision == "tf32x3":
+        return _HEAD_CHUNKS_3PASS.get((role, block_d), block_d)
     return block_d
 
 

@@ -174,7 +174,7 @@ def dot_over_head_dim(a, b, A_BASE, a_rows, stride_a, a_len, B_BASE, b_rows, str
     below b_len). With D_CHUNK < BLOCK_D (kernels.attention_settings.head_chunk) the product is
     summed over D_CHUNK-column slices loaded here, and a and b go unused: a 3-pass TF32 product
     keeps both halves (high and low) of each operand in registers, which at a [16, 256] float32
-    operand is 256 registers a thread, spilled at every tile; slices keep 64 columns live. The
+    operand is 256 registers a thread, spilled at every tile; slices keep D_CHUNK columns live. The
     slices come from L1/L2 again each time (the accuracy path, not the fast one)."""
     if D_CHUNK == BLOCK_D:
         return tl.dot(a, tl.trans(b), input_precision=DOT_PRECISION)
