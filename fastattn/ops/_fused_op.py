@@ -29,10 +29,10 @@ import typing
 import torch
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from .. import _tracing
+from .. import _checks, _tracing
 from ..backends._device import on_inputs_device
 
-_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+_PLAIN_TENSOR_TYPES = _checks.PLAIN_TENSOR_TYPES
 
 
 def tensor_positions(impl):

@@ -165,7 +165,32 @@ def _check_options(op, causal, scale, dropout_p):
     _checks.check_real(op, "dropout_p", dropout_p, low=0.0, high=1.0)
 
 
+def _usual_dense_call(q, k, v, causal, key_padding_mask, scale, dropout_p):
+    """True only for a call _check_attention_arguments accepts (a fast accept: see
+    _checks.plain_float_on)."""
+    if type(q) not in _checks.PLAIN_TENSOR_TYPES:
+        return False
+    device, dtype, q_shape = q.device, q.dtype, q.shape
+    if not (dtype in _checks.FLOAT_DTYPES and _checks.plain_float_on(k, device) and k.dtype == dtype
+            and _checks.plain_float_on(v, device) and v.dtype == dtype):
+        return False
+    k_shape = k.shape
+    if not (len(q_shape) == 4 and len(k_shape) == 4 and v.shape == k_shape
+            and k_shape[0] == q_shape[0] and k_shape[3] == q_shape[3] > 0
+            and k_shape[1] > 0 and q_shape[1] % k_shape[1] == 0):
+        return False
+    if key_padding_mask is not None and not (
+            type(key_padding_mask) is torch.Tensor and key_padding_mask.dtype == torch.bool
+            and key_padding_mask.device == device
+            and key_padding_mask.shape == (k_shape[0], k_shape[2])):
+        return False
+    return (type(causal) is bool and (scale is None or (type(scale) is float and scale >= 0.0))
+            and type(dropout_p) is float and 0.0 <= dropout_p <= 1.0)
+
+
 def _check_attention_arguments(q, k, v, causal, key_padding_mask, scale, dropout_p):
+    if _usual_dense_call(q, k, v, causal, key_padding_mask, scale, dropout_p):
+        return
     _check_qkv(OP, q, k, v, 4, "[batch, heads, seq, head_dim]")
     if k.shape[0] != q.shape[0]:
         raise ValueError(f"fastattn.{OP}: k must have q's batch size {q.shape[0]}, "

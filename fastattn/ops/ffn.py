@@ -98,7 +98,29 @@ def _backward(ctx, dy, _dh, _dpre):
 ffn_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _usual_call(x, w1, b1, w2, b2, approximate, dropout_p):
+    """True only for a call _check_arguments accepts (a fast accept: see _checks.plain_float_on)."""
+    if type(x) not in _checks.PLAIN_TENSOR_TYPES:
+        return False
+    device, dtype = x.device, x.dtype
+    if not (dtype in _checks.FLOAT_DTYPES and x.dim() >= 1
+            and _checks.plain_float_on(w1, device) and w1.dtype == dtype
+            and _checks.plain_float_on(b1, device) and b1.dtype == dtype
+            and _checks.plain_float_on(w2, device) and w2.dtype == dtype
+            and _checks.plain_float_on(b2, device) and b2.dtype == dtype):
+        return False
+    w1_shape, w2_shape = w1.shape, w2.shape
+    return (len(w1_shape) == 2 and w1_shape[1] == x.shape[-1] > 0 and w1_shape[0] > 0
+            and len(w2_shape) == 2 and w2_shape[1] == w1_shape[0] and w2_shape[0] > 0
+            and b1.shape == w1_shape[:1] and b2.shape == w2_shape[:1]
+            and type(approximate) is str and approximate in APPROXIMATIONS
+            and type(dropout_p) is float
+            and 0.0 <= dropout_p <= 1.0)
+
+
 def _check_arguments(x, w1, b1, w2, b2, approximate, dropout_p):
+    if _usual_call(x, w1, b1, w2, b2, approximate, dropout_p):
+        return
     for name, value in (("x", x), ("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)):
         _checks.check_float_tensor(OP, name, value)
         if name != "x":

@@ -95,7 +95,24 @@ def _backward(ctx, dy, dh_out, _dmean, _drstd):
 layer_norm_residual_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _usual_call(x, residual, weight, bias, eps, dropout_p, return_residual):
+    """True only for a call _check_arguments accepts (a fast accept: see _checks.plain_float_on)."""
+    if type(x) not in _checks.PLAIN_TENSOR_TYPES:
+        return False
+    device, shape = x.device, x.shape
+    hidden = shape[-1:]
+    return (x.dtype in _checks.FLOAT_DTYPES and len(hidden) == 1 and hidden[0] > 0
+            and (residual is None or (_checks.plain_float_on(residual, device)
+                                      and residual.shape == shape and residual.dtype == x.dtype))
+            and _checks.plain_float_on(weight, device) and weight.shape == hidden
+            and _checks.plain_float_on(bias, device) and bias.shape == hidden
+            and type(eps) is float and eps >= 0.0 and type(dropout_p) is float
+            and 0.0 <= dropout_p <= 1.0 and type(return_residual) is bool)
+
+
 def _check_arguments(x, residual, weight, bias, eps, dropout_p, return_residual):
+    if _usual_call(x, residual, weight, bias, eps, dropout_p, return_residual):
+        return
     _checks.check_float_tensor(OP, "x", x)
     if x.dim() < 1 or x.shape[-1] == 0:
         raise ValueError(f"fastattn.{OP}: x must have a non-empty last (hidden) dimension, "
