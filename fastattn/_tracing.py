@@ -10,6 +10,7 @@ to cache. In both cases fastattn takes the paths that depend on shapes only.
 
 import torch
 from torch.fx.experimental.symbolic_shapes import statically_known_true
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 
 # The C functions behind torch.jit.is_tracing and torch.func's own check, called directly: these
@@ -23,6 +24,25 @@ transformed = torch._C._are_functorch_transforms_active
 def recording():
     """True while torch.compile, torch.export or torch.jit.trace records this call."""
     return torch.compiler.is_compiling() or jit_tracing()
+
+
+def recording_or_dispatch_mode():
+    """recording(), or a torch dispatch mode active (make_fx, FakeTensorMode, functionalization):
+    whether a call must reach the trace as a custom op. Written out: it runs on every op call."""
+    return (torch.compiler.is_compiling() or jit_tracing()
+            or _get_current_dispatch_mode() is not None)
+
+
+def plain_eager(*tensors):
+    """True for a call that runs in plain eager mode: nothing records or transforms it
+    (recording_or_dispatch_mode(), torch.func) and its tensors (None allowed) are plain Tensors or
+    Parameters, no subclass. Where an op may run stock PyTorch ops instead of its custom op."""
+    if recording_or_dispatch_mode() or transformed():
+        return False
+    for t in tensors:
+        if t is not None and type(t) is not torch.Tensor and type(t) is not torch.nn.Parameter:
+            return False
+    return True
 
 
 def size_at_most(size, limit, *, unknown):

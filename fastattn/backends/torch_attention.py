@@ -222,6 +222,14 @@ def _attention(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen
     return _varlen_attention(q, k, v, varlen, scale, dropout_p, seed)
 
 
+def attention_inference(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                        max_seqlen_k, causal, scale):
+    """The output of a call that keeps nothing for a backward and has no dropout: what the op front
+    runs in plain eager mode, without the fused op's wrappers and saved-softmax placeholder."""
+    return _attention(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                      max_seqlen_k, causal, scale, 0.0, None).contiguous()
+
+
 def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                   max_seqlen_k, causal, scale, dropout_p, seed):
     with torch.no_grad():

@@ -27,7 +27,6 @@ import inspect
 import typing
 
 import torch
-from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from .. import _checks, _tracing
 from ..backends._device import on_inputs_device
@@ -133,12 +132,6 @@ def _save_nothing(ctx, inputs, output):
     pass
 
 
-def _tracing_mode_active():
-    # _tracing.recording() written out: this runs on every op call.
-    return (torch.compiler.is_compiling() or _tracing.jit_tracing()
-            or _get_current_dispatch_mode() is not None)
-
-
 class FusedOp:
     """Made by `@fused_op("fastattn::name")` over the implementation; then `@op.register_fake` and
     `op.register_autograd(backward, setup_context=...)` as for a torch.library custom op. Call it
@@ -188,7 +181,7 @@ class FusedOp:
 
     def __call__(self, *args):
         # One pass over the arguments (this runs on every op call; host time is what it saves).
-        if _tracing_mode_active():
+        if _tracing.recording_or_dispatch_mode():
             return self.custom_op(*args)
         if _tracing.transformed():
             return self._functorch_function.apply(*args)

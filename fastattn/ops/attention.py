@@ -300,6 +300,11 @@ def _run(op, q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q
                            size=_decode_rows(op, q, max_seqlen_q), inputs=(q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     dropout_p = float(dropout_p)
+    if (name == "torch" and dropout_p == 0.0 and not _tracing.needs_grad(q, k, v)
+            and _tracing.plain_eager(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k)):
+        return _backend_module(name).attention_inference(
+            q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+            causal, scale)
     q, k, v = (_checks.last_dim_contiguous(t) for t in (q, k, v))
     out, _saved = attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
                                 max_seqlen_q, max_seqlen_k, causal, scale, dropout_p,

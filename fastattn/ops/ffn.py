@@ -174,6 +174,9 @@ def ffn(x, w1, b1, w2, b2, *, approximate="none", dropout_p=0.0, backend=None):
     dropout_p = float(dropout_p)
     seed = draw_dropout_seed(dropout_p)
     store_pre = _tracing.needs_grad(x, w1, b1, w2, b2)
+    if (name == "torch" and seed is None and not store_pre
+            and _tracing.plain_eager(x, w1, b1, w2, b2)):
+        return _backend_module(name).ffn_inference(x, w1, b1, w2, b2, approximate)
     rows = x.dim() == 2
     out, _h, _pre = ffn_fwd(x if rows else _checks.as_rows(x), w1, b1, w2, b2, approximate,
                             dropout_p, seed, store_pre, name)
