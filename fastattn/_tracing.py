@@ -12,6 +12,8 @@ import torch
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
+from . import _checks
+
 
 # The C functions behind torch.jit.is_tracing and torch.func's own check, called directly: these
 # checks run on every op call, and a Python wrapper around each costs about 0.1 us. Dynamo
@@ -40,7 +42,7 @@ def plain_eager(*tensors):
     if recording_or_dispatch_mode() or transformed():
         return False
     for t in tensors:
-        if t is not None and type(t) is not torch.Tensor and type(t) is not torch.nn.Parameter:
+        if t is not None and type(t) not in _checks.PLAIN_TENSOR_TYPES:
             return False
     return True
 

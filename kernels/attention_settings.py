@@ -333,19 +333,19 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 # (role, BLOCK_D, is_fp32, dropout) whose tiles still spill registers on sm_80 or sm_90 (compile
 # tier, triton 3.8 and 3.6), all float32 (3-pass TF32): the backward at D=256 and the dK/dV at
 # D=128. Their score products already run over head-dim slices (head_chunk), which let the D=256
-# forward and decode leave the list (2026-12-07) and brought the D=256 dQ from 232-360 B of stack
-# to 0-8 B (8 B without dropout at every tile tried on sm_80, 16x16 to 32x16, 4 or 8 warps, one or
-# two stages); the dK/dV still spills 8-392 B: its dK and dV accumulators and the whole [rows, D]
-# Q and dO operands of their products stay. Slicing the outputs too (one unrolled pass over the
-# blocks per slice of dK/dV or dQ) spilled more, 16-144 B: the compiler issues every slice's loads
-# ahead of the products, so the loaded slices, not the accumulators, fill the registers. Open work.
-# (16-bit dK/dV D=64 with dropout left the list at 16x32/4 warps on sm_80: 198-202 registers;
-# float32 dK/dV D=64 and dQ D=128 with dropout at one stage, 2026-12-06.) On GPUs the triton
-# backend is switched off for calls that would launch one (dispatch picks another backend; asking for triton
-# by name raises and says why); the interpreter, which has no registers, still runs them in the
-# tests. Not when the user allowed TF32 in torch: 1-pass TF32 dots take far fewer registers, and
-# every float32 tile, these included, fits then (120-239 registers, no stack, every flag variant,
-# triton 3.6 and 3.8, 2026-12-06; the compile tier builds them as tf32_configs() lists them).
+# forward and decode leave the list (2026-12-07) and brought the D=256 dQ from 232-360 B of stack to
+# 0-8 B (8 B without dropout at every tile tried on sm_80, 16x16 to 32x16, 4 or 8 warps, one or two
+# stages); the dK/dV still spills 8-392 B: its dK and dV accumulators and the whole [rows, D] Q and
+# dO operands of their products stay. Slicing the outputs too (one unrolled pass over the blocks per
+# slice of dK/dV or dQ) spilled more, 16-144 B: the compiler issues every slice's loads ahead of the
+# products, so the loaded slices, not the accumulators, fill the registers. Open work. (16-bit dK/dV
+# D=64 with dropout left the list at 16x32/4 warps on sm_80: 198-202 registers; float32 dK/dV D=64
+# and dQ D=128 with dropout at one stage, 2026-12-06.) On GPUs the triton backend is switched off
+# for calls that would launch one (dispatch picks another backend; asking for triton by name raises
+# and says why); the interpreter, which has no registers, still runs them in the tests. Not when the
+# user allowed TF32 in torch: 1-pass TF32 dots take far fewer registers, and every float32 tile,
+# these included, fits then (120-239 registers, no stack, every flag variant, triton 3.6 and 3.8,
+# 2026-12-06; the compile tier builds them as tf32_configs() lists them).
 SPILLING = frozenset({
     ("backward_dkdv", 128, True, False),
     ("backward_dkdv", 128, True, True),

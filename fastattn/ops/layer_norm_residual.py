@@ -158,13 +158,13 @@ def layer_norm_residual(x, residual, weight, bias, eps=1e-5, *, dropout_p=0.0,
     dropout_p = float(dropout_p)
     seed = draw_dropout_seed(dropout_p)
     h_is_x = residual is None and seed is None
-    needs_grad = _tracing.needs_grad(x, residual, weight, bias)
-    if (name == "torch" and seed is None and not needs_grad
+    if (name == "torch" and seed is None and not _tracing.needs_grad(x, residual, weight, bias)
             and _tracing.plain_eager(x, residual, weight, bias)):
         y, h = _backend_module(name).layer_norm_residual_inference(x, residual, weight, bias,
                                                                    float(eps))
         return (y, h) if return_residual else y
-    store_h = not h_is_x and (return_residual or needs_grad)
+    # needs_grad only where h's storing depends on it: this runs on every kernel-backend call.
+    store_h = not h_is_x and (return_residual or _tracing.needs_grad(x, residual, weight, bias))
     rows = x.dim() == 2
     y, h, _mean, _rstd = layer_norm_residual_fwd(
         x if rows else _checks.as_rows(x),
