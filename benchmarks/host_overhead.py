@@ -210,15 +210,20 @@ def bert_forward_ms(device, dtype, backends, calls):
     return row
 
 
-def gpt2_token_ms(device, dtype, backends, calls, new_tokens=16):
+def gpt2_token_ms(device, dtype, backends, calls, new_tokens=16, batch=1):
     """ms per generated token of a 12-layer GPT2 of hidden 64 (greedy, KV cache, after a 16-token
-    prompt): what a step of host-bound generation costs, layer modules, cache and ops together."""
+    prompt): what a step of host-bound generation costs, layer modules, cache and ops together.
+    With batch > 1 the prompts are left-padded to 16 (row b has 3 * b pad tokens), as batched
+    generation pads them: every step then carries a key padding mask."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(vocab_size=1000, n_embd=HIDDEN, n_layer=12, n_head=HEADS, n_positions=64)
-    prompt = torch.randint(1, 1000, (1, 16), device=device)
+    prompt = torch.randint(1, 1000, (batch, 16), device=device)
     mask = torch.ones_like(prompt)
-    row = {"case": "gpt2 12 layers, per new token"}
+    for row in range(batch):
+        mask[row, :3 * row] = 0
+    row = {"case": "gpt2 12 layers, per new token" if batch == 1 else
+           f"gpt2 {batch} left-padded, per new token"}
     for impl, model in _model_variants(GPT2LMHeadModel, config, device, dtype, backends):
 
         def generate(model=model):
@@ -272,7 +277,8 @@ def main(argv=None):
                         [EAGER] + backends, "us")
             if not args.no_model:
                 print_table([bert_forward_ms(device, dtype, backends, args.calls),
-                             gpt2_token_ms(device, dtype, backends, args.calls)],
+                             gpt2_token_ms(device, dtype, backends, args.calls),
+                             gpt2_token_ms(device, dtype, backends, args.calls, batch=4)],
                             [EAGER, "sdpa"] + backends, "ms")
     finally:
         torch.set_num_threads(threads)

@@ -19,6 +19,11 @@ measured it yet; a benchmark re-tunes COSTS):
    ~300 * (Sq + width) / Sq key columns of attention: at BERT sizes (S <= 512) a split never pays;
    it does for long batches (S in the thousands) whose lengths are far apart. The backward (about
    2.5x the forward's work, and a gather of dout, dq, dk, dv) scales both sides alike.
+Small problems are not planned at all: on the CPU the bounds are read again on every call (no
+facts are kept on CPU tensors, _tensor_memo) and a cut adds a zero fill and a copy, together
+DeviceCosts.planning seconds, more than a KV-cache decoding step's whole attention (a batch of 4
+left-padded rows, 12 heads, 50 keys: ~190 us planned against ~110 unplanned on one core). GPUs
+read the bounds once per mask and pay only the planner's Python, counted as free until measured.
 Holes are not compacted: a row's keys stay in place (causal visibility depends on positions).
 """
 
@@ -31,10 +36,11 @@ class DeviceCosts(NamedTuple):
     flops: float  # attention FLOP/s that SDPA reaches
     bandwidth: float  # bytes/s of a gather
     launch: float  # seconds of fixed overhead per extra bucket (index copies, kernel launches)
+    planning: float  # seconds a plan costs per call before it saves anything (bounds, bookkeeping)
 
 
 # Estimates, not measurements: an H100 for "cuda", a few-core server for "cpu".
-COSTS = {"cuda": DeviceCosts(4e14, 3e12, 3e-5), "cpu": DeviceCosts(1e11, 2e10, 2e-5)}
+COSTS = {"cuda": DeviceCosts(4e14, 3e12, 3e-5, 0.0), "cpu": DeviceCosts(1e11, 2e10, 2e-5, 8e-5)}
 
 
 class Piece(NamedTuple):
@@ -58,17 +64,32 @@ def _running_windows(windows):
     return out
 
 
+def _costs(device_type):
+    return COSTS.get(device_type, COSTS["cuda"])
+
+
+def _attention_seconds(costs, rows, heads, seqlen_q, width, head_dim):
+    return rows * heads * 4 * seqlen_q * width * head_dim / costs.flops
+
+
+def worth_planning(batch, heads, seqlen_q, seqlen_k, head_dim, device_type):
+    """False when the whole uncut attention costs less than making a plan: nothing to save."""
+    costs = _costs(device_type)
+    return _attention_seconds(costs, batch, heads, seqlen_q, seqlen_k, head_dim) >= costs.planning
+
+
 def plan(bounds, heads, seqlen_q, seqlen_k, head_dim, element_size, device_type):
     """Pieces covering every batch row that sees a key, or None when nothing is worth cutting.
     bounds: (first, end) of each row's real keys, (0, 0) for a row without any."""
-    costs = COSTS.get(device_type, COSTS["cuda"])
+    costs = _costs(device_type)
 
     def seconds(count, window, gathered):
         width = _rounded(window[1] - window[0], seqlen_k)
-        work = 4 * seqlen_q * width * head_dim / costs.flops
-        if gathered:
-            work += 2 * element_size * head_dim * (2 * seqlen_q + 2 * width) / costs.bandwidth
-        return count * heads * work + (costs.launch if gathered else 0.0)
+        work = _attention_seconds(costs, count, heads, seqlen_q, width, head_dim)
+        if not gathered:
+            return work
+        gather = 2 * element_size * head_dim * (2 * seqlen_q + 2 * width) / costs.bandwidth
+        return work + count * heads * gather + costs.launch
 
     rows = sorted((b for b, (first, end) in enumerate(bounds) if end > first),
                   key=lambda b: bounds[b][1] - bounds[b][0])

@@ -37,7 +37,8 @@ def test_the_model_rows_time_bert_and_gpt2_generation(capsys):
     out = capsys.readouterr().out
     model_table = out[out.rindex("case"):]
     rows = _rows(model_table, ["eager", "sdpa", "torch"])
-    assert set(rows) == {"bert 12 layers 1x128 fwd", "gpt2 12 layers, per new token"}
+    assert set(rows) == {"bert 12 layers 1x128 fwd", "gpt2 12 layers, per new token",
+                         "gpt2 4 left-padded, per new token"}
     assert all(len(times) == 3 and min(times) > 0 for times in rows.values())
 
 

@@ -10,6 +10,7 @@ import fastattn
 from fastattn.backends import torch_attention, torch_attention_windows as windows
 
 SEQLEN_K = 37
+COSTS = windows.COSTS  # as shipped, before plans_every_call
 
 
 def _mask(pattern, batch=4):
@@ -26,6 +27,14 @@ def _mask(pattern, batch=4):
         elif pattern == "empty_rows":
             mask[b, :length] = b % 2 == 1
     return mask
+
+
+@pytest.fixture(autouse=True)
+def plans_every_call(monkeypatch):
+    """These shapes are below the CPU's planning cost, which would leave them unplanned (the last
+    tests check that); planning is made free so that the planner runs on them."""
+    monkeypatch.setattr(windows, "COSTS", {device: costs._replace(planning=0.0)
+                                           for device, costs in windows.COSTS.items()})
 
 
 @pytest.fixture
@@ -48,7 +57,7 @@ def sdpa_key_lengths(monkeypatch):
 def rule(request, monkeypatch):
     """"buckets": gathering made free, so the planner splits whenever widths differ."""
     if request.param == "buckets":
-        free = windows.DeviceCosts(1e11, float("inf"), 0.0)
+        free = windows.DeviceCosts(1e11, float("inf"), 0.0, 0.0)
         monkeypatch.setattr(windows, "COSTS", {"cpu": free, "cuda": free})
         monkeypatch.setattr(windows, "KEY_BLOCK", 1)
     return request.param
@@ -107,3 +116,24 @@ def test_key_bounds_read_once_per_mask(monkeypatch, facts_kept_as_on_a_gpu):
     mask[0, -1] = True
     fastattn.attention(q, k, v, key_padding_mask=mask, backend="torch")
     assert reads == [torch.Size([4, 2])] * 2
+
+
+def test_small_problems_are_not_planned_on_the_cpu(monkeypatch, sdpa_key_lengths):
+    """A decoding step of a left-padded batch: the whole attention costs less than its plan, so
+    SDPA gets every key column and the mask's bounds are never read."""
+    monkeypatch.setattr(windows, "COSTS", COSTS)
+    monkeypatch.setattr(torch_attention, "key_bounds", _unexpected_read)
+    q, k, v = attn_cases.make_qkv(4, 4, 2, 1, SEQLEN_K, 16, torch.float32, "cpu", seed=33)
+    attn_cases.check_dense("torch", q, k, v, causal=True, mask=_mask("left"))
+    assert sdpa_key_lengths == [(4, SEQLEN_K)]
+
+
+def _unexpected_read(mask):
+    raise AssertionError("key bounds read for a problem too small to plan")
+
+
+def test_worth_planning_weighs_the_attention_against_the_planning_cost(monkeypatch):
+    monkeypatch.setattr(windows, "COSTS", COSTS)
+    assert not windows.worth_planning(4, 12, 1, 50, 64, "cpu")  # a decoding step
+    assert windows.worth_planning(4, 12, 128, 128, 64, "cpu")  # a prompt
+    assert windows.worth_planning(4, 12, 1, 50, 64, "cuda")  # free on GPUs until measured
