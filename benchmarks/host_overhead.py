@@ -220,8 +220,8 @@ def gpt2_token_ms(device, dtype, backends, calls, new_tokens=16, batch=1):
     config = GPT2Config(vocab_size=1000, n_embd=HIDDEN, n_layer=12, n_head=HEADS, n_positions=64)
     prompt = torch.randint(1, 1000, (batch, 16), device=device)
     mask = torch.ones_like(prompt)
-    for row in range(batch):
-        mask[row, :3 * row] = 0
+    for b in range(batch):
+        mask[b, :3 * b] = 0
     row = {"case": "gpt2 12 layers, per new token" if batch == 1 else
            f"gpt2 {batch} left-padded, per new token"}
     for impl, model in _model_variants(GPT2LMHeadModel, config, device, dtype, backends):

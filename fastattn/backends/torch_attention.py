@@ -41,18 +41,18 @@ def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
 
 def _sdpa(q, k, v, visible, is_causal, scale):
     """SDPA with rows that see no key returning zeros instead of NaN."""
-    gqa = q.shape[1] != k.shape[1]
+    def sdpa(mask):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                              scale=scale, enable_gqa=q.shape[1] != k.shape[1])
+
     if visible is None:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=scale,
-                                              enable_gqa=gqa)
+        return sdpa(None)
     sees_a_key = visible.any(-1, keepdim=True)
     if sees_a_key.device.type == "cpu" and bool(sees_a_key.all()):
         # Every row sees a key (the usual case): on the CPU, where the check is no device sync,
         # one read saves the dummy-row fill and the zeroing, two-fifths of a decoding step's SDPA.
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, scale=scale,
-                                              enable_gqa=gqa)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=visible | ~sees_a_key, scale=scale,
-                                         enable_gqa=gqa)
+        return sdpa(visible)
+    out = sdpa(visible | ~sees_a_key)
     return out * sees_a_key.to(out.dtype)
 
 

@@ -22,7 +22,7 @@ measured it yet; a benchmark re-tunes COSTS):
 Small problems are not planned at all: on the CPU the bounds are read again on every call (no
 facts are kept on CPU tensors, _tensor_memo) and a cut adds a zero fill and a copy, together
 DeviceCosts.planning seconds, more than a KV-cache decoding step's whole attention (a batch of 4
-left-padded rows, 12 heads, 50 keys: ~190 us planned against ~110 unplanned on one core). GPUs
+left-padded rows, 12 heads, 48 keys: ~170 us planned against ~95 unplanned on one core). GPUs
 read the bounds once per mask and pay only the planner's Python, counted as free until measured.
 Holes are not compacted: a row's keys stay in place (causal visibility depends on positions).
 """
