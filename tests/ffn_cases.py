@@ -64,7 +64,16 @@ def check_against_reference(backend, inputs, approximate, keep_mask=None, dropou
     eager_grads = torch.autograd.grad(eager, eager_leaves, dy)
     for name, g, r, e, leaf in zip(GRAD_NAMES, got, ref_grads, eager_grads, leaves):
         assert g.dtype == leaf.dtype and g.shape == leaf.shape, name
+        if name in ("dw1", "dw2"):
+            assert_laid_out_as(name, g, leaf)
         assert_grad_numerics(name, g, r, e)
+
+
+def assert_laid_out_as(name, grad, weight):
+    """A weight gradient comes in its weight's layout, row- or column-major (GPT-2's Conv1D weights
+    are transposed views): autograd then accumulates it without a transposing copy."""
+    assert (grad.is_contiguous(), grad.t().is_contiguous()) == (
+        weight.is_contiguous(), weight.t().is_contiguous()), (name, grad.stride(), weight.stride())
 
 
 def _dropout_call(backend, call_seed, approximate, dropout_p):

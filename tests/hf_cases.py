@@ -58,8 +58,12 @@ def _check_grads(run, model, device, dtype, backend):
     ref, eager, patched = hf_models.variants(model, device, dtype, backend)
     got, ref_grads, eager_grads = (named_grads(m, run(m)) for m in (patched, ref, eager))
     assert got.keys() == ref_grads.keys()
+    params = dict(patched.named_parameters())
     for name in got:
         assert_grad_numerics(f"grad {name}", got[name], ref_grads[name], eager_grads[name])
+        # Laid out as its parameter, or autograd copies it into that layout at every step
+        # (GPT-2's Conv1D weights are stored [in, out]: fastattn/backends/_weight_layout.py).
+        assert got[name].stride() == params[name].stride(), (name, got[name].stride())
 
 
 def check_bert_grads(device, dtype, backend, pattern="holes", seqlen=13, batch=3):

@@ -27,6 +27,7 @@ import torch
 
 from .. import _alloc, _extension
 from .._rng import dropout_scale
+from ._weight_layout import stored_transposed, weight_grad
 from .cuda_gelu import bias_gelu_bwd, bias_gelu_fwd
 
 
@@ -112,13 +113,21 @@ def _gelu_input_grad(dy, w2, pre, approximate):
     return bias_gelu_bwd(dh, pre, _zero_bias(pre.shape[1], pre), approximate)
 
 
+def _product(a, b):
+    """a @ b as a new row-major matrix (a plain GEMM; a and b may be strided views)."""
+    return _linear(a, b.t(), None, _alloc.empty((a.shape[0], b.shape[1]), a))
+
+
 def _down_weight_grads(dy, h, w2):
-    """(dW2, db2) = (dY^T @ h, the column sums of dY). With no rows both are zero (cuBLAS with
-    K = 0, on the ATen path, writes dW2 as such)."""
-    dw2, db2 = _alloc.empty(tuple(w2.shape), h), _alloc.empty((w2.shape[0],), h)
-    if h.dtype in BGRADB_DTYPES and _fused(dy.t(), h.t(), dw2, "bgradb", db2):
-        return dw2, db2
-    return _linear(dy.t(), h.t(), None, dw2), dy.sum(0, dtype=torch.float32).to(h.dtype)
+    """(dW2, db2) = (dY^T @ h in w2's layout, the column sums of dY). With no rows both are zero
+    (cuBLAS with K = 0, on the ATen path, writes dW2 as such). BGRADB sums the rows of the GEMM's
+    first operand, dY^T in dW2 = dY^T @ h; a transposed w2 (GPT-2's) is given dW2^T = h^T @ dY,
+    whose first operand is h^T, so it takes a plain GEMM and dY's column sums, as float16 does."""
+    if h.dtype in BGRADB_DTYPES and not stored_transposed(w2):
+        dw2, db2 = _alloc.empty(tuple(w2.shape), h), _alloc.empty((w2.shape[0],), h)
+        if _fused(dy.t(), h.t(), dw2, "bgradb", db2):
+            return dw2, db2
+    return weight_grad(w2, dy, h, _product), dy.sum(0, dtype=torch.float32).to(h.dtype)
 
 
 def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
@@ -126,6 +135,6 @@ def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
         dy = _dropout(dy, dropout_p, seed)
     da, db1 = _gelu_input_grad(dy, w2, pre, approximate)
     dw2, db2 = _down_weight_grads(dy, h, w2)
-    dw1 = _linear(da.t(), x.t(), None, _alloc.empty(tuple(w1.shape), x))
+    dw1 = weight_grad(w1, da, x, _product)
     dx = _linear(da, w1.t(), None, _alloc.empty(tuple(x.shape), x))
     return dx, dw1, db1, dw2, db2

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .._rng import dropout_scale
+from ._weight_layout import weight_grad
 from .torch_layer_norm import _keep_mask
 
 
@@ -40,6 +41,6 @@ def ffn_fwd(x, w1, b1, w2, b2, approximate, dropout_p, seed, store_pre):
 def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
     if seed is not None:
         dy = _dropout(dy, dropout_p, seed)
-    dw2, db2 = dy.t() @ h, dy.sum(0)
+    dw2, db2 = weight_grad(w2, dy, h, torch.mm), dy.sum(0)
     da = torch.ops.aten.gelu_backward(dy @ w2, pre, approximate=approximate)
-    return da @ w1, da.t() @ x, da.sum(0), dw2, db2
+    return da @ w1, weight_grad(w1, da, x, torch.mm), da.sum(0), dw2, db2

@@ -19,6 +19,7 @@ from ..kernels.ffn_matmul_tma import ffn_matmul_tma_kernel
 from ..kernels.host_math import ceil_div
 from ._attention_layout import dot_precision
 from ._device import multiprocessor_count, tile_arch
+from ._weight_layout import weight_grad
 
 # Programs of the persistent TMA kernel under the interpreter (CPU tensors): a few, so that each
 # walks several tiles.
@@ -141,7 +142,10 @@ def ffn_bwd(dy, x, w1, w2, h, pre, approximate, dropout_p, seed):
     db1 = partial.sum(0).to(x.dtype)
     db2 = dy.sum(0, dtype=torch.float32).to(x.dtype)
     # K = rows may be 0 here: the kernels then write zero weight gradients.
-    dw2 = _matmul(dy.t(), h, _alloc.empty(tuple(w2.shape), x))
-    dw1 = _matmul(da.t(), x, _alloc.empty(tuple(w1.shape), x))
+    def product(a, b):
+        return _matmul(a, b, _alloc.empty((a.shape[0], b.shape[1]), x))
+
+    dw2 = weight_grad(w2, dy, h, product)
+    dw1 = weight_grad(w1, da, x, product)
     dx = _matmul(da, w1, _alloc.empty((rows, width), x))
     return dx, dw1, db1, dw2, db2

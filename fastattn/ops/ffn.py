@@ -31,6 +31,7 @@ from torch import Tensor
 from .. import _autocast, _checks, _tracing
 from ._fused_op import fused_op
 from ..backends import module_for
+from ..backends._weight_layout import empty_like_weight
 from .._dispatch import resolve_backend
 from .._rng import draw_dropout_seed, seed_value
 
@@ -70,8 +71,9 @@ def ffn_bwd(dy: Tensor, x: Tensor, w1: Tensor, w2: Tensor, h: Tensor, pre: Tenso
 
 @ffn_bwd.register_fake
 def _(dy, x, w1, w2, h, pre, approximate, dropout_p, seed, backend):
-    return (x.new_empty(x.shape), w1.new_empty(w1.shape), w1.new_empty(w1.shape[0]),
-            w2.new_empty(w2.shape), w2.new_empty(w2.shape[0]))
+    # Weight gradients come laid out as the weights are (backends/_weight_layout.py).
+    return (x.new_empty(x.shape), empty_like_weight(w1), w1.new_empty(w1.shape[0]),
+            empty_like_weight(w2), w2.new_empty(w2.shape[0]))
 
 
 def _setup_context(ctx, inputs, output):

@@ -66,15 +66,18 @@ class FakeExtension:
         partial[0] = grad_in.sum(0)
 
 
-def run(monkeypatch, approximate, declined=(), store_pre=True, dtype=torch.float64):
-    """(fake extension, outputs and gradients of the cuda backend, the same from the reference)."""
+def run(monkeypatch, approximate, declined=(), store_pre=True, dtype=torch.float64,
+        layout="contiguous"):
+    """(fake extension, outputs and gradients of the cuda backend, the same from the reference).
+    layout "transposed": the weights are transposed views, as GPT-2's Conv1D weights."""
     fake = FakeExtension(declined)
     monkeypatch.setattr(_extension, "require", lambda: fake)
     # float64 stands in for bfloat16, which takes BGRADB (test_bgradb_is_bfloat16_only) and
     # DGELU_BGRAD
     monkeypatch.setattr(cuda_ffn, "BGRADB_DTYPES", (torch.bfloat16, torch.float64))
     monkeypatch.setattr(cuda_ffn, "DGELU_BGRAD_DTYPES", (torch.bfloat16, torch.float64))
-    x, w1, b1, w2, b2 = ffn_cases.make_inputs((6, 24), 40, 16, dtype, "cpu", seed=2)
+    x, w1, b1, w2, b2 = ffn_cases.make_inputs((6, 24), 40, 16, dtype, "cpu", seed=2, layout=layout)
+    x = x.contiguous()  # the op front hands the backends rows with a contiguous last dimension
     dy = torch.randn(6, 16, generator=torch.Generator().manual_seed(1), dtype=dtype)
     out, h, pre = cuda_ffn.ffn_fwd(x, w1, b1, w2, b2, approximate, 0.0, None, store_pre)
     grads = cuda_ffn.ffn_bwd(dy, x, w1, w2, h, pre, approximate, 0.0, None) if store_pre else ()
@@ -103,6 +106,23 @@ def test_outputs_and_gradients_on_every_path(monkeypatch, approximate, declined)
 def test_each_gemm_takes_its_epilogue(monkeypatch, approximate, store_pre, calls):
     fake, _, _ = run(monkeypatch, approximate, store_pre=store_pre)
     assert fake.calls == calls
+
+
+@pytest.mark.parametrize("approximate,calls", [
+    ("tanh", ["gelu_aux_bias", "bias", "dgelu_bgrad", "none", "none", "none"]),
+    ("none", ["bias", "bias", "none", "none", "none", "none"]),
+])
+def test_transposed_weights_get_gradients_in_their_layout(monkeypatch, approximate, calls):
+    """GPT-2's weights (transposed views): dW1 and dW2 come column-major, as the weights are
+    stored, and dW2 leaves BGRADB (its bias would sum h, not dY) for a plain GEMM."""
+    fake, got, expected = run(monkeypatch, approximate, layout="transposed")
+    assert fake.calls == calls
+    weights = dict(zip(("dw1", "dw2"), ffn_cases.make_inputs(
+        (6, 24), 40, 16, torch.float64, "cpu", seed=2, layout="transposed")[1::2]))
+    for name, g, e in zip(("y", "dx", "dw1", "db1", "dw2", "db2"), got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-6, msg=name)
+        if name in weights:
+            ffn_cases.assert_laid_out_as(name, g, weights[name])
 
 
 def test_a_declined_epilogue_falls_back_to_aten(monkeypatch):

@@ -9,10 +9,17 @@ from fastattn import reference
 from numerics import assert_grad_numerics, assert_numerics
 
 
-def op_inputs(requires_grad, rows=6, width=20, hidden=36, out=12):
+def op_inputs(requires_grad, rows=6, width=20, hidden=36, out=12, transposed_weights=False):
+    """x, w1, b1, w2, b2; with transposed_weights the weights are views of [in, out] matrices, as
+    GPT-2's Conv1D stores them (their gradients then come column-major too)."""
     generator = torch.Generator().manual_seed(0)
     shapes = [(rows, width), (hidden, width), (hidden,), (out, hidden), (out,)]
-    return [(torch.randn(*s, generator=generator) / 4).requires_grad_(requires_grad) for s in shapes]
+    if transposed_weights:
+        shapes[1], shapes[3] = shapes[1][::-1], shapes[3][::-1]
+    tensors = [torch.randn(*s, generator=generator) / 4 for s in shapes]
+    if transposed_weights:
+        tensors[1], tensors[3] = tensors[1].t(), tensors[3].t()
+    return [t.requires_grad_(requires_grad) for t in tensors]
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -28,9 +35,12 @@ def test_forward_op_refuses_to_differentiate_without_pre():
         torch.ops.fastattn.ffn_fwd(*op_inputs(requires_grad=True), "none", 0.0, None, False, "torch")
 
 
+@pytest.mark.parametrize("transposed_weights", [False, True])
 @pytest.mark.parametrize("dropout", [False, True])
-def test_opcheck_backward_op(dropout):
-    x, w1, b1, w2, b2 = op_inputs(requires_grad=False)
+def test_opcheck_backward_op(dropout, transposed_weights):
+    """With transposed weights this also checks that the fake function gives the weight gradients
+    the column-major strides the backend returns."""
+    x, w1, b1, w2, b2 = op_inputs(requires_grad=False, transposed_weights=transposed_weights)
     seed = torch.tensor([99], dtype=torch.int64) if dropout else None
     out, h, pre = torch.ops.fastattn.ffn_fwd(x, w1, b1, w2, b2, "tanh", 0.1, seed, True, "torch")
     args = (torch.randn_like(out), x, w1, w2, h, pre, "tanh", 0.1, seed, "torch")
@@ -42,11 +52,13 @@ def block(x, w1, b1, w2, b2):
     return fastattn.ffn(x * 2, w1, b1, w2, b2, approximate="tanh") + x[..., :w2.shape[0]]
 
 
+@pytest.mark.parametrize("transposed_weights", [False, True])
 @pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])
-def test_torch_compile_fullgraph_forward_and_backward(compiler):
+def test_torch_compile_fullgraph_forward_and_backward(compiler, transposed_weights):
     torch._dynamo.reset()
     compiled = torch.compile(block, fullgraph=True, backend=compiler)
-    inputs = op_inputs(requires_grad=True, rows=5, width=16, out=16)
+    inputs = op_inputs(requires_grad=True, rows=5, width=16, out=16,
+                       transposed_weights=transposed_weights)
     out = compiled(*inputs)
     ref_inputs = [t.detach().double().requires_grad_() for t in inputs]
     ref = reference.ffn(ref_inputs[0] * 2, *ref_inputs[1:], "tanh") + ref_inputs[0][..., :16]
