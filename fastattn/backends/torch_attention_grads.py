@@ -36,9 +36,17 @@ def probabilities(q, k, visible, scale):
     scores = torch.matmul(q, k.transpose(-1, -2)).to(compute_dtype(q.dtype)) * scale
     if visible is None:
         return torch.softmax(scores, dim=-1)
+    # In place: scores is this function's own tensor, and no backward reads it (the recomputed
+    # forward of the torch backend's backward differentiates through here).
+    scores.masked_fill_(~visible, float("-inf"))
     sees_a_key = visible.any(-1, keepdim=True)
-    scores = scores.masked_fill(~visible, float("-inf")).masked_fill(~sees_a_key, 0.0)
-    return torch.softmax(scores, dim=-1).masked_fill(~visible, 0.0)
+    if sees_a_key.device.type == "cpu" and bool(sees_a_key.all()):
+        # Every row sees a key (the usual case; on the CPU the check is no device sync): hidden
+        # keys already come out as exp(-inf) = 0.
+        return torch.softmax(scores, dim=-1)
+    # A row that sees no key would be softmax(-inf, ...) = NaN: it takes zeros, then P = 0 there.
+    scores.masked_fill_(~sees_a_key, 0.0)
+    return torch.softmax(scores, dim=-1) * sees_a_key
 
 
 def _sum_query_groups(grad, kv_heads):
