@@ -7,6 +7,7 @@ Only real-token positions are compared: what padded positions hold differs by de
 """
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -138,9 +139,68 @@ def check_autocast_training(device, autocast_dtype, backend, model_class, seqlen
 
 def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12, config=None):
     """Left-padded prompts, KV cache: the same greedy tokens as the unpatched model (in dtype)."""
-    expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
+    expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
                                    config=config)
-    _assert_same_tokens(got, expected)
+    _assert_same_generation(got, expected)
+
+
+# transformers renamed the KV cache argument (and generate's output field) inside 5.x:
+# past_key_values -> cache.
+CACHE_KWARG = ("cache" if "cache" in inspect.signature(GPT2LMHeadModel.forward).parameters
+               else "past_key_values")
+# Ways of generating besides greedy search that reach the attention differently: beams reorder
+# and expand the cache, sampling draws from the logits, prompt lookup and an assistant model verify
+# several draft tokens at once (queries Sq > 1 against a cache: bottom-right causal), a continued
+# call resumes from a returned cache with new tokens, chunked prefill fills the cache piecewise.
+# Prompt lookup and assisted generation take one sequence (transformers' rule).
+GENERATION_MODES = ("beam search", "sampling", "prompt lookup", "assisted", "continued",
+                    "chunked prefill")
+
+
+def _generate_in_mode(model, mode, ids, mask, new_tokens, assistant):
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, use_cache=True,
+                  pad_token_id=hf_models.gpt2_config().pad_token_id, return_dict_in_generate=True,
+                  output_logits=True)
+    torch.manual_seed(7)  # sampling: the same draws for both models
+    if mode == "beam search":
+        return model.generate(ids, attention_mask=mask, num_beams=3, do_sample=False, **kwargs)
+    if mode == "sampling":
+        return model.generate(ids, attention_mask=mask, do_sample=True, top_k=8, **kwargs)
+    if mode == "prompt lookup":
+        return model.generate(ids[:1], attention_mask=mask[:1], prompt_lookup_num_tokens=3,
+                              do_sample=False, **kwargs)
+    if mode == "assisted":
+        return model.generate(ids[:1], attention_mask=mask[:1], assistant_model=assistant,
+                              do_sample=False, **kwargs)
+    if mode == "chunked prefill":
+        return model.generate(ids, attention_mask=mask, prefill_chunk_size=3, do_sample=False,
+                              **kwargs)
+    if mode == "continued":
+        first = model.generate(ids, attention_mask=mask, do_sample=False, **kwargs)
+        more = hf_models.input_ids(ids.shape[0], 4, seed=5).to(ids.device)
+        ids = torch.cat([first.sequences, more], 1)
+        mask = torch.cat([mask, mask.new_ones(ids.shape[0], ids.shape[1] - mask.shape[1])], 1)
+        return model.generate(ids, attention_mask=mask, do_sample=False,
+                              **{CACHE_KWARG: getattr(first, CACHE_KWARG)}, **kwargs)
+    raise ValueError(mode)
+
+
+def check_generation_mode(device, dtype, backend, mode, batch=3, prompt=9, new_tokens=8):
+    """Left-padded prompts generated in `mode` (GENERATION_MODES): the same tokens as the
+    unpatched model, and the same logits at each step (a tiny random model's argmax shrugs off
+    most attention errors: the logits do not)."""
+    model = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
+    assistant = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config(n_layer=1), seed=1)
+    assistant.to(device, dtype)
+    ids, mask = hf_models.input_ids(batch, prompt), hf_models.attention_mask(batch, prompt, "left")
+    # Prompt lookup finds its drafts in the prompt: give the first prompt a repeated stretch.
+    ids[0, -4:] = ids[0, -8:-4]
+    _ref, eager, patched = hf_models.variants(model, device, dtype, backend)
+    ids, mask = ids.to(device), mask.to(device)
+    with torch.no_grad():
+        expected, got = (_generate_in_mode(m, mode, ids, mask, new_tokens, assistant)
+                         for m in (eager, patched))
+    _assert_same_generation(got, expected, mode)
 
 
 def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
@@ -150,9 +210,9 @@ def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new
     fallback, which only the prefill takes (one call per layer)."""
     with (hf_spy.spy("attention") as calls,
           hf_spy.spy("sdpa_attention_forward", module=hf_attention) as fallback):
-        expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
+        expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
                                        cache_implementation="static")
-    _assert_same_tokens(got, expected)
+    _assert_same_generation(got, expected)
     layers = hf_models.gpt2_config().n_layer
     dense = len(fallback["sdpa_attention_forward"])
     assert dense == layers, f"dense-mask fallback calls {dense}: the prefill's {layers} expected"
@@ -172,9 +232,9 @@ def check_compiled_static_cache_generation(device, dtype, backend, compile_backe
     compile_config._compile_all_devices = True  # also on CPU, where transformers would not compile
     torch._dynamo.reset()
     with torch._dynamo.config.patch(recompile_limit=1):
-        expected, got = _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens,
+        expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
                                        cache_implementation="static", compile_config=compile_config)
-    _assert_same_tokens(got, expected)
+    _assert_same_generation(got, expected)
 
 
 def check_tester_size_models(device, dtype, backend):
@@ -197,18 +257,28 @@ def check_tester_size_models(device, dtype, backend):
         check_greedy_generation(device, dtype, backend, config=gpt2_config)
 
 
-def _assert_same_tokens(got, expected):
-    assert torch.equal(got, expected), f"patched generated {got.tolist()}, unpatched {expected.tolist()}"
+def _assert_same_generation(got, expected, what="greedy"):
+    """The same tokens and the same logits at every step (generate's outputs with
+    return_dict_in_generate and output_logits): a tiny random model's argmax shrugs off most
+    attention errors, its logits do not. Float32 models: 1e-4."""
+    assert torch.equal(got.sequences, expected.sequences), (
+        f"{what}: patched generated {got.sequences.tolist()}, unpatched {expected.sequences.tolist()}")
+    assert len(got.logits) == len(expected.logits)
+    for step, (logits, ref_logits) in enumerate(zip(got.logits, expected.logits)):
+        torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-4,
+                                   msg=lambda text: f"{what}, logits of step {step}: {text}")
 
 
-def _greedy_tokens(device, dtype, backend, batch, prompt, new_tokens, config=None,
+def _greedy_generations(device, dtype, backend, batch, prompt, new_tokens, config=None,
                    **generate_kwargs):
-    """(unpatched, patched) greedy generations from the same left-padded prompts."""
+    """(unpatched, patched) greedy generations (generate's output objects, with the logits of each
+    step) from the same left-padded prompts."""
     model = hf_models.make_model(GPT2LMHeadModel, config or hf_models.gpt2_config())
     ids, mask = hf_models.input_ids(batch, prompt), hf_models.attention_mask(batch, prompt, "left")
     _ref, eager, patched = hf_models.variants(model, device, dtype, backend)
     kwargs = dict(max_new_tokens=new_tokens, do_sample=False, use_cache=True,
-                  pad_token_id=hf_models.gpt2_config().pad_token_id)
+                  pad_token_id=hf_models.gpt2_config().pad_token_id, return_dict_in_generate=True,
+                  output_logits=True)
     with torch.no_grad():
         expected = eager.generate(ids.to(device), attention_mask=mask.to(device), **kwargs)
         got = patched.generate(ids.to(device), attention_mask=mask.to(device), **kwargs,

@@ -34,6 +34,11 @@ def test_greedy_generation(device, backend):
     hf_cases.check_greedy_generation(device, torch.float32, backend)
 
 
+@pytest.mark.parametrize("mode", hf_cases.GENERATION_MODES)
+def test_generation_modes(device, backend, mode):
+    hf_cases.check_generation_mode(device, torch.float32, backend, mode)
+
+
 def test_static_cache_generation(device, backend):
     hf_cases.check_static_cache_generation(device, torch.float32, backend)
 

@@ -1,5 +1,6 @@
 """Patched tiny BERT and GPT2 on the GPU, every backend and dtype (bfloat16 too), against the
-unpatched models under the numerics rule; greedy generation; inductor fullgraph compile."""
+unpatched models under the numerics rule; greedy generation and the other generation modes;
+inductor fullgraph compile."""
 
 import copy
 
@@ -43,6 +44,12 @@ def test_mixed_precision_training_under_autocast(device, backend, model_class, a
 def test_greedy_generation(device, backend):
     # float32 only: in 16-bit types a near-tie between two logits may legitimately round either way.
     hf_cases.check_greedy_generation(device, torch.float32, backend, batch=4, new_tokens=32)
+
+
+@pytest.mark.parametrize("mode", hf_cases.GENERATION_MODES)
+def test_generation_modes(device, backend, mode):
+    # float32, as greedy generation: the same tokens and logits as the unpatched model.
+    hf_cases.check_generation_mode(device, torch.float32, backend, mode, batch=4)
 
 
 @pytest.mark.parametrize("model_class,config", [(GPT2LMHeadModel, hf_models.gpt2_config),
