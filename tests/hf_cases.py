@@ -141,7 +141,7 @@ def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_token
     """Left-padded prompts, KV cache: the same greedy tokens as the unpatched model (in dtype)."""
     expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
                                    config=config)
-    _assert_same_generation(got, expected)
+    assert_same_generation(got, expected)
 
 
 # transformers renamed the KV cache argument (and generate's output field) inside 5.x:
@@ -200,7 +200,7 @@ def check_generation_mode(device, dtype, backend, mode, batch=3, prompt=9, new_t
     with torch.no_grad():
         expected, got = (_generate_in_mode(m, mode, ids, mask, new_tokens, assistant)
                          for m in (eager, patched))
-    _assert_same_generation(got, expected, mode)
+    assert_same_generation(got, expected, mode)
 
 
 def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
@@ -212,7 +212,7 @@ def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new
           hf_spy.spy("sdpa_attention_forward", module=hf_attention) as fallback):
         expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
                                        cache_implementation="static")
-    _assert_same_generation(got, expected)
+    assert_same_generation(got, expected)
     layers = hf_models.gpt2_config().n_layer
     dense = len(fallback["sdpa_attention_forward"])
     assert dense == layers, f"dense-mask fallback calls {dense}: the prefill's {layers} expected"
@@ -234,7 +234,7 @@ def check_compiled_static_cache_generation(device, dtype, backend, compile_backe
     with torch._dynamo.config.patch(recompile_limit=1):
         expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
                                        cache_implementation="static", compile_config=compile_config)
-    _assert_same_generation(got, expected)
+    assert_same_generation(got, expected)
 
 
 def check_tester_size_models(device, dtype, backend):
@@ -257,7 +257,7 @@ def check_tester_size_models(device, dtype, backend):
         check_greedy_generation(device, dtype, backend, config=gpt2_config)
 
 
-def _assert_same_generation(got, expected, what="greedy"):
+def assert_same_generation(got, expected, what="greedy"):
     """The same tokens and the same logits at every step (generate's outputs with
     return_dict_in_generate and output_logits): a tiny random model's argmax shrugs off most
     attention errors, its logits do not. Float32 models: 1e-4."""

@@ -104,15 +104,17 @@ def check_encoder_decoder(decoder, device, dtype, backend):
 
 
 def check_encoder_decoder_generation(decoder, device, dtype, backend, new_tokens=6):
-    """Greedy generation from the encoder's padded batch: the same tokens as unpatched."""
+    """Greedy generation from the encoder's padded batch (float32): the same tokens and logits
+    as unpatched."""
     model = encoder_decoder(decoder)
     _, eager, patched = hf_models.variants(model, device, dtype, backend)
     kwargs, _ = _seq2seq_inputs(device)
     inputs = dict(input_ids=kwargs["input_ids"], attention_mask=kwargs["attention_mask"],
-                  max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+                  max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
+                  return_dict_in_generate=True, output_logits=True)
     with torch.no_grad():
         expected, got = (m.generate(**inputs) for m in (eager, patched))
-    assert torch.equal(got, expected), (got, expected)
+    hf_cases.assert_same_generation(got, expected, f"bert2{decoder}")
 
 
 def check_wrapper_training(device, dtype, backend):
