@@ -30,7 +30,7 @@ from ..ops import cu_seqlens_facts
 from ..reference import attention_visible_keys
 from . import torch_attention_windows, torch_philox
 from ._attention_layout import VarlenPadding, key_bounds
-from .torch_attention_grads import attention_grads, probabilities
+from .torch_attention_grads import attention_grads, every_row_sees_a_key_on_cpu, probabilities
 
 SAVED_SOFTMAX = "none"
 
@@ -48,9 +48,8 @@ def _sdpa(q, k, v, visible, is_causal, scale):
     if visible is None:
         return sdpa(None)
     sees_a_key = visible.any(-1, keepdim=True)
-    if sees_a_key.device.type == "cpu" and bool(sees_a_key.all()):
-        # Every row sees a key (the usual case): on the CPU, where the check is no device sync,
-        # one read saves the dummy-row fill and the zeroing, two-fifths of a decoding step's SDPA.
+    if every_row_sees_a_key_on_cpu(sees_a_key):
+        # No dummy-row fill and zeroing: two-fifths of a CPU decoding step's SDPA.
         return sdpa(visible)
     out = sdpa(visible | ~sees_a_key)
     return out * sees_a_key.to(out.dtype)

@@ -30,6 +30,13 @@ def _row_blocks(batch, heads, seqlen_q, seqlen_k):
     return [slice(start, min(start + rows, seqlen_q)) for start in range(0, seqlen_q, rows)]
 
 
+def every_row_sees_a_key_on_cpu(sees_a_key):
+    """True when sees_a_key ([..., 1] bool, a row's any() over its visible keys) is all True and
+    on the CPU, where reading it back is no device sync: the usual case, in which the no-key-row
+    fill and zeroing can be skipped. Always False on GPUs (reading would sync)."""
+    return sees_a_key.device.type == "cpu" and bool(sees_a_key.all())
+
+
 def probabilities(q, k, visible, scale):
     """P (float32, float64 for float64) for q [B, H, r, D] against k [B, H, Sk, D]; visible bool
     [B or 1, 1, r, Sk] or None."""
@@ -40,9 +47,7 @@ def probabilities(q, k, visible, scale):
     # forward of the torch backend's backward differentiates through here).
     scores.masked_fill_(~visible, float("-inf"))
     sees_a_key = visible.any(-1, keepdim=True)
-    if sees_a_key.device.type == "cpu" and bool(sees_a_key.all()):
-        # Every row sees a key (the usual case; on the CPU the check is no device sync): hidden
-        # keys already come out as exp(-inf) = 0.
+    if every_row_sees_a_key_on_cpu(sees_a_key):  # hidden keys come out as exp(-inf) = 0
         return torch.softmax(scores, dim=-1)
     # A row that sees no key would be softmax(-inf, ...) = NaN: it takes zeros, then P = 0 there.
     scores.masked_fill_(~sees_a_key, 0.0)
