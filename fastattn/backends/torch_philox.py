@@ -1,67 +1,80 @@
-"""Triton's Philox streams (`tl.rand`, and `tl.randint4x` whose four words' 16-bit halves attention
-dropout uses) with stock torch ops, fast enough for the torch backend.
+"""Triton's Philox stream (`tl.randint4x`, whose four words' 16-bit halves attention dropout uses)
+with stock torch ops, fast enough for the torch backend.
 
-The same numbers as fastattn.reference.philox_uniform (the oracle, checked in the tests), computed
-differently:
-- the 32x32-bit products are one int64 multiply each: both factors are below 2^32, so the 64 product
-  bits are exact modulo 2^64 (int64 multiplication wraps on CPUs and GPUs), and a shift and a mask
-  take the high and low words. The oracle splits the constant into 16-bit halves instead: twice
-  the ops.
-- the stream is made in chunks whose dozen int64 temporaries stay in the cache (CPU) or L2 (GPU),
-  with the offsets of each chunk generated in place, never the whole int64 offset tensor.
-On a 2-core CPU, 6.3M uniforms took 0.26 s against the oracle's 3.9 s (2026-11-26). The attention
-dropout of the torch backend draws its keep mask here: on an H200 a GPT2 training step spent
-seconds on the oracle's version.
+The same numbers as fastattn.reference.philox_words (the oracle, checked in the tests), computed
+with fewer ops, since at the torch backend's small sizes each op's fixed cost is most of the time:
+- a 32x32-bit product is one int64 multiply: both factors are below 2^32, so the 64 product bits
+  are exact modulo 2^64 (int64 multiplication wraps on CPUs and GPUs), and a shift gives the high
+  word. The oracle splits the constant into 16-bit halves instead: twice the ops.
+- the two products of a round are one multiply of a [2, n] tensor (c0, c2) by (A, B); the round's
+  word swap is done by writing the two xors into the rows of the next (c0, c2) (`out=` row views)
+  and by taking the low words as views of the product rows, unmasked: only their low 32 bits reach
+  the next round's xor, whose result is masked once. Six ops a round, where one per word and step
+  made fourteen.
+- the keep test is made on the integers (u / 2^16 >= p is u >= ceil(p * 2^16), for the float32 p),
+  with no float copy of the halves.
+- the stream is made in chunks whose int64 temporaries stay in the cache (CPU) or L2 (GPU), with
+  the offsets of each chunk generated in place, never the whole int64 offset tensor.
 """
+
+import math
+import struct
 
 import torch
 
 from .. import reference
 
 _MASK32 = 0xFFFFFFFF
-# Elements per chunk: int64 temporaries of 512 KiB on CPU (L2), 8 MiB on GPUs (a 50 MiB L2).
-CHUNK = {"cpu": 1 << 16}
-DEFAULT_CHUNK = 1 << 20
+_HALF_BITS = 16
+# Philox evaluations per chunk: [2, n] int64 temporaries of 512 KiB on CPU (L2), 2 MiB on GPUs.
+CHUNK = {"cpu": 1 << 15}
+DEFAULT_CHUNK = 1 << 17
 
 
-def _words_chunk(seed, offsets):
-    """The four Philox words of each offset, int64 [len(offsets), 4] (tl.randint4x)."""
-    c0, c1 = offsets & _MASK32, offsets >> 32
-    c2, c3 = torch.zeros_like(c0), torch.zeros_like(c0)
+def words(seed, offsets):
+    """int64 [4, len(offsets)]: the four Philox words (tl.randint4x(seed, offsets)), each in
+    [0, 2^32)."""
+    pair = torch.empty(2, offsets.numel(), dtype=torch.int64, device=offsets.device)  # (c0, c2)
+    torch.bitwise_and(offsets, _MASK32, out=pair[0])
+    pair[1].zero_()
+    low_b, low_a = offsets >> 32, torch.zeros((), dtype=torch.int64, device=offsets.device)  # c1, c3
+    multipliers = torch.tensor([[reference._PHILOX_ROUND_A], [reference._PHILOX_ROUND_B]],
+                               dtype=torch.int64, device=offsets.device)
     k0, k1 = seed & _MASK32, (seed >> 32) & _MASK32
     for _ in range(10):
-        product_b = c2 * reference._PHILOX_ROUND_B
-        product_a = c0 * reference._PHILOX_ROUND_A
-        c0, c1, c2, c3 = (((product_b >> 32) & _MASK32) ^ c1 ^ k0, product_b & _MASK32,
-                          ((product_a >> 32) & _MASK32) ^ c3 ^ k1, product_a & _MASK32)
+        product = pair * multipliers  # (c0 * A, c2 * B)
+        high = product >> 32
+        pair = torch.empty_like(product)
+        torch.bitwise_xor(high[1], low_b, out=pair[0])  # c0 = hi(c2 * B) ^ c1 ^ k0
+        torch.bitwise_xor(high[0], low_a, out=pair[1])  # c2 = hi(c0 * A) ^ c3 ^ k1
+        pair ^= torch.tensor([[k0], [k1]], dtype=torch.int64, device=offsets.device)
+        pair &= _MASK32
+        low_b, low_a = product[1], product[0]  # c1 = lo(c2 * B), c3 = lo(c0 * A)
         k0, k1 = (k0 + reference._PHILOX_KEY_A) & _MASK32, (k1 + reference._PHILOX_KEY_B) & _MASK32
-    return torch.stack((c0, c1, c2, c3), dim=-1)
+    four = torch.stack((pair[0], low_b, pair[1], low_a))
+    four[1::2] &= _MASK32
+    return four
 
 
-def _chunked(seed, start, count, device, values_per_offset, to_uniform):
-    """float32 [count * values_per_offset]: `to_uniform(words)` ([n, 4] int64 words -> [n,
-    values_per_offset] float32) of the Philox words of offsets start, ..., start + count - 1."""
-    out = torch.empty(count, values_per_offset, dtype=torch.float32, device=device)
-    chunk = CHUNK.get(torch.device(device).type, DEFAULT_CHUNK) // values_per_offset
-    for first in range(0, count, chunk):
-        last = min(first + chunk, count)
-        offsets = torch.arange(start + first, start + last, dtype=torch.int64, device=device)
-        out[first:last] = to_uniform(_words_chunk(int(seed), offsets))
-    return out.reshape(-1)
-
-
-def uniform(seed, start, count, device):
-    """float32 [count]: tl.rand(seed, offset) for offset = start, start + 1, ..."""
-    return _chunked(seed, start, count, device, 1,
-                    lambda words: reference.philox_word_to_uniform(words[:, :1]))
+def _half_threshold(dropout_p):
+    """The smallest 16-bit half u kept: u / 2^16 >= p for the float32 p (exact: both sides are
+    float32 values, and p * 2^16 is exact in float64)."""
+    p32 = struct.unpack("f", struct.pack("f", dropout_p))[0]
+    return max(0, math.ceil(p32 * (1 << _HALF_BITS)))
 
 
 def attention_keep_mask(seed, batch, heads, seqlen_q, seqlen_k, dropout_p, device):
     """reference.attention_dropout_keep_mask, made here: bool [batch, heads, seqlen_q, seqlen_k]."""
     groups = reference.attention_dropout_groups(seqlen_k)
-    group = reference.ATTENTION_DROPOUT_GROUP
-    rows = batch * heads * seqlen_q
-    uniform8 = _chunked(seed, 0, rows * groups, device, group, reference.philox_half_uniforms)
-    keep = uniform8.reshape(rows, groups * group)[:, :seqlen_k] >= torch.tensor(
-        dropout_p, dtype=torch.float32, device=device)
+    rows, count = batch * heads * seqlen_q, batch * heads * seqlen_q * groups
+    threshold = _half_threshold(dropout_p)
+    keep = torch.empty(count, 4, 2, dtype=torch.bool, device=device)  # [offset, word, half]
+    chunk = CHUNK.get(torch.device(device).type, DEFAULT_CHUNK)
+    for first in range(0, count, chunk):
+        last = min(first + chunk, count)
+        offsets = torch.arange(first, last, dtype=torch.int64, device=device)
+        four = words(int(seed), offsets).T  # [n, 4]
+        torch.ge(four & ((1 << _HALF_BITS) - 1), threshold, out=keep[first:last, :, 0])
+        torch.ge(four, threshold << _HALF_BITS, out=keep[first:last, :, 1])
+    keep = keep.reshape(rows, groups * reference.ATTENTION_DROPOUT_GROUP)[:, :seqlen_k]
     return keep.reshape(batch, heads, seqlen_q, seqlen_k)
