@@ -11,7 +11,7 @@ import inspect
 
 import pytest
 import torch
-from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
+from transformers import BertModel, GPT2LMHeadModel
 from transformers.generation.configuration_utils import CompileConfig
 
 import fastattn
@@ -26,8 +26,11 @@ def _forward(model, ids, mask, device, **kwargs):
     return model(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
 
 
-def check_bert_outputs(device, dtype, backend, pattern, seqlen, batch=3, config=None):
-    model = hf_models.make_model(BertModel, config or hf_models.bert_config())
+def check_bert_outputs(device, dtype, backend, pattern, seqlen, batch=3, config=None,
+                       family="bert"):
+    """BertModel's, or another BERT-style family's base model (hf_models.ENCODER_FAMILIES)."""
+    model = hf_models.make_model(hf_models.encoder_class(family),
+                                 config or hf_models.encoder_config(family))
     ids, mask = hf_models.input_ids(batch, seqlen), hf_models.attention_mask(batch, seqlen, pattern)
     ref, eager, patched = hf_models.variants(model, device, dtype, backend)
     real = mask.bool().to(device)
@@ -67,8 +70,9 @@ def _check_grads(run, model, device, dtype, backend):
         assert got[name].stride() == params[name].stride(), (name, got[name].stride())
 
 
-def check_bert_grads(device, dtype, backend, pattern="holes", seqlen=13, batch=3):
-    model = hf_models.make_model(BertForMaskedLM, hf_models.bert_config())
+def check_bert_grads(device, dtype, backend, pattern="holes", seqlen=13, batch=3, family="bert"):
+    model = hf_models.make_model(hf_models.encoder_class(family, "ForMaskedLM"),
+                                 hf_models.encoder_config(family))
     ids, mask = hf_models.input_ids(batch, seqlen), hf_models.attention_mask(batch, seqlen, pattern)
     labels = torch.where(mask.bool(), hf_models.input_ids(batch, seqlen, seed=1), -100)
 

@@ -1,5 +1,6 @@
-"""Every task head of BERT and GPT2 that the installed transformers has, patched against unpatched:
-the outputs and every parameter's gradient (cpu and gpu tiers).
+"""Every task head of BERT, of the other BERT-style families (RoBERTa, XLM-RoBERTa, CamemBERT,
+ELECTRA) and of GPT2 that the installed transformers has, patched against unpatched: the outputs
+and every parameter's gradient (cpu and gpu tiers).
 
 fastattn.patch swaps the blocks under any head, so each head must come out the same: the heads
 reshape their inputs (multiple choice: [B, choices, S] folded into the batch), pool position 0
@@ -12,6 +13,7 @@ holds differs by design (patched BERT writes zeros there), so per-token outputs 
 real tokens only.
 """
 
+import pytest
 import torch
 import transformers
 
@@ -27,11 +29,24 @@ KNOWN_HEADS = ("BertForMaskedLM", "BertForSequenceClassification", "BertForMulti
                "GPT2ForTokenClassification", "GPT2ForQuestionAnswering")
 
 
-def head_names():
-    """Names of the BERT and GPT2 models with a task head in the installed transformers."""
-    return sorted(name for name in dir(transformers)
-                  if name.startswith(("BertFor", "GPT2For"))
-                  or name in ("BertLMHeadModel", "GPT2LMHeadModel", "GPT2DoubleHeadsModel"))
+KNOWN_HEADS += tuple(prefix + head for prefix in ("Roberta", "XLMRoberta", "Camembert")
+                     for head in ("ForMaskedLM", "ForSequenceClassification", "ForCausalLM"))
+KNOWN_HEADS += ("ElectraForMaskedLM", "ElectraForPreTraining", "ElectraForSequenceClassification")
+
+
+def head_names(every_family_head=True):
+    """Names of the BERT-style and GPT2 models with a task head in the installed transformers.
+    every_family_head=False: BERT's and GPT2's heads, and one head (ForMaskedLM) of each other
+    BERT-style family, whose encoder is BERT's under other class names."""
+    others = tuple(prefix for family, prefix in hf_models.ENCODER_FAMILIES.items()
+                   if family != "bert")
+    names = [name for name in dir(transformers)
+             if name.startswith(("BertFor", "GPT2For"))
+             or name in ("BertLMHeadModel", "GPT2LMHeadModel", "GPT2DoubleHeadsModel")]
+    names += [name for name in dir(transformers)
+              if name.startswith(tuple(prefix + "For" for prefix in others))
+              and (every_family_head or name.endswith("ForMaskedLM"))]
+    return sorted(names)
 
 
 def _config(name):
@@ -42,7 +57,9 @@ def _config(name):
         overrides.update(summary_first_dropout=0.0, classifier_dropout=0.0)
         return hf_models.gpt2_config(**overrides)
     overrides.update(classifier_dropout=0.0)
-    return hf_models.bert_config(**overrides)
+    family = next(family for family, prefix in hf_models.ENCODER_FAMILIES.items()
+                  if name.startswith(prefix + "For") or name == prefix + "LMHeadModel")
+    return hf_models.encoder_config(family, **overrides)
 
 
 def _inputs(name, device):
@@ -88,7 +105,14 @@ def check_head(name, device, dtype, backend):
     ref, eager, patched = hf_models.variants(model, device, dtype, backend)
     for m in (ref, eager, patched):
         m.train()  # the configs have no dropout: train mode only turns on autograd's saving
-    results = [_outputs(m, kwargs, real) for m in (patched, ref, eager)]
+    try:
+        expected = _outputs(ref, kwargs, real)
+    except Exception as error:  # noqa: BLE001 - whatever transformers raises, it is not fastattn's
+        # transformers 5.4's XLM-RoBERTa and CamemBERT multiple-choice heads read a pooler output
+        # their base model was built without (IndexError), patched or not.
+        pytest.skip(f"the unpatched {name} fails in transformers {transformers.__version__}: "
+                    f"{type(error).__name__}: {error}")
+    results = [_outputs(patched, kwargs, real), expected, _outputs(eager, kwargs, real)]
     got, expected, eager_outputs = results
     assert got.keys() == expected.keys() and got, f"{name}: outputs {sorted(got)} vs {sorted(expected)}"
     for key in got:

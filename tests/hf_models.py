@@ -8,6 +8,7 @@ head dim 8 is refused by fastattn.patch, which a test checks).
 import copy
 
 import torch
+import transformers
 from transformers import BertConfig, GPT2Config
 
 import fastattn
@@ -22,6 +23,33 @@ def bert_config(**overrides):
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=0)
     values.update(overrides)
     return BertConfig(**values)
+
+
+# The BERT-style families fastattn.patch takes (their encoders are BERT's, under their own class
+# names), by the prefix of their transformers class names.
+ENCODER_FAMILIES = {"bert": "Bert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta",
+                    "camembert": "Camembert", "electra": "Electra"}
+
+
+def encoder_config(family, **overrides):
+    """bert_config's sizes in the family's config class (ELECTRA: with its embedding projection,
+    embeddings narrower than the hidden size)."""
+    values = bert_config().to_dict()
+    values = {key: values[key] for key in ("vocab_size", "hidden_size", "num_hidden_layers",
+                                           "num_attention_heads", "intermediate_size",
+                                           "max_position_embeddings", "type_vocab_size",
+                                           "hidden_dropout_prob", "attention_probs_dropout_prob",
+                                           "pad_token_id")}
+    if family == "electra":
+        values["embedding_size"] = 48
+    values.update(overrides)
+    return getattr(transformers, ENCODER_FAMILIES[family] + "Config")(**values)
+
+
+def encoder_class(family, suffix="Model"):
+    """transformers' `<family prefix><suffix>` class: the base model, or a head such as
+    "ForMaskedLM"."""
+    return getattr(transformers, ENCODER_FAMILIES[family] + suffix)
 
 
 def gpt2_config(**overrides):

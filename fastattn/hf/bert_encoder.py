@@ -1,6 +1,7 @@
-"""BertEncoder that packs the batch once, runs every layer on the real tokens, unpacks once.
+"""BertEncoder that packs the batch once, runs every layer on the real tokens, unpacks once (and the
+same for the encoders of the other BERT-style families: fastattn.hf.encoder_families).
 
-Falls back to transformers' loop (each fastattn BertLayer then packs and unpacks itself, or runs
+Falls back to transformers' loop (each packed layer then packs and unpacks itself, or runs
 transformers' path) when a layer cannot take packed tokens, when there is cross-attention, or when
 hidden states are requested: transformers records them with hooks on each layer's output, which
 must then be the padded [B, S, hidden] tensor.
@@ -10,11 +11,15 @@ from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttenti
 from transformers.models.bert.modeling_bert import BertEncoder as HFBertEncoder
 
 from ..nn import adoption, structure
-from ..nn.bert import BertLayer
+from ..nn.bert import PackedEncoderLayer
 from ..nn.packing import PackedBatch
+from . import encoder_families
 
 
-class BertEncoder(HFBertEncoder):
+class PackedEncoder:
+    """A BERT-style encoder that packs the batch once for all its layers. Mixed into a subclass of
+    a family's transformers encoder class (BertEncoder below, packed_encoder_class for the
+    others)."""
 
     @classmethod
     def adopt(cls, encoder):
@@ -30,7 +35,7 @@ class BertEncoder(HFBertEncoder):
         # A layer's own hooks (or a forward replaced on it) would see packed tokens here: such a
         # layer is called by transformers' loop instead, with the padded batch.
         return (encoder_hidden_states is None and not hidden_states_requested
-                and all(isinstance(layer, BertLayer) and structure.plain(layer)
+                and all(isinstance(layer, PackedEncoderLayer) and structure.plain(layer)
                         and layer.can_pack(attention_mask) for layer in self.layer))
 
     def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
@@ -42,3 +47,17 @@ class BertEncoder(HFBertEncoder):
             x = layer(x, packing=packing)
         # An encoder keeps no KV cache, so the output has none either.
         return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=packing.unpack(x))
+
+
+class BertEncoder(PackedEncoder, HFBertEncoder):
+    """transformers' BertEncoder packing once (PackedEncoder)."""
+
+
+def packed_encoder_class(transformers_encoder_class):
+    """The PackedEncoder subclass of a family's transformers encoder class."""
+    return encoder_families.packed_subclass(transformers_encoder_class, BertEncoder)
+
+
+def __getattr__(name):
+    # Unpickling a patched RoBERTa (say) in a new process looks its encoder's class up here.
+    return encoder_families.packed_subclass_named(name, "Encoder", BertEncoder)

@@ -1,4 +1,5 @@
-"""fastattn.patch / fastattn.unpatch for Hugging Face BERT and GPT-2 models.
+"""fastattn.patch / fastattn.unpatch for Hugging Face BERT-style encoders (BERT and the families
+built from its code: fastattn.hf.encoder_families) and GPT-2 models.
 
 patch() works in place and keeps every parameter where it was: it registers the `fastattn`
 attention implementation (attention function and mask function), switches the model to it, and
@@ -10,29 +11,33 @@ hooks, output_hidden_states and gradient checkpointing behave as before, and a m
 patching loads in plain transformers, and the reverse.
 """
 
+import functools
 import weakref
 
 from .._dispatch import BACKENDS
 from ..nn import adoption, vocab_projection
-from . import loss
+from . import encoder_families, loss
 
 NAME = "fastattn"
 ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
-SUPPORTED = ("BertModel and its task heads (BertFor...), GPT2Model and its heads "
-             "(GPT2LMHeadModel, GPT2For...)")
+SUPPORTED = ("BertModel and its task heads (BertFor...), the models and heads of the other "
+             "BERT-style encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA), GPT2Model "
+             "and its heads (GPT2LMHeadModel, GPT2For...)")
 
 
 def _family(model):
     """The adopt function for the model's architecture, or None for anything else."""
     try:
-        from transformers.models.bert.modeling_bert import BertPreTrainedModel
+        # Whether transformers is there at all (the encoder families are found without imports).
+        from transformers.models.bert.modeling_bert import BertPreTrainedModel  # noqa: F401
         from transformers.models.gpt2.modeling_gpt2 import GPT2PreTrainedModel
     except ImportError as error:  # an optional dependency: the ops work without it
         raise ImportError("fastattn.patch needs Hugging Face transformers>=5.4,<6 (pip install "
                           f"'fastattn[hf]'); importing it failed: {error}") from error
 
-    if isinstance(model, BertPreTrainedModel):
-        return _adopt_bert
+    family = encoder_families.family_of(model)
+    if family is not None:
+        return functools.partial(_adopt_encoder, family)
     if isinstance(model, GPT2PreTrainedModel):
         return _adopt_gpt2
     return None
@@ -40,13 +45,13 @@ def _family(model):
 
 def _unsupported(model):
     return TypeError(f"fastattn.patch: unsupported model {type(model).__module__}."
-                     f"{type(model).__name__}, which contains no BERT or GPT-2 model either; "
+                     f"{type(model).__name__}, which contains no BERT-style or GPT-2 model either; "
                      f"fastattn.patch supports Hugging Face {SUPPORTED}, and modules that hold "
                      "them (an EncoderDecoderModel, a wrapper of your own)")
 
 
 def supported_parts(module):
-    """The outermost BERT and GPT-2 models inside `module` (a container such as an
+    """The outermost BERT-style and GPT-2 models inside `module` (a container such as an
     EncoderDecoderModel or a user's wrapper), in the order of named_modules."""
     parts, found = [], ()
     for name, sub in module.named_modules():
@@ -75,18 +80,17 @@ def _check_head_dim(model, backend):
                          f"attention: {triton_head_dim_reason(head_dim)}")
 
 
-def _adopt_bert(model, backend):
-    from transformers.models.bert.modeling_bert import BertEncoder as HFBertEncoder
-    from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
+def _adopt_encoder(family, model, backend):
+    from ..nn.bert import packed_layer_class
+    from .bert_encoder import packed_encoder_class
 
-    from ..nn.bert import BertLayer
-    from .bert_encoder import BertEncoder
-
+    layer_class = encoder_families.transformers_class(family, "Layer")
+    encoder_class = encoder_families.transformers_class(family, "Encoder")
     for module in model.modules():
-        if isinstance(module, HFBertLayer):
-            BertLayer.adopt(module, backend=backend)
-        elif isinstance(module, HFBertEncoder):
-            BertEncoder.adopt(module)
+        if isinstance(module, layer_class):
+            packed_layer_class(layer_class).adopt(module, backend=backend)
+        elif isinstance(module, encoder_class):
+            packed_encoder_class(encoder_class).adopt(module)
 
 
 def _adopt_gpt2(model, backend):
@@ -165,10 +169,13 @@ def is_patched(model):
 
 
 def patch(model, *, backend=None):
-    """Run a Hugging Face BERT or GPT-2 model on fastattn's kernels, in place; returns the model.
+    """Run a Hugging Face BERT-style or GPT-2 model on fastattn's kernels, in place; returns the
+    model.
 
-    model: a BertModel or GPT2Model, one of their task heads, or any module that holds such models
-    (each outermost one inside it is patched: both halves of a BERT2GPT2 EncoderDecoderModel).
+    model: a BertModel (or the base model of another BERT-style family: RobertaModel,
+    XLMRobertaModel, CamembertModel, ElectraModel) or GPT2Model, one of their task heads, or any
+    module that holds such models (each outermost one inside it is patched: both halves of a
+    BERT2GPT2 EncoderDecoderModel).
     backend: a fastattn backend name for every op in the model, or None for the automatic choice.
     Patching a patched model again only changes its backend.
     """
@@ -197,7 +204,7 @@ def patch(model, *, backend=None):
 
 
 def _patch_model(model, backend):
-    """patch() of one BERT or GPT-2 model."""
+    """patch() of one BERT-style or GPT-2 model."""
     adopt = _family(model)
     _check_head_dim(model, backend)
     from .attention import register

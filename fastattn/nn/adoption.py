@@ -5,6 +5,8 @@ parameters, buffers, hooks and state_dict keys stay exactly as they were, isinst
 against the original class still hold, and unpatch() only has to swap the class back.
 """
 
+import sys
+
 ORIGINAL_CLASS = "_fastattn_original_class"
 
 
@@ -35,3 +37,18 @@ def restore_class(module, *attribute_names):
 
 def is_adopted(module):
     return getattr(module, ORIGINAL_CLASS, None) is not None
+
+
+def subclass_of(base, mixin, module_name):
+    """`class <base's name>(mixin, base)` in module `module_name`, made once and kept there as a
+    module attribute of that name, so that pickle finds the class of an adopted module (the module
+    also builds it on attribute access, for a new process)."""
+    module = sys.modules[module_name]
+    existing = module.__dict__.get(base.__name__)
+    if existing is not None and issubclass(existing, base):
+        return existing
+    doc = f"{mixin.__doc__}\n\n(For {base.__name__}.)"
+    cls = type(base.__name__, (mixin, base),
+               {"__module__": module_name, "__qualname__": base.__name__, "__doc__": doc})
+    setattr(module, base.__name__, cls)
+    return cls

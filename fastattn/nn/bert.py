@@ -1,4 +1,5 @@
-"""BertLayer: transformers' BertLayer running on packed real tokens with fused kernels.
+"""BertLayer: transformers' BertLayer running on packed real tokens with fused kernels; the same
+for the layers of the other BERT-style families (fastattn.hf.encoder_families: RoBERTa, ...).
 
 An encoder layer (not a decoder: no KV cache, no cross-attention) computes, on packed tokens
 [T, hidden]:
@@ -16,6 +17,7 @@ from torch import nn
 from transformers.models.bert.modeling_bert import BertLayer as HFBertLayer
 
 from .. import _tracing
+from ..hf import encoder_families
 from ..hf.attention import register
 from . import adoption, structure
 from .attention import attention_on_packed_qkv
@@ -42,13 +44,15 @@ PACKED_PATH_PROJECTIONS = ("attention.self.query", "attention.self.key", "attent
                            "attention.output.dense", "intermediate.dense", "output.dense")
 
 
-class BertLayer(HFBertLayer):
-    """Takes padded [B, S, hidden] (packing and unpacking itself) or, with `packing=`, packed
-    [T, hidden] tokens: the patched encoder packs once and hands packed tokens to every layer."""
+class PackedEncoderLayer:
+    """A BERT-style encoder layer that takes padded [B, S, hidden] (packing and unpacking itself)
+    or, with `packing=`, packed [T, hidden] tokens: the patched encoder packs once and hands packed
+    tokens to every layer. Mixed into a subclass of a family's transformers layer class (BertLayer
+    below, packed_layer_class for the others)."""
 
     @classmethod
     def adopt(cls, layer, *, backend=None):
-        """Turn an existing transformers BertLayer into this class in place. A layer whose norms
+        """Turn an existing transformers layer into this class in place. A layer whose norms
         are not plain LayerNorms stays as it is (it still runs the `fastattn` attention)."""
         if not all(can_adopt(norm) for norm in cls._norms(layer)):
             return layer
@@ -144,3 +148,17 @@ class BertLayer(HFBertLayer):
             return fc2(self.intermediate.intermediate_act_fn(fc1(h)))
         return gelu_ffn(h, fc1.weight, fc1.bias, fc2.weight, fc2.bias, approximate=approximate,
                         backend=getattr(self, BACKEND))
+
+
+class BertLayer(PackedEncoderLayer, HFBertLayer):
+    """transformers' BertLayer on packed tokens (PackedEncoderLayer)."""
+
+
+def packed_layer_class(transformers_layer_class):
+    """The PackedEncoderLayer subclass of a family's transformers layer class."""
+    return encoder_families.packed_subclass(transformers_layer_class, BertLayer)
+
+
+def __getattr__(name):
+    # Unpickling a patched RoBERTa (say) in a new process looks its layers' class up here.
+    return encoder_families.packed_subclass_named(name, "Layer", BertLayer)

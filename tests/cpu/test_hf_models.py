@@ -1,5 +1,6 @@
-"""Patched tiny BERT and GPT2 against the unpatched models: outputs on padded batches (right and
-left padding, holes, odd lengths), gradients, greedy generation with the KV cache."""
+"""Patched tiny BERT (and the other BERT-style families) and GPT2 against the unpatched models:
+outputs on padded batches (right and left padding, holes, odd lengths), gradients, greedy
+generation with the KV cache."""
 
 import pytest
 import torch
@@ -24,6 +25,21 @@ def test_gpt2_logits(device, backend, pattern, seqlen):
 
 def test_bert_grads(device, backend):
     hf_cases.check_bert_grads(device, torch.float32, backend)
+
+
+OTHER_ENCODER_FAMILIES = sorted(set(hf_models.ENCODER_FAMILIES) - {"bert"})
+
+
+@pytest.mark.parametrize("seqlen", SEQLENS)
+@pytest.mark.parametrize("pattern", hf_models.MASK_PATTERNS)
+@pytest.mark.parametrize("family", OTHER_ENCODER_FAMILIES)
+def test_encoder_family_outputs(device, backend, family, pattern, seqlen):
+    hf_cases.check_bert_outputs(device, torch.float32, backend, pattern, seqlen, family=family)
+
+
+@pytest.mark.parametrize("family", OTHER_ENCODER_FAMILIES)
+def test_encoder_family_grads(device, backend, family):
+    hf_cases.check_bert_grads(device, torch.float32, backend, family=family)
 
 
 def test_gpt2_grads(device, backend):

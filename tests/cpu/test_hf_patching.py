@@ -30,6 +30,20 @@ def gpt2():
     return hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
 
 
+def roberta():
+    return hf_models.make_model(hf_models.encoder_class("roberta", "ForMaskedLM"),
+                                hf_models.encoder_config("roberta"))
+
+
+def electra():
+    return hf_models.make_model(hf_models.encoder_class("electra", "ForMaskedLM"),
+                                hf_models.encoder_config("electra"))
+
+
+MAKERS = [bert, gpt2, roberta, electra]
+MAKER_IDS = ["bert", "gpt2", "roberta", "electra"]
+
+
 def batch(pattern="holes", size=3, seqlen=9):
     return hf_models.input_ids(size, seqlen), hf_models.attention_mask(size, seqlen, pattern)
 
@@ -39,20 +53,28 @@ def close_on_real_tokens(name, got, expected, mask):
     torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5, msg=name)
 
 
-@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+@pytest.mark.parametrize("make", MAKERS, ids=MAKER_IDS)
 def test_blocks_swapped_in_place_keeping_parameters(make):
     model = make()
     before = {name: p for name, p in model.named_parameters()}
     keys = list(model.state_dict())
+    block_classes = {type(m) for m in model.modules()
+                     if type(m).__name__.endswith(("Layer", "Block"))
+                     and type(m).__module__.startswith("transformers")}
+    assert len(block_classes) == 1, block_classes
+    (block_class,) = block_classes
     assert fastattn.patch(model) is model
-    blocks = [m for m in model.modules() if isinstance(m, (HF_BERT_LAYER, HF_GPT2_BLOCK))]
-    assert blocks and all(type(m) in (fastattn.nn.BertLayer, fastattn.nn.GPT2Block) for m in blocks)
+    blocks = [m for m in model.modules() if isinstance(m, block_class)]
+    # fastattn's subclass of the family's own block class, named as it is.
+    assert blocks and all(type(m).__module__.startswith("fastattn.nn.")
+                          and type(m).__bases__[-1] is block_class
+                          and type(m).__name__ == block_class.__name__ for m in blocks)
     assert model.config._attn_implementation == "fastattn"
     assert list(model.state_dict()) == keys
     assert all(p is before[name] for name, p in model.named_parameters())
 
 
-@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+@pytest.mark.parametrize("make", MAKERS, ids=MAKER_IDS)
 def test_unpatch_restores_original_behaviour(make):
     model, pristine = make(), make()
     attn_implementation = model.config._attn_implementation
@@ -68,8 +90,10 @@ def test_unpatch_restores_original_behaviour(make):
     assert fastattn.unpatch(model) is model  # unpatching an unpatched model does nothing
 
 
-@pytest.mark.parametrize("make,plain_class", [(bert, BertForMaskedLM), (gpt2, GPT2LMHeadModel)],
-                         ids=["bert", "gpt2"])
+@pytest.mark.parametrize("make,plain_class", [
+    (bert, BertForMaskedLM), (gpt2, GPT2LMHeadModel),
+    (roberta, hf_models.encoder_class("roberta", "ForMaskedLM")),
+    (electra, hf_models.encoder_class("electra", "ForMaskedLM"))], ids=MAKER_IDS)
 def test_saved_after_patching_loads_in_plain_transformers(make, plain_class, tmp_path):
     model = fastattn.patch(make())
     model.save_pretrained(tmp_path)
@@ -102,9 +126,9 @@ def test_patch_again_only_changes_backend():
 
 
 def test_unsupported_models_raise():
-    roberta = transformers.RobertaModel(transformers.RobertaConfig(
-        vocab_size=99, hidden_size=64, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37))
-    for model in (roberta, torch.nn.Linear(4, 4)):
+    distilbert = transformers.DistilBertModel(transformers.DistilBertConfig(
+        vocab_size=99, dim=64, n_layers=1, n_heads=4, hidden_dim=37))
+    for model in (distilbert, torch.nn.Linear(4, 4)):
         with pytest.raises(TypeError, match="supports Hugging Face BertModel"):
             fastattn.patch(model)
 
@@ -155,7 +179,7 @@ def test_task_heads(model_class, config, pattern):
             torch.testing.assert_close(got[key], value, rtol=1e-5, atol=1e-5, msg=key)
 
 
-@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+@pytest.mark.parametrize("make", MAKERS, ids=MAKER_IDS)
 def test_output_hidden_states(make):
     model = make()
     patched = fastattn.patch(copy.deepcopy(model))
@@ -169,8 +193,9 @@ def test_output_hidden_states(make):
         close_on_real_tokens(f"hidden_states[{i}]", g, e, mask)
 
 
-def test_bert_unpads_once_and_runs_varlen_on_real_tokens():
-    model = fastattn.patch(bert())
+@pytest.mark.parametrize("make", [bert, roberta, electra], ids=["bert", "roberta", "electra"])
+def test_bert_unpads_once_and_runs_varlen_on_real_tokens(make):
+    model = fastattn.patch(make())
     ids, mask = batch("holes")
     with spy("unpad", "pad", "attention_varlen", "attention") as calls, torch.no_grad():
         model(ids, attention_mask=mask)

@@ -45,7 +45,10 @@ def _pythonpath():
 
 
 CASES = {"bert": (BertModel, hf_models.bert_config, "holes"),
-         "gpt2": (GPT2LMHeadModel, hf_models.gpt2_config, "left")}
+         "gpt2": (GPT2LMHeadModel, hf_models.gpt2_config, "left"),
+         # fastattn makes its RoBERTa classes on first use: the new process must find them too.
+         "roberta": (hf_models.encoder_class("roberta"),
+                     lambda: hf_models.encoder_config("roberta"), "holes")}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
