@@ -6,11 +6,11 @@ with fewer ops, since at the torch backend's small sizes each op's fixed cost is
 - a 32x32-bit product is one int64 multiply: both factors are below 2^32, so the 64 product bits
   are exact modulo 2^64 (int64 multiplication wraps on CPUs and GPUs), and a shift gives the high
   word. The oracle splits the constant into 16-bit halves instead: twice the ops.
-- the two products of a round are one multiply of a [2, n] tensor (c0, c2) by (A, B); the round's
-  word swap is done by writing the two xors into the rows of the next (c0, c2) (`out=` row views)
-  and by taking the low words as views of the product rows, unmasked: only their low 32 bits reach
-  the next round's xor, whose result is masked once. Six ops a round, where one per word and step
-  made fourteen.
+- the words of a round live in two [2, n] tensors, (c0, c2) and the product rows; the round's
+  word swap is done by writing the xors into the rows of the next (c0, c2) (`out=` row views) and
+  by taking the low words as views of the product rows, unmasked: only their low 32 bits reach the
+  next round's xor, whose result is masked once (eight ops a round, half of them on [2, n]; one
+  op per word and step made fourteen on [n]).
 - the keep test is made on the integers (u / 2^16 >= p is u >= ceil(p * 2^16), for the float32 p),
   with no float copy of the halves.
 - the stream is made in chunks whose int64 temporaries stay in the cache (CPU) or L2 (GPU), with
@@ -33,26 +33,31 @@ DEFAULT_CHUNK = 1 << 17
 
 def words(seed, offsets):
     """int64 [4, len(offsets)]: the four Philox words (tl.randint4x(seed, offsets)), each in
-    [0, 2^32)."""
+    [0, 2^32). Constants enter as Python scalars: a tensor made from host values would be a copy
+    to the device and, on a GPU, a stream synchronisation per round."""
     pair = torch.empty(2, offsets.numel(), dtype=torch.int64, device=offsets.device)  # (c0, c2)
     torch.bitwise_and(offsets, _MASK32, out=pair[0])
     pair[1].zero_()
-    low_b, low_a = offsets >> 32, torch.zeros((), dtype=torch.int64, device=offsets.device)  # c1, c3
-    multipliers = torch.tensor([[reference._PHILOX_ROUND_A], [reference._PHILOX_ROUND_B]],
-                               dtype=torch.int64, device=offsets.device)
+    low_b, low_a = offsets >> 32, None  # c1, c3 (c3 starts at 0)
     k0, k1 = seed & _MASK32, (seed >> 32) & _MASK32
     for _ in range(10):
-        product = pair * multipliers  # (c0 * A, c2 * B)
+        product = torch.empty_like(pair)
+        torch.mul(pair[0], reference._PHILOX_ROUND_A, out=product[0])
+        torch.mul(pair[1], reference._PHILOX_ROUND_B, out=product[1])
         high = product >> 32
         pair = torch.empty_like(product)
         torch.bitwise_xor(high[1], low_b, out=pair[0])  # c0 = hi(c2 * B) ^ c1 ^ k0
-        torch.bitwise_xor(high[0], low_a, out=pair[1])  # c2 = hi(c0 * A) ^ c3 ^ k1
-        pair ^= torch.tensor([[k0], [k1]], dtype=torch.int64, device=offsets.device)
+        if low_a is None:
+            pair[1].copy_(high[0])
+        else:
+            torch.bitwise_xor(high[0], low_a, out=pair[1])  # c2 = hi(c0 * A) ^ c3 ^ k1
+        pair[0].bitwise_xor_(k0)
+        pair[1].bitwise_xor_(k1)
         pair &= _MASK32
         low_b, low_a = product[1], product[0]  # c1 = lo(c2 * B), c3 = lo(c0 * A)
         k0, k1 = (k0 + reference._PHILOX_KEY_A) & _MASK32, (k1 + reference._PHILOX_KEY_B) & _MASK32
     four = torch.stack((pair[0], low_b, pair[1], low_a))
-    four[1::2] &= _MASK32
+    four[1::2].bitwise_and_(_MASK32)
     return four
 
 

@@ -1,6 +1,5 @@
-"""The torch backend's Philox stream (one int64 product per 32x32-bit multiply, both products of a
-round in one [2, n] multiply, the keep test on integers, in chunks) gives the oracle's numbers
-exactly: fastattn.reference.philox_words, itself checked against Triton's tl.randint4x in the
+"""The torch backend's Philox stream (one int64 product per 32x32-bit multiply, a round's words in
+[2, n] tensors, the keep test on integers, in chunks) gives the oracle's numbers exactly: fastattn.reference.philox_words, itself checked against Triton's tl.randint4x in the
 interpret tier and against the CUDA kernels' Philox on the host."""
 
 import pytest
