@@ -1,6 +1,6 @@
 """Every task head of BERT, of the other BERT-style families (RoBERTa, XLM-RoBERTa, CamemBERT,
-ELECTRA) and of GPT2 that the installed transformers has, patched against unpatched: the outputs
-and every parameter's gradient (cpu and gpu tiers).
+ELECTRA, DistilBERT) and of GPT2 that the installed transformers has, patched against unpatched:
+the outputs and every parameter's gradient (cpu and gpu tiers).
 
 fastattn.patch swaps the blocks under any head, so each head must come out the same: the heads
 reshape their inputs (multiple choice: [B, choices, S] folded into the batch), pool position 0
@@ -31,13 +31,15 @@ KNOWN_HEADS = ("BertForMaskedLM", "BertForSequenceClassification", "BertForMulti
 
 KNOWN_HEADS += tuple(prefix + head for prefix in ("Roberta", "XLMRoberta", "Camembert")
                      for head in ("ForMaskedLM", "ForSequenceClassification", "ForCausalLM"))
-KNOWN_HEADS += ("ElectraForMaskedLM", "ElectraForPreTraining", "ElectraForSequenceClassification")
+KNOWN_HEADS += ("ElectraForMaskedLM", "ElectraForPreTraining", "ElectraForSequenceClassification",
+                "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
+                "DistilBertForQuestionAnswering")
 
 
 def head_names(every_family_head=True):
     """Names of the BERT-style and GPT2 models with a task head in the installed transformers.
     every_family_head=False: BERT's and GPT2's heads, and one head (ForMaskedLM) of each other
-    BERT-style family, whose encoder is BERT's under other class names."""
+    BERT-style family (their packed layer is BERT's: the cpu tier runs all their heads)."""
     others = tuple(prefix for family, prefix in hf_models.ENCODER_FAMILIES.items()
                    if family != "bert")
     names = [name for name in dir(transformers)
@@ -56,9 +58,10 @@ def _config(name):
         # patched and unpatched models would draw different masks.
         overrides.update(summary_first_dropout=0.0, classifier_dropout=0.0)
         return hf_models.gpt2_config(**overrides)
-    overrides.update(classifier_dropout=0.0)
     family = next(family for family, prefix in hf_models.ENCODER_FAMILIES.items()
                   if name.startswith(prefix + "For") or name == prefix + "LMHeadModel")
+    if family != "distilbert":  # DistilBERT's head dropouts are off in encoder_config
+        overrides.update(classifier_dropout=0.0)
     return hf_models.encoder_config(family, **overrides)
 
 

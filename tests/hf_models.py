@@ -28,12 +28,18 @@ def bert_config(**overrides):
 # The BERT-style families fastattn.patch takes (their encoders are BERT's, under their own class
 # names), by the prefix of their transformers class names.
 ENCODER_FAMILIES = {"bert": "Bert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta",
-                    "camembert": "Camembert", "electra": "Electra"}
+                    "camembert": "Camembert", "electra": "Electra", "distilbert": "DistilBert"}
 
 
 def encoder_config(family, **overrides):
     """bert_config's sizes in the family's config class (ELECTRA: with its embedding projection,
-    embeddings narrower than the hidden size)."""
+    embeddings narrower than the hidden size; DistilBERT: under its own names)."""
+    if family == "distilbert":
+        values = dict(vocab_size=VOCAB, dim=64, n_layers=3, n_heads=4, hidden_dim=37,
+                      max_position_embeddings=512, dropout=0.0, attention_dropout=0.0,
+                      activation="gelu", pad_token_id=0, qa_dropout=0.0, seq_classif_dropout=0.0)
+        values.update(overrides)
+        return transformers.DistilBertConfig(**values)
     values = bert_config().to_dict()
     values = {key: values[key] for key in ("vocab_size", "hidden_size", "num_hidden_layers",
                                            "num_attention_heads", "intermediate_size",

@@ -7,7 +7,7 @@ hidden states are requested: transformers records them with hooks on each layer'
 must then be the padded [B, S, hidden] tensor.
 """
 
-from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions
 from transformers.models.bert.modeling_bert import BertEncoder as HFBertEncoder
 
 from ..nn import adoption, structure
@@ -21,6 +21,9 @@ class PackedEncoder:
     a family's transformers encoder class (BertEncoder below, packed_encoder_class for the
     others)."""
 
+    # What transformers' encoder of this layout returns (an encoder keeps no KV cache).
+    OUTPUT = BaseModelOutputWithPastAndCrossAttentions
+
     @classmethod
     def adopt(cls, encoder):
         return adoption.swap_class(encoder, cls)
@@ -30,8 +33,10 @@ class PackedEncoder:
 
     def _runs_packed(self, attention_mask, args, kwargs):
         encoder_hidden_states = args[0] if args else kwargs.get("encoder_hidden_states")
+        # DistilBERT's encoder keeps no config.
+        config = getattr(self, "config", None)
         hidden_states_requested = kwargs.get("output_hidden_states",
-                                             getattr(self.config, "output_hidden_states", False))
+                                             getattr(config, "output_hidden_states", False))
         # A layer's own hooks (or a forward replaced on it) would see packed tokens here: such a
         # layer is called by transformers' loop instead, with the padded batch.
         return (encoder_hidden_states is None and not hidden_states_requested
@@ -45,19 +50,29 @@ class PackedEncoder:
         for layer in self.layer:
             # Positional x: gradient checkpointing (reentrant) passes gradients through positionals.
             x = layer(x, packing=packing)
-        # An encoder keeps no KV cache, so the output has none either.
-        return BaseModelOutputWithPastAndCrossAttentions(last_hidden_state=packing.unpack(x))
+        return self.OUTPUT(last_hidden_state=packing.unpack(x))
+
+
+class DistilBertEncoderLayout(PackedEncoder):
+    """DistilBERT's encoder (Transformer) packing once (PackedEncoder)."""
+
+    OUTPUT = BaseModelOutput
 
 
 class BertEncoder(PackedEncoder, HFBertEncoder):
     """transformers' BertEncoder packing once (PackedEncoder)."""
 
 
-def packed_encoder_class(transformers_encoder_class):
-    """The PackedEncoder subclass of a family's transformers encoder class."""
-    return encoder_families.packed_subclass(transformers_encoder_class, BertEncoder)
+# The encoder mixin of each layout in fastattn.hf.encoder_families.
+_LAYOUTS = {"bert": PackedEncoder, "distilbert": DistilBertEncoderLayout}
+
+
+def packed_encoder_class(family):
+    """The packed subclass of the family's transformers encoder class."""
+    return encoder_families.packed_class(family, encoder_families.ENCODER, _LAYOUTS, BertEncoder)
 
 
 def __getattr__(name):
     # Unpickling a patched RoBERTa (say) in a new process looks its encoder's class up here.
-    return encoder_families.packed_subclass_named(name, "Encoder", BertEncoder)
+    return encoder_families.packed_class_named(name, encoder_families.ENCODER, _LAYOUTS,
+                                               BertEncoder)

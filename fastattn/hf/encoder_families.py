@@ -2,9 +2,11 @@
 
 transformers generates RoBERTa's, XLM-RoBERTa's, CamemBERT's and ELECTRA's encoder (layer,
 attention, intermediate and output modules, the encoder loop, the mask creation) from BERT's, module
-for module, under each family's own class names. So one packed layer (fastattn.nn.bert) and one
-packed encoder (fastattn.hf.bert_encoder) run them all: fastattn makes a subclass of each family's
-class on first use. What differs between the families (embeddings, heads, ELECTRA's embedding
+for module, under each family's own class names. DistilBERT's layer computes what BERT's does
+(post-LN attention and feed-forward blocks, each with its residual) from modules of other names.
+So one packed layer (fastattn.nn.bert) and one packed encoder (fastattn.hf.bert_encoder) run them
+all, with a layout per module naming (BERT's, DistilBERT's): fastattn makes a subclass of each
+family's class on first use. What differs otherwise (embeddings, heads, ELECTRA's embedding
 projection) runs before or after the encoder, untouched.
 """
 
@@ -12,9 +14,17 @@ import importlib
 
 from ..nn import adoption
 
-# transformers.models.<family> -> the prefix of its class names.
-FAMILIES = {"bert": "Bert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta",
-            "camembert": "Camembert", "electra": "Electra"}
+# transformers.models.<family> -> its PreTrainedModel, layer and encoder classes, and the layout
+# of its layer's modules.
+FAMILIES = {
+    "bert": ("BertPreTrainedModel", "BertLayer", "BertEncoder", "bert"),
+    "roberta": ("RobertaPreTrainedModel", "RobertaLayer", "RobertaEncoder", "bert"),
+    "xlm_roberta": ("XLMRobertaPreTrainedModel", "XLMRobertaLayer", "XLMRobertaEncoder", "bert"),
+    "camembert": ("CamembertPreTrainedModel", "CamembertLayer", "CamembertEncoder", "bert"),
+    "electra": ("ElectraPreTrainedModel", "ElectraLayer", "ElectraEncoder", "bert"),
+    "distilbert": ("DistilBertPreTrainedModel", "TransformerBlock", "Transformer", "distilbert"),
+}
+PRETRAINED, LAYER, ENCODER, LAYOUT = range(4)
 
 
 def _modeling_module(family):
@@ -25,40 +35,31 @@ def family_of(model):
     """The family whose PreTrainedModel `model` is an instance of, or None. Looked up by class
     name and module in the model's MRO: no family's module is imported to answer."""
     for cls in type(model).__mro__:
-        for family, prefix in FAMILIES.items():
-            if cls.__name__ == prefix + "PreTrainedModel" and cls.__module__ == _modeling_module(
-                    family):
+        for family, names in FAMILIES.items():
+            if cls.__name__ == names[PRETRAINED] and cls.__module__ == _modeling_module(family):
                 return family
     return None
 
 
-def transformers_class(family, suffix):
-    """transformers' class `<prefix><suffix>` of the family (suffix "Layer" or "Encoder")."""
-    return getattr(importlib.import_module(_modeling_module(family)), FAMILIES[family] + suffix)
+def transformers_class(family, role):
+    """transformers' LAYER or ENCODER class of the family."""
+    return getattr(importlib.import_module(_modeling_module(family)), FAMILIES[family][role])
 
 
-def family_named(class_name, suffix):
-    """The family whose `<prefix><suffix>` is `class_name`, or None."""
-    for family, prefix in FAMILIES.items():
-        if class_name == prefix + suffix:
-            return family
-    return None
-
-
-def packed_subclass(transformers_class, bert_class):
-    """fastattn's class for a family's `transformers_class`: `bert_class` itself for BERT's (it is
-    (mixin, transformers' BERT class)), else the same mixin over `transformers_class`, made once in
-    bert_class's module under transformers_class's name."""
-    mixin, bert_base = bert_class.__bases__
-    if transformers_class is bert_base:
+def packed_class(family, role, mixins, bert_class):
+    """fastattn's class for the family's LAYER or ENCODER: `bert_class` itself for BERT's (it is
+    (mixin, transformers' BERT class)), else mixins[the family's layout] over transformers'
+    class, made once in bert_class's module under transformers' class name."""
+    base = transformers_class(family, role)
+    if base is bert_class.__bases__[-1]:
         return bert_class
-    return adoption.subclass_of(transformers_class, mixin, bert_class.__module__)
+    return adoption.subclass_of(base, mixins[FAMILIES[family][LAYOUT]], bert_class.__module__)
 
 
-def packed_subclass_named(name, suffix, bert_class):
-    """For the module __getattr__ that unpickling in a new process reaches: packed_subclass of the
-    family class called `name` (suffix "Layer" or "Encoder")."""
-    family = family_named(name, suffix)
-    if family is None:
-        raise AttributeError(f"module {bert_class.__module__!r} has no attribute {name!r}")
-    return packed_subclass(transformers_class(family, suffix), bert_class)
+def packed_class_named(name, role, mixins, bert_class):
+    """For the module __getattr__ that unpickling in a new process reaches: packed_class of the
+    family whose LAYER or ENCODER class is called `name`."""
+    for family, names in FAMILIES.items():
+        if names[role] == name:
+            return packed_class(family, role, mixins, bert_class)
+    raise AttributeError(f"module {bert_class.__module__!r} has no attribute {name!r}")

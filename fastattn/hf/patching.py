@@ -21,8 +21,8 @@ from . import encoder_families, loss
 NAME = "fastattn"
 ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
 SUPPORTED = ("BertModel and its task heads (BertFor...), the models and heads of the other "
-             "BERT-style encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA), GPT2Model "
-             "and its heads (GPT2LMHeadModel, GPT2For...)")
+             "BERT-style encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, DistilBERT), "
+             "GPT2Model and its heads (GPT2LMHeadModel, GPT2For...)")
 
 
 def _family(model):
@@ -84,13 +84,13 @@ def _adopt_encoder(family, model, backend):
     from ..nn.bert import packed_layer_class
     from .bert_encoder import packed_encoder_class
 
-    layer_class = encoder_families.transformers_class(family, "Layer")
-    encoder_class = encoder_families.transformers_class(family, "Encoder")
+    layer_class = encoder_families.transformers_class(family, encoder_families.LAYER)
+    encoder_class = encoder_families.transformers_class(family, encoder_families.ENCODER)
     for module in model.modules():
         if isinstance(module, layer_class):
-            packed_layer_class(layer_class).adopt(module, backend=backend)
+            packed_layer_class(family).adopt(module, backend=backend)
         elif isinstance(module, encoder_class):
-            packed_encoder_class(encoder_class).adopt(module)
+            packed_encoder_class(family).adopt(module)
 
 
 def _adopt_gpt2(model, backend):
@@ -173,9 +173,9 @@ def patch(model, *, backend=None):
     model.
 
     model: a BertModel (or the base model of another BERT-style family: RobertaModel,
-    XLMRobertaModel, CamembertModel, ElectraModel) or GPT2Model, one of their task heads, or any
-    module that holds such models (each outermost one inside it is patched: both halves of a
-    BERT2GPT2 EncoderDecoderModel).
+    XLMRobertaModel, CamembertModel, ElectraModel, DistilBertModel) or GPT2Model, one of their
+    task heads, or any module that holds such models (each outermost one inside it is patched:
+    both halves of a BERT2GPT2 EncoderDecoderModel).
     backend: a fastattn backend name for every op in the model, or None for the automatic choice.
     Patching a patched model again only changes its backend.
     """

@@ -34,21 +34,56 @@ register()
 
 BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
 RECORD = "_fastattn_structure"
-# What the packed path skips (the container modules, dropouts) or calls with the residual (the
-# LayerNorms): as patch() found them and unhooked (nn.structure). The projections it calls on
-# packed tokens (a LoRA subclass there is fine, it works token by token): unhooked.
-PACKED_PATH_SKIPS = ("attention", "attention.self", "attention.self.dropout", "attention.output",
-                     "attention.output.dropout", "attention.output.LayerNorm", "intermediate",
-                     "output", "output.dropout", "output.LayerNorm")
-PACKED_PATH_PROJECTIONS = ("attention.self.query", "attention.self.key", "attention.self.value",
-                           "attention.output.dense", "intermediate.dense", "output.dense")
 
 
 class PackedEncoderLayer:
     """A BERT-style encoder layer that takes padded [B, S, hidden] (packing and unpacking itself)
     or, with `packing=`, packed [T, hidden] tokens: the patched encoder packs once and hands packed
     tokens to every layer. Mixed into a subclass of a family's transformers layer class (BertLayer
-    below, packed_layer_class for the others)."""
+    below, packed_layer_class for the others). The parts it reads are found by the methods and
+    paths below, BERT's module names; DistilBertLayout gives DistilBERT's."""
+
+    # What the packed path skips (the container modules, dropouts) or calls with the residual (the
+    # LayerNorms): as patch() found them and unhooked (nn.structure). The projections it calls on
+    # packed tokens (a LoRA subclass there is fine, it works token by token): unhooked.
+    PACKED_PATH_SKIPS = ("attention", "attention.self", "attention.self.dropout",
+                         "attention.output", "attention.output.dropout",
+                         "attention.output.LayerNorm", "intermediate", "output", "output.dropout",
+                         "output.LayerNorm")
+    PACKED_PATH_PROJECTIONS = ("attention.self.query", "attention.self.key",
+                               "attention.self.value", "attention.output.dense",
+                               "intermediate.dense", "output.dense")
+    ACTIVATION_PATH = "intermediate.intermediate_act_fn"
+
+    def _self_attention(self):
+        """The module holding the attention's scaling and dropout."""
+        return self.attention.self
+
+    def _heads(self):
+        return self.attention.self.num_attention_heads
+
+    def _qkv_projections(self):
+        attention = self.attention.self
+        return attention.query, attention.key, attention.value
+
+    def _attention_output(self):
+        """(the projection after attention, the dropout p after it, the LayerNorm after that)."""
+        out = self.attention.output
+        return out.dense, out.dropout.p, out.LayerNorm
+
+    def _feed_forward_parts(self):
+        """(fc1, the activation, fc2, the dropout p after it, the LayerNorm after that)."""
+        return (self.intermediate.dense, self.intermediate.intermediate_act_fn, self.output.dense,
+                self.output.dropout.p, self.output.LayerNorm)
+
+    def _configured_activation(self):
+        return self.attention.self.config.hidden_act
+
+    def _is_decoder(self):
+        return self.is_decoder
+
+    def _norms(self):
+        return self.attention.output.LayerNorm, self.output.LayerNorm
 
     @classmethod
     def adopt(cls, layer, *, backend=None):
@@ -56,20 +91,20 @@ class PackedEncoderLayer:
         are not plain LayerNorms stays as it is (it still runs the `fastattn` attention)."""
         if not all(can_adopt(norm) for norm in cls._norms(layer)):
             return layer
-        activation = layer.intermediate.intermediate_act_fn
+        activation = cls._feed_forward_parts(layer)[1]
         # The fused GELU only for the module transformers builds for the configured activation;
         # another (swapped in by hand, or a non-GELU config) runs as a module on packed tokens.
-        approximate = module_gelu_approximation(activation, layer.attention.self.config.hidden_act)
+        approximate = module_gelu_approximation(activation, cls._configured_activation(layer))
         adoption.swap_class(layer, cls, **{BACKEND: backend, GELU: approximate})
         for norm in layer._norms():
             LayerNormResidual.adopt(norm, backend=backend)
         # transformers' path (decoder layers, 4D masks) reaches fastattn through the attention
         # interface, which reads the backend from the attention module.
-        setattr(layer.attention.self, BACKEND, backend)
-        exact = PACKED_PATH_SKIPS + (("intermediate.intermediate_act_fn",)
-                                     if isinstance(activation, nn.Module) else ())
+        setattr(layer._self_attention(), BACKEND, backend)
+        exact = cls.PACKED_PATH_SKIPS + ((cls.ACTIVATION_PATH,)
+                                         if isinstance(activation, nn.Module) else ())
         try:  # after the norms' adoption: they are recorded as LayerNormResidual
-            record = structure.record(layer, exact, PACKED_PATH_PROJECTIONS)
+            record = structure.record(layer, exact, cls.PACKED_PATH_PROJECTIONS)
         except AttributeError:  # a submodule removed or renamed: transformers' forward runs
             record = None
         setattr(layer, RECORD, record)
@@ -78,17 +113,14 @@ class PackedEncoderLayer:
     def release(self):
         for norm in self._norms():
             norm.release()
-        self.attention.self.__dict__.pop(BACKEND, None)
+        self._self_attention().__dict__.pop(BACKEND, None)
         return adoption.restore_class(self, BACKEND, GELU, RECORD)
-
-    def _norms(self):
-        return self.attention.output.LayerNorm, self.output.LayerNorm
 
     def can_pack(self, attention_mask):
         """The fused path is exact for an encoder layer given no mask or a key padding mask (2D
         bool, what fastattn's mask hook makes), while the submodules it skips or calls on packed
         tokens are as patch() found them, unhooked (nn.structure); else transformers' path."""
-        return (not self.is_decoder
+        return (not self._is_decoder()
                 and (attention_mask is None or (attention_mask.dim() == 2
                                                 and attention_mask.dtype == torch.bool))
                 and structure.intact(self, getattr(self, RECORD, None)))
@@ -103,21 +135,20 @@ class PackedEncoderLayer:
 
     def forward_packed(self, x, packing):
         """x [T, hidden] packed real tokens -> [T, hidden]."""
-        backend, attention = getattr(self, BACKEND), self.attention
+        backend, attention = getattr(self, BACKEND), self._self_attention()
         context = attention_on_packed_qkv(
-            self._qkv(x), attention.self.num_attention_heads, packing,
-            scale=attention.self.scaling,
-            dropout_p=attention.self.dropout.p if self.training else 0.0, backend=backend)
-        out = attention.output
-        h = out.LayerNorm(out.dense(context), x, dropout_p=out.dropout.p)
-        return self.output.LayerNorm(self._feed_forward(h), h, dropout_p=self.output.dropout.p)
+            self._qkv(x), self._heads(), packing, scale=attention.scaling,
+            dropout_p=attention.dropout.p if self.training else 0.0, backend=backend)
+        projection, dropout_p, norm = self._attention_output()
+        h = norm(projection(context), x, dropout_p=dropout_p)
+        *_, dropout_p, norm = self._feed_forward_parts()
+        return norm(self._feed_forward(h), h, dropout_p=dropout_p)
 
     def _qkv(self, x):
         """[T, 3 * hidden]: q, k and v of the packed tokens, by one GEMM over the concatenated
         weights, or, if a projection is wrapped or hooked (PEFT's LoRA on query and value, say:
         nn.projections), by calling the three modules."""
-        attention = self.attention.self
-        projections = (attention.query, attention.key, attention.value)
+        projections = self._qkv_projections()
         if not all(fusable(p, nn.Linear) for p in projections):
             return torch.cat([p(x) for p in projections], dim=-1)
         if x.device.type == "cpu" and _tracing.size_at_most(x.shape[0], x.shape[1] - 1,
@@ -136,29 +167,69 @@ class PackedEncoderLayer:
         weight-loading code) leaves a parameter's version counter and storage as they were, so
         no stamp could tell a kept copy is stale. The copy is 3 * hidden^2 elements a layer
         (3.5 MB at BERT-base in 16-bit: 2-3 us on an H100)."""
-        attention = self.attention.self
-        return (torch.cat((attention.query.weight, attention.key.weight, attention.value.weight)),
-                torch.cat((attention.query.bias, attention.key.bias, attention.value.bias)))
+        projections = self._qkv_projections()
+        return (torch.cat([p.weight for p in projections]),
+                torch.cat([p.bias for p in projections]))
 
     def _feed_forward(self, h):
         """fc2(act(fc1(h))), without the dropout (fused into the LayerNorm after it)."""
-        fc1, fc2 = self.intermediate.dense, self.output.dense
+        fc1, activation, fc2, *_ = self._feed_forward_parts()
         approximate = getattr(self, GELU)
         if approximate is None or not (fusable(fc1, nn.Linear) and fusable(fc2, nn.Linear)):
-            return fc2(self.intermediate.intermediate_act_fn(fc1(h)))
+            return fc2(activation(fc1(h)))
         return gelu_ffn(h, fc1.weight, fc1.bias, fc2.weight, fc2.bias, approximate=approximate,
                         backend=getattr(self, BACKEND))
+
+
+class DistilBertLayout(PackedEncoderLayer):
+    """DistilBERT's layer (TransformerBlock) on packed tokens: BERT's computation (no dropout
+    between the attention's output projection and its LayerNorm) from DistilBERT's modules."""
+
+    PACKED_PATH_SKIPS = ("attention", "attention.dropout", "ffn", "ffn.dropout", "sa_layer_norm",
+                         "output_layer_norm")
+    PACKED_PATH_PROJECTIONS = ("attention.q_lin", "attention.k_lin", "attention.v_lin",
+                               "attention.out_lin", "ffn.lin1", "ffn.lin2")
+    ACTIVATION_PATH = "ffn.activation"
+
+    def _self_attention(self):
+        return self.attention
+
+    def _heads(self):
+        return self.attention.n_heads
+
+    def _qkv_projections(self):
+        return self.attention.q_lin, self.attention.k_lin, self.attention.v_lin
+
+    def _attention_output(self):
+        return self.attention.out_lin, 0.0, self.sa_layer_norm
+
+    def _feed_forward_parts(self):
+        ffn = self.ffn
+        return ffn.lin1, ffn.activation, ffn.lin2, ffn.dropout.p, self.output_layer_norm
+
+    def _configured_activation(self):
+        return self.attention.config.activation
+
+    def _is_decoder(self):
+        return False
+
+    def _norms(self):
+        return self.sa_layer_norm, self.output_layer_norm
 
 
 class BertLayer(PackedEncoderLayer, HFBertLayer):
     """transformers' BertLayer on packed tokens (PackedEncoderLayer)."""
 
 
-def packed_layer_class(transformers_layer_class):
-    """The PackedEncoderLayer subclass of a family's transformers layer class."""
-    return encoder_families.packed_subclass(transformers_layer_class, BertLayer)
+# The layer mixin of each layout in fastattn.hf.encoder_families.
+_LAYOUTS = {"bert": PackedEncoderLayer, "distilbert": DistilBertLayout}
+
+
+def packed_layer_class(family):
+    """The packed subclass of the family's transformers layer class."""
+    return encoder_families.packed_class(family, encoder_families.LAYER, _LAYOUTS, BertLayer)
 
 
 def __getattr__(name):
     # Unpickling a patched RoBERTa (say) in a new process looks its layers' class up here.
-    return encoder_families.packed_subclass_named(name, "Layer", BertLayer)
+    return encoder_families.packed_class_named(name, encoder_families.LAYER, _LAYOUTS, BertLayer)

@@ -19,14 +19,16 @@ import hf_models
 from fastattn.nn import packing
 
 CASES = [(GPT2LMHeadModel, hf_models.gpt2_config, "left"), (BertModel, hf_models.bert_config, "holes")]
-# A family whose packed classes fastattn makes on first use (fastattn.hf.encoder_families).
-ROBERTA = (hf_models.encoder_class("roberta"), lambda: hf_models.encoder_config("roberta"), "holes")
+# Families whose packed classes fastattn makes on first use (fastattn.hf.encoder_families).
+FAMILY_CASES = [(hf_models.encoder_class(family),
+                 lambda family=family: hf_models.encoder_config(family), "holes")
+                for family in ("roberta", "distilbert")]
 TRAINING_CASES = [(GPT2LMHeadModel, hf_models.gpt2_config, "left"),
                   (BertForMaskedLM, hf_models.bert_config, "holes")]
 
 
-@pytest.mark.parametrize("model_class,config,pattern", CASES + [ROBERTA],
-                         ids=["gpt2", "bert", "roberta"])
+@pytest.mark.parametrize("model_class,config,pattern", CASES + FAMILY_CASES,
+                         ids=["gpt2", "bert", "roberta", "distilbert"])
 def test_fullgraph_compile(model_class, config, pattern):
     model = hf_models.make_model(model_class, config())
     compiled = hf_models.compile_patched(model, fastattn.patch(copy.deepcopy(model)), "aot_eager",

@@ -40,8 +40,13 @@ def electra():
                                 hf_models.encoder_config("electra"))
 
 
-MAKERS = [bert, gpt2, roberta, electra]
-MAKER_IDS = ["bert", "gpt2", "roberta", "electra"]
+def distilbert():
+    return hf_models.make_model(hf_models.encoder_class("distilbert", "ForMaskedLM"),
+                                hf_models.encoder_config("distilbert"))
+
+
+MAKERS = [bert, gpt2, roberta, electra, distilbert]
+MAKER_IDS = ["bert", "gpt2", "roberta", "electra", "distilbert"]
 
 
 def batch(pattern="holes", size=3, seqlen=9):
@@ -93,7 +98,8 @@ def test_unpatch_restores_original_behaviour(make):
 @pytest.mark.parametrize("make,plain_class", [
     (bert, BertForMaskedLM), (gpt2, GPT2LMHeadModel),
     (roberta, hf_models.encoder_class("roberta", "ForMaskedLM")),
-    (electra, hf_models.encoder_class("electra", "ForMaskedLM"))], ids=MAKER_IDS)
+    (electra, hf_models.encoder_class("electra", "ForMaskedLM")),
+    (distilbert, hf_models.encoder_class("distilbert", "ForMaskedLM"))], ids=MAKER_IDS)
 def test_saved_after_patching_loads_in_plain_transformers(make, plain_class, tmp_path):
     model = fastattn.patch(make())
     model.save_pretrained(tmp_path)
@@ -113,6 +119,8 @@ def test_saved_after_patching_loads_in_plain_transformers(make, plain_class, tmp
 
 
 def _first_block(model):
+    if hasattr(model.base_model, "transformer"):  # DistilBERT
+        return "transformer.layer.0"
     return "encoder.layer.0" if hasattr(model.base_model, "encoder") else "h.0"
 
 
@@ -126,9 +134,10 @@ def test_patch_again_only_changes_backend():
 
 
 def test_unsupported_models_raise():
-    distilbert = transformers.DistilBertModel(transformers.DistilBertConfig(
-        vocab_size=99, dim=64, n_layers=1, n_heads=4, hidden_dim=37))
-    for model in (distilbert, torch.nn.Linear(4, 4)):
+    gpt_neo = transformers.GPTNeoModel(transformers.GPTNeoConfig(
+        vocab_size=99, hidden_size=64, num_layers=2, num_heads=4,
+        attention_types=[[["global"], 2]]))
+    for model in (gpt_neo, torch.nn.Linear(4, 4)):
         with pytest.raises(TypeError, match="supports Hugging Face BertModel"):
             fastattn.patch(model)
 
@@ -193,7 +202,8 @@ def test_output_hidden_states(make):
         close_on_real_tokens(f"hidden_states[{i}]", g, e, mask)
 
 
-@pytest.mark.parametrize("make", [bert, roberta, electra], ids=["bert", "roberta", "electra"])
+@pytest.mark.parametrize("make", [bert, roberta, electra, distilbert],
+                         ids=["bert", "roberta", "electra", "distilbert"])
 def test_bert_unpads_once_and_runs_varlen_on_real_tokens(make):
     model = fastattn.patch(make())
     ids, mask = batch("holes")

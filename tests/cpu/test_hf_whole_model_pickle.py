@@ -48,7 +48,9 @@ CASES = {"bert": (BertModel, hf_models.bert_config, "holes"),
          "gpt2": (GPT2LMHeadModel, hf_models.gpt2_config, "left"),
          # fastattn makes its RoBERTa classes on first use: the new process must find them too.
          "roberta": (hf_models.encoder_class("roberta"),
-                     lambda: hf_models.encoder_config("roberta"), "holes")}
+                     lambda: hf_models.encoder_config("roberta"), "holes"),
+         "distilbert": (hf_models.encoder_class("distilbert"),
+                        lambda: hf_models.encoder_config("distilbert"), "holes")}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
