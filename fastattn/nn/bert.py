@@ -1,5 +1,6 @@
 """BertLayer: transformers' BertLayer running on packed real tokens with fused kernels; the same
-for the layers of the other BERT-style families (fastattn.hf.encoder_families: RoBERTa, ...).
+for the layers of the other BERT-style families (fastattn.hf.encoder_families: RoBERTa, ...,
+DistilBERT's TransformerBlock through DistilBertLayout).
 
 An encoder layer (not a decoder: no KV cache, no cross-attention) computes, on packed tokens
 [T, hidden]:
