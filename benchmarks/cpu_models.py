@@ -6,6 +6,8 @@ what a user without a GPU gets from `fastattn.patch` (the `torch` backend).
 The cases (random weights from the models' configs):
 - `minilm embed`: a 6-layer BERT of all-MiniLM-L6-v2's size (hidden 384) encoding a padded batch
   of 32 x 128 (lengths uniform in [0.2, 1] x 128), as sentence embedding does;
+- `distilbert classify`: DistilBERT-base (6 layers, hidden 768) classifying the same kind of
+  padded batch, as a text-classification pipeline does;
 - `bert-base train`: BERT-base masked-LM forward + backward on a padded batch of 4 x 128;
 - `gpt2-small train`: GPT2-small language-model forward + backward on 2 x 128 tokens (dropout on);
 - `gpt2-small generate`: greedy generation of 16 tokens after a 32-token prompt, ms a token;
@@ -26,22 +28,24 @@ import torch
 
 import fastattn
 
-CASES = ("minilm embed", "bert-base train", "gpt2-small train", "gpt2-small generate",
-         "gpt2-small generate x4")
+CASES = ("minilm embed", "distilbert classify", "bert-base train", "gpt2-small train",
+         "gpt2-small generate", "gpt2-small generate x4")
 IMPLS = ("sdpa", "fastattn")
 
 
 def _configs(tiny):
-    from transformers import BertConfig, GPT2Config
+    """(MiniLM-size BERT, BERT-base, DistilBERT-base, GPT2-small) configs, or tiny ones."""
+    from transformers import BertConfig, DistilBertConfig, GPT2Config
 
     if tiny:
         small = dict(num_hidden_layers=2, num_attention_heads=4, hidden_size=32,
                      intermediate_size=64, vocab_size=1000)
-        return BertConfig(**small), BertConfig(**small), GPT2Config(
-            n_layer=2, n_head=4, n_embd=32, vocab_size=1000, n_positions=256)
+        return (BertConfig(**small), BertConfig(**small),
+                DistilBertConfig(n_layers=2, n_heads=4, dim=32, hidden_dim=64, vocab_size=1000),
+                GPT2Config(n_layer=2, n_head=4, n_embd=32, vocab_size=1000, n_positions=256))
     minilm = BertConfig(num_hidden_layers=6, num_attention_heads=12, hidden_size=384,
                         intermediate_size=1536, vocab_size=30522)
-    return minilm, BertConfig(), GPT2Config()
+    return minilm, BertConfig(), DistilBertConfig(), GPT2Config()
 
 
 def _build(model_class, config, impl, train):
@@ -61,17 +65,21 @@ def _padded_batch(batch, seqlen, vocab, seed=0):
 
 def _case(name, tiny):
     """(models by impl, run(model) -> result, check(results by impl), unit divisor)."""
-    from transformers import BertForMaskedLM, BertModel, GPT2LMHeadModel
+    from transformers import (BertForMaskedLM, BertModel, DistilBertForSequenceClassification,
+                              GPT2LMHeadModel)
 
-    minilm, bert, gpt2 = _configs(tiny)
-    if name == "minilm embed":
-        ids, mask = _padded_batch(8 if tiny else 32, 32 if tiny else 128, minilm.vocab_size)
+    minilm, bert, distilbert, gpt2 = _configs(tiny)
+    if name in ("minilm embed", "distilbert classify"):
+        config = minilm if name == "minilm embed" else distilbert
+        ids, mask = _padded_batch(8 if tiny else 32, 32 if tiny else 128, config.vocab_size)
 
         def run(model):
             with torch.no_grad():
-                return model(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
-        models = {impl: _build(BertModel, minilm, impl, train=False) for impl in IMPLS}
-        return models, run, _close("embeddings"), 1
+                out = model(input_ids=ids, attention_mask=mask)
+            return out.last_hidden_state[mask.bool()] if name == "minilm embed" else out.logits
+        model_class = BertModel if name == "minilm embed" else DistilBertForSequenceClassification
+        models = {impl: _build(model_class, config, impl, train=False) for impl in IMPLS}
+        return models, run, _close("embeddings" if name == "minilm embed" else "logits"), 1
     if name == "bert-base train":
         ids, mask = _padded_batch(4, 32 if tiny else 128, bert.vocab_size)
         labels = torch.where(mask.bool(), ids, -100)
