@@ -36,18 +36,16 @@ KNOWN_HEADS += ("ElectraForMaskedLM", "ElectraForPreTraining", "ElectraForSequen
                 "DistilBertForQuestionAnswering")
 
 
-def head_names(every_family_head=True):
-    """Names of the BERT-style and GPT2 models with a task head in the installed transformers.
-    every_family_head=False: BERT's and GPT2's heads, and one head (ForMaskedLM) of each other
-    BERT-style family (their packed layer is BERT's: the cpu tier runs all their heads)."""
-    others = tuple(prefix for family, prefix in hf_models.ENCODER_FAMILIES.items()
-                   if family != "bert")
+def head_names(other_families=True):
+    """Names of the BERT-style and GPT2 models with a task head in the installed transformers;
+    other_families=False: BERT's and GPT2's only."""
     names = [name for name in dir(transformers)
              if name.startswith(("BertFor", "GPT2For"))
              or name in ("BertLMHeadModel", "GPT2LMHeadModel", "GPT2DoubleHeadsModel")]
-    names += [name for name in dir(transformers)
-              if name.startswith(tuple(prefix + "For" for prefix in others))
-              and (every_family_head or name.endswith("ForMaskedLM"))]
+    if other_families:
+        others = tuple(prefix + "For" for family, prefix in hf_models.ENCODER_FAMILIES.items()
+                       if family != "bert")
+        names += [name for name in dir(transformers) if name.startswith(others)]
     return sorted(names)
 
 
