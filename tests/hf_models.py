@@ -25,8 +25,8 @@ def bert_config(**overrides):
     return BertConfig(**values)
 
 
-# The BERT-style families fastattn.patch takes (their encoders are BERT's, under their own class
-# names), by the prefix of their transformers class names.
+# The BERT-style families fastattn.patch takes (their encoder layers compute BERT's layer), by the
+# prefix of their transformers class names.
 ENCODER_FAMILIES = {"bert": "Bert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta",
                     "camembert": "Camembert", "electra": "Electra", "distilbert": "DistilBert"}
 

@@ -15,7 +15,8 @@ import importlib
 from ..nn import adoption
 
 # transformers.models.<family> -> its PreTrainedModel, layer and encoder classes, and the layout
-# of its layer's modules.
+# of its layer's modules. fastattn's classes take these names (pickle finds them by name): a layer
+# or encoder class name may stand in the table once only.
 FAMILIES = {
     "bert": ("BertPreTrainedModel", "BertLayer", "BertEncoder", "bert"),
     "roberta": ("RobertaPreTrainedModel", "RobertaLayer", "RobertaEncoder", "bert"),
