@@ -68,14 +68,20 @@ class PackedEncoderLayer:
         return attention.query, attention.key, attention.value
 
     def _attention_output(self):
-        """(the projection after attention, the dropout p after it, the LayerNorm after that)."""
+        """(the projection after attention, the dropout module after it or None, the LayerNorm
+        after that)."""
         out = self.attention.output
-        return out.dense, out.dropout.p, out.LayerNorm
+        return out.dense, out.dropout, out.LayerNorm
 
     def _feed_forward_parts(self):
-        """(fc1, the activation, fc2, the dropout p after it, the LayerNorm after that)."""
+        """(fc1, the activation, fc2, the dropout module after it, the LayerNorm after that)."""
         return (self.intermediate.dense, self.intermediate.intermediate_act_fn, self.output.dense,
-                self.output.dropout.p, self.output.LayerNorm)
+                self.output.dropout, self.output.LayerNorm)
+
+    def _dropouts(self):
+        """The dropout modules the packed path fuses (a None: no dropout there)."""
+        return (self._self_attention().dropout, self._attention_output()[1],
+                self._feed_forward_parts()[3])
 
     def _configured_activation(self):
         return self.attention.self.config.hidden_act
@@ -106,6 +112,9 @@ class PackedEncoderLayer:
                                          if isinstance(activation, nn.Module) else ())
         try:  # after the norms' adoption: they are recorded as LayerNormResidual
             record = structure.record(layer, exact, cls.PACKED_PATH_PROJECTIONS)
+            # A dropout replaced by a module the packed path cannot stand for: transformers' path.
+            if any(m is not None and structure.dropout_p(m) is None for m in layer._dropouts()):
+                record = None
         except AttributeError:  # a submodule removed or renamed: transformers' forward runs
             record = None
         setattr(layer, RECORD, record)
@@ -139,11 +148,13 @@ class PackedEncoderLayer:
         backend, attention = getattr(self, BACKEND), self._self_attention()
         context = attention_on_packed_qkv(
             self._qkv(x), self._heads(), packing, scale=attention.scaling,
-            dropout_p=attention.dropout.p if self.training else 0.0, backend=backend)
-        projection, dropout_p, norm = self._attention_output()
-        h = norm(projection(context), x, dropout_p=dropout_p)
-        *_, dropout_p, norm = self._feed_forward_parts()
-        return norm(self._feed_forward(h), h, dropout_p=dropout_p)
+            dropout_p=structure.dropout_p(attention.dropout) if self.training else 0.0,
+            backend=backend)
+        projection, dropout, norm = self._attention_output()
+        h = norm(projection(context), x,
+                 dropout_p=0.0 if dropout is None else structure.dropout_p(dropout))
+        *_, dropout, norm = self._feed_forward_parts()
+        return norm(self._feed_forward(h), h, dropout_p=structure.dropout_p(dropout))
 
     def _qkv(self, x):
         """[T, 3 * hidden]: q, k and v of the packed tokens, by one GEMM over the concatenated
@@ -202,11 +213,11 @@ class DistilBertLayout(PackedEncoderLayer):
         return self.attention.q_lin, self.attention.k_lin, self.attention.v_lin
 
     def _attention_output(self):
-        return self.attention.out_lin, 0.0, self.sa_layer_norm
+        return self.attention.out_lin, None, self.sa_layer_norm
 
     def _feed_forward_parts(self):
         ffn = self.ffn
-        return ffn.lin1, ffn.activation, ffn.lin2, ffn.dropout.p, self.output_layer_norm
+        return ffn.lin1, ffn.activation, ffn.lin2, ffn.dropout, self.output_layer_norm
 
     def _configured_activation(self):
         return self.attention.config.activation

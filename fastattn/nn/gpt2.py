@@ -53,7 +53,8 @@ class GPT2Block(HFGPT2Block):
         # a LayerNormResidual.
         approximate = module_gelu_approximation(getattr(block.mlp, "act", None),
                                                 block.attn.config.activation_function)
-        if approximate is not None and hasattr(block.mlp, "dropout"):
+        if (approximate is not None
+                and structure.dropout_p(getattr(block.mlp, "dropout", None)) is not None):
             setattr(block, GELU, approximate)
             setattr(block, RECORD, structure.record(block, FUSED_PATH_MODULES))
         return block
@@ -89,6 +90,7 @@ class GPT2Block(HFGPT2Block):
         # The MLP's output dropout runs inside the fused op.
         feed_forward = gelu_ffn(h, mlp.c_fc.weight.t(), mlp.c_fc.bias, mlp.c_proj.weight.t(),
                                 mlp.c_proj.bias, approximate=getattr(self, GELU),
-                                dropout_p=mlp.dropout.p if self.training else 0.0,
+                                dropout_p=(structure.dropout_p(mlp.dropout) if self.training
+                                           else 0.0),
                                 backend=getattr(self, BACKEND))
         return residual + feed_forward

@@ -16,6 +16,7 @@ A block records what patch() found (`record`); each call checks it again (`intac
 walks each recorded path through `_modules`, because a submodule can be replaced after patching.
 """
 
+from torch import nn
 from torch.nn.modules import module as _module_state
 
 
@@ -87,3 +88,14 @@ def intact(block, recorded):
     except (KeyError, AttributeError):  # a submodule removed, or set to None
         return False
     return True
+
+
+def dropout_p(module):
+    """The drop probability of a dropout module a fused path skips (and fuses): an nn.Dropout's p,
+    0 for an nn.Identity (dropout stripped for inference), None for any other module, whose effect
+    the fused path cannot stand for (such a block runs transformers' forward)."""
+    if isinstance(module, nn.Dropout):
+        return module.p
+    if isinstance(module, nn.Identity):
+        return 0.0
+    return None

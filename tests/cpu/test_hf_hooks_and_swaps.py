@@ -85,6 +85,38 @@ def test_only_the_hooked_block_falls_back_and_fuses_again_without_the_hook(kind,
     assert _fused_calls(model, kind) == layers
 
 
+# (model, dropout, train mode): BERT's self-attention reads its dropout's p in train mode, so
+# transformers itself cannot train with an Identity there: that one in eval mode only.
+DROPOUTS = [("bert", "encoder.layer.1.attention.self.dropout", False)] + [
+    (kind, target, train) for kind, target in (("bert", "encoder.layer.1.attention.output.dropout"),
+                                               ("bert", "encoder.layer.1.output.dropout"),
+                                               ("gpt2", "transformer.h.1.mlp.dropout"))
+    for train in (False, True)]
+
+
+class _Doubling(nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+@pytest.mark.parametrize("kind,target,train", DROPOUTS, ids=[
+    f"{k}:{t}:{'train' if train else 'eval'}" for k, t, train in DROPOUTS])
+def test_dropouts_replaced_before_patching(kind, target, train):
+    """A dropout stripped for inference (nn.Identity in its place) before patching: the fused path
+    still runs every layer and computes what the unpatched model does, in eval and train mode (an
+    Identity has no p: the fused path read one and raised in forward). Any other module in a
+    dropout's place: that layer runs transformers' forward, which calls it."""
+    model_class, config, pattern = hf_surgery.MODELS[kind]
+    layers = config().num_hidden_layers
+    for make, fused in ((nn.Identity, layers), (_Doubling, layers - 1)):
+        models = hf_surgery.surgery_variants(kind, CPU, FP32, TORCH,
+                                             hf_surgery.swap(target, make))
+        for m in models:
+            m.train(train)  # the configs' dropout p is 0: train mode draws nothing
+        hf_surgery.check_same(models, pattern, CPU, FP32)
+        assert _fused_calls(models[0], kind) == fused, make.__name__
+
+
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
 def test_a_global_forward_hook_takes_effect(kind):
     """register_module_forward_hook applies to every module call, the skipped ones included."""
