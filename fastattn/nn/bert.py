@@ -153,8 +153,9 @@ class PackedEncoderLayer:
         projection, dropout, norm = self._attention_output()
         h = norm(projection(context), x,
                  dropout_p=0.0 if dropout is None else structure.dropout_p(dropout))
-        *_, dropout, norm = self._feed_forward_parts()
-        return norm(self._feed_forward(h), h, dropout_p=structure.dropout_p(dropout))
+        fc1, activation, fc2, dropout, norm = self._feed_forward_parts()
+        return norm(self._feed_forward(h, fc1, activation, fc2), h,
+                    dropout_p=structure.dropout_p(dropout))
 
     def _qkv(self, x):
         """[T, 3 * hidden]: q, k and v of the packed tokens, by one GEMM over the concatenated
@@ -183,9 +184,8 @@ class PackedEncoderLayer:
         return (torch.cat([p.weight for p in projections]),
                 torch.cat([p.bias for p in projections]))
 
-    def _feed_forward(self, h):
-        """fc2(act(fc1(h))), without the dropout (fused into the LayerNorm after it)."""
-        fc1, activation, fc2, *_ = self._feed_forward_parts()
+    def _feed_forward(self, h, fc1, activation, fc2):
+        """fc2(activation(fc1(h))), without the dropout (fused into the LayerNorm after it)."""
         approximate = getattr(self, GELU)
         if approximate is None or not (fusable(fc1, nn.Linear) and fusable(fc2, nn.Linear)):
             return fc2(activation(fc1(h)))
