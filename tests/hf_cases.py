@@ -41,8 +41,11 @@ def check_bert_outputs(device, dtype, backend, pattern, seqlen, batch=3, config=
     assert (outs[0][~real] == 0).all()
 
 
-def check_gpt2_logits(device, dtype, backend, pattern, seqlen, batch=3, config=None):
-    model = hf_models.make_model(GPT2LMHeadModel, config or hf_models.gpt2_config())
+def check_gpt2_logits(device, dtype, backend, pattern, seqlen, batch=3, config=None,
+                      family="gpt2"):
+    """GPT2LMHeadModel's, or another GPT-2-style family's causal LM (hf_models.DECODER_FAMILIES)."""
+    model = hf_models.make_model(hf_models.decoder_class(family),
+                                 config or hf_models.decoder_config(family))
     ids, mask = hf_models.input_ids(batch, seqlen), hf_models.attention_mask(batch, seqlen, pattern)
     ref, eager, patched = hf_models.variants(model, device, dtype, backend)
     real = mask.bool().to(device)
@@ -82,8 +85,8 @@ def check_bert_grads(device, dtype, backend, pattern="holes", seqlen=13, batch=3
     _check_grads(run, model, device, dtype, backend)
 
 
-def check_gpt2_grads(device, dtype, backend, pattern="left", seqlen=13, batch=3):
-    model = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
+def check_gpt2_grads(device, dtype, backend, pattern="left", seqlen=13, batch=3, family="gpt2"):
+    model = hf_models.make_model(hf_models.decoder_class(family), hf_models.decoder_config(family))
     ids, mask = hf_models.input_ids(batch, seqlen), hf_models.attention_mask(batch, seqlen, pattern)
     labels = torch.where(mask.bool(), ids, -100)
 
@@ -141,10 +144,11 @@ def check_autocast_training(device, autocast_dtype, backend, model_class, seqlen
         assert_grad_numerics(f"grad {name}", grads[name], ref_grads[name], eager_grads[name])
 
 
-def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12, config=None):
+def check_greedy_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12, config=None,
+                            family="gpt2"):
     """Left-padded prompts, KV cache: the same greedy tokens as the unpatched model (in dtype)."""
     expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
-                                   config=config)
+                                        config=config, family=family)
     assert_same_generation(got, expected)
 
 
@@ -189,12 +193,15 @@ def _generate_in_mode(model, mode, ids, mask, new_tokens, assistant):
     raise ValueError(mode)
 
 
-def check_generation_mode(device, dtype, backend, mode, batch=3, prompt=9, new_tokens=8):
+def check_generation_mode(device, dtype, backend, mode, batch=3, prompt=9, new_tokens=8,
+                          family="gpt2"):
     """Left-padded prompts generated in `mode` (GENERATION_MODES): the same tokens as the
     unpatched model, and the same logits at each step (a tiny random model's argmax shrugs off
     most attention errors: the logits do not)."""
-    model = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config())
-    assistant = hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config(n_layer=1), seed=1)
+    model_class = hf_models.decoder_class(family)
+    model = hf_models.make_model(model_class, hf_models.decoder_config(family))
+    assistant = hf_models.make_model(model_class, hf_models.decoder_config(family, n_layer=1),
+                                     seed=1)
     assistant.to(device, dtype)
     ids, mask = hf_models.input_ids(batch, prompt), hf_models.attention_mask(batch, prompt, "left")
     # Prompt lookup finds its drafts in the prompt: give the first prompt a repeated stretch.
@@ -207,7 +214,8 @@ def check_generation_mode(device, dtype, backend, mode, batch=3, prompt=9, new_t
     assert_same_generation(got, expected, mode)
 
 
-def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12):
+def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new_tokens=12,
+                                  family="gpt2"):
     """Greedy generation with a static cache (transformers' cache_implementation="static"): the
     same tokens as the unpatched model, and every decoding step on fastattn's attention with a key
     padding mask (the cache's unwritten tail and the left padding masked), not on the dense-mask
@@ -215,7 +223,7 @@ def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new
     with (hf_spy.spy("attention") as calls,
           hf_spy.spy("sdpa_attention_forward", module=hf_attention) as fallback):
         expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
-                                       cache_implementation="static")
+                                            family=family, cache_implementation="static")
     assert_same_generation(got, expected)
     layers = hf_models.gpt2_config().n_layer
     dense = len(fallback["sdpa_attention_forward"])
@@ -227,7 +235,7 @@ def check_static_cache_generation(device, dtype, backend, batch=3, prompt=7, new
 
 
 def check_compiled_static_cache_generation(device, dtype, backend, compile_backend, batch=3,
-                                           prompt=7, new_tokens=12):
+                                           prompt=7, new_tokens=12, family="gpt2"):
     """As check_static_cache_generation, with generate compiling the decoding step (fullgraph=True,
     no recompiles), as transformers does by itself for static caches on GPUs (there with
     inductor's CUDA graphs). Nothing spies on the calls here: a spy's list would be traced."""
@@ -237,7 +245,8 @@ def check_compiled_static_cache_generation(device, dtype, backend, compile_backe
     torch._dynamo.reset()
     with torch._dynamo.config.patch(recompile_limit=1):
         expected, got = _greedy_generations(device, dtype, backend, batch, prompt, new_tokens,
-                                       cache_implementation="static", compile_config=compile_config)
+                                            family=family, cache_implementation="static",
+                                            compile_config=compile_config)
     assert_same_generation(got, expected)
 
 
@@ -274,10 +283,11 @@ def assert_same_generation(got, expected, what="greedy"):
 
 
 def _greedy_generations(device, dtype, backend, batch, prompt, new_tokens, config=None,
-                   **generate_kwargs):
+                        family="gpt2", **generate_kwargs):
     """(unpatched, patched) greedy generations (generate's output objects, with the logits of each
     step) from the same left-padded prompts."""
-    model = hf_models.make_model(GPT2LMHeadModel, config or hf_models.gpt2_config())
+    model = hf_models.make_model(hf_models.decoder_class(family),
+                                 config or hf_models.decoder_config(family))
     ids, mask = hf_models.input_ids(batch, prompt), hf_models.attention_mask(batch, prompt, "left")
     _ref, eager, patched = hf_models.variants(model, device, dtype, backend)
     kwargs = dict(max_new_tokens=new_tokens, do_sample=False, use_cache=True,

@@ -1,4 +1,4 @@
-"""Tiny Hugging Face BERT/GPT2 models and padded batches for the patching tests (cpu and gpu tiers).
+"""Tiny Hugging Face BERT-style and GPT2-style models and padded batches for the patching tests (cpu and gpu tiers).
 
 Sizes follow transformers' own model testers (hidden 32, 4 heads, odd intermediate size) except
 the hidden size: 64, so the head dim is 16, the smallest fastattn's attention takes (the testers'
@@ -64,6 +64,34 @@ def gpt2_config(**overrides):
                   bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1)
     values.update(overrides)
     return GPT2Config(**values)
+
+
+# The GPT-2-style decoder families fastattn.patch takes, by the prefix of their transformers class
+# names and the config overrides of a variant: GPTBigCode with one key/value head (multi-query,
+# its default) and with one per head.
+DECODER_FAMILIES = {"gpt2": ("GPT2", {}), "gpt_bigcode": ("GPTBigCode", {}),
+                    "gpt_bigcode_mha": ("GPTBigCode", {"multi_query": False})}
+# The causal LM head's class name after the family's prefix.
+CAUSAL_LM_SUFFIX = {"GPT2": "LMHeadModel", "GPTBigCode": "ForCausalLM"}
+
+
+def decoder_config(family, **overrides):
+    """gpt2_config's sizes in the family's config class."""
+    prefix, variant = DECODER_FAMILIES[family]
+    values = gpt2_config().to_dict()
+    values = {key: values[key] for key in ("vocab_size", "n_embd", "n_layer", "n_head",
+                                           "n_positions", "resid_pdrop", "embd_pdrop",
+                                           "attn_pdrop", "pad_token_id", "bos_token_id",
+                                           "eos_token_id")}
+    values.update(variant)
+    values.update(overrides)
+    return getattr(transformers, prefix + "Config")(**values)
+
+
+def decoder_class(family, suffix=None):
+    """transformers' `<family prefix><suffix>` class; suffix None: the causal LM head."""
+    prefix = DECODER_FAMILIES[family][0]
+    return getattr(transformers, prefix + (suffix or CAUSAL_LM_SUFFIX[prefix]))
 
 
 def make_model(model_class, config, seed=0):

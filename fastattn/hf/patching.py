@@ -1,5 +1,6 @@
 """fastattn.patch / fastattn.unpatch for Hugging Face BERT-style encoders (BERT and the families
-built from its code: fastattn.hf.encoder_families) and GPT-2 models.
+built from its code: fastattn.hf.encoder_families) and GPT-2-style decoders (GPT-2, GPTBigCode:
+fastattn.hf.decoder_families).
 
 patch() works in place and keeps every parameter where it was: it registers the `fastattn`
 attention implementation (attention function and mask function), switches the model to it, and
@@ -16,21 +17,21 @@ import weakref
 
 from .._dispatch import BACKENDS
 from ..nn import adoption, vocab_projection
-from . import encoder_families, loss
+from . import decoder_families, encoder_families, loss
 
 NAME = "fastattn"
 ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
 SUPPORTED = ("BertModel and its task heads (BertFor...), the models and heads of the other "
              "BERT-style encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, DistilBERT), "
-             "GPT2Model and its heads (GPT2LMHeadModel, GPT2For...)")
+             "GPT2Model and its heads (GPT2LMHeadModel, GPT2For...), GPTBigCodeModel and its "
+             "heads (GPTBigCodeForCausalLM, ...)")
 
 
 def _family(model):
     """The adopt function for the model's architecture, or None for anything else."""
     try:
-        # Whether transformers is there at all (the encoder families are found without imports).
+        # Whether transformers is there at all (the families are found without imports).
         from transformers.models.bert.modeling_bert import BertPreTrainedModel  # noqa: F401
-        from transformers.models.gpt2.modeling_gpt2 import GPT2PreTrainedModel
     except ImportError as error:  # an optional dependency: the ops work without it
         raise ImportError("fastattn.patch needs Hugging Face transformers>=5.4,<6 (pip install "
                           f"'fastattn[hf]'); importing it failed: {error}") from error
@@ -38,20 +39,22 @@ def _family(model):
     family = encoder_families.family_of(model)
     if family is not None:
         return functools.partial(_adopt_encoder, family)
-    if isinstance(model, GPT2PreTrainedModel):
-        return _adopt_gpt2
+    family = decoder_families.family_of(model)
+    if family is not None:
+        return functools.partial(_adopt_decoder, family)
     return None
 
 
 def _unsupported(model):
     return TypeError(f"fastattn.patch: unsupported model {type(model).__module__}."
-                     f"{type(model).__name__}, which contains no BERT-style or GPT-2 model either; "
+                     f"{type(model).__name__}, which contains no BERT-style or GPT-2-style model "
+                     "either; "
                      f"fastattn.patch supports Hugging Face {SUPPORTED}, and modules that hold "
                      "them (an EncoderDecoderModel, a wrapper of your own)")
 
 
 def supported_parts(module):
-    """The outermost BERT-style and GPT-2 models inside `module` (a container such as an
+    """The outermost BERT-style and GPT-2-style models inside `module` (a container such as an
     EncoderDecoderModel or a user's wrapper), in the order of named_modules."""
     parts, found = [], ()
     for name, sub in module.named_modules():
@@ -93,17 +96,16 @@ def _adopt_encoder(family, model, backend):
             packed_encoder_class(family).adopt(module)
 
 
-def _adopt_gpt2(model, backend):
-    from transformers.models.gpt2.modeling_gpt2 import GPT2Block as HFGPT2Block
-    from transformers.models.gpt2.modeling_gpt2 import GPT2Model
-
-    from ..nn.gpt2 import GPT2Block
+def _adopt_decoder(family, model, backend):
     from ..nn.layer_norm_residual import LayerNormResidual, can_adopt
 
+    block_class = decoder_families.transformers_class(family, decoder_families.BLOCK)
+    base_model_class = decoder_families.transformers_class(family, decoder_families.BASE_MODEL)
+    fused_block_class = decoder_families.fused_block_class(family)
     for module in model.modules():
-        if isinstance(module, HFGPT2Block):
-            GPT2Block.adopt(module, backend=backend)
-        elif isinstance(module, GPT2Model) and can_adopt(module.ln_f):
+        if isinstance(module, block_class):
+            fused_block_class.adopt(module, backend=backend)
+        elif isinstance(module, base_model_class) and can_adopt(module.ln_f):
             LayerNormResidual.adopt(module.ln_f, backend=backend)
 
 
@@ -169,12 +171,12 @@ def is_patched(model):
 
 
 def patch(model, *, backend=None):
-    """Run a Hugging Face BERT-style or GPT-2 model on fastattn's kernels, in place; returns the
-    model.
+    """Run a Hugging Face BERT-style or GPT-2-style model on fastattn's kernels, in place; returns
+    the model.
 
     model: a BertModel (or the base model of another BERT-style family: RobertaModel,
-    XLMRobertaModel, CamembertModel, ElectraModel, DistilBertModel) or GPT2Model, one of their
-    task heads, or any module that holds such models (each outermost one inside it is patched:
+    XLMRobertaModel, CamembertModel, ElectraModel, DistilBertModel), a GPT2Model or
+    GPTBigCodeModel, one of their task heads, or any module that holds such models (each outermost one inside it is patched:
     both halves of a BERT2GPT2 EncoderDecoderModel).
     backend: a fastattn backend name for every op in the model, or None for the automatic choice.
     Patching a patched model again only changes its backend.
@@ -204,7 +206,7 @@ def patch(model, *, backend=None):
 
 
 def _patch_model(model, backend):
-    """patch() of one BERT-style or GPT-2 model."""
+    """patch() of one BERT-style or GPT-2-style model."""
     adopt = _family(model)
     _check_head_dim(model, backend)
     from .attention import register

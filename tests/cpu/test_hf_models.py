@@ -1,6 +1,6 @@
-"""Patched tiny BERT (and the other BERT-style families) and GPT2 against the unpatched models:
-outputs on padded batches (right and left padding, holes, odd lengths), gradients, greedy
-generation with the KV cache."""
+"""Patched tiny BERT (and the other BERT-style families) and GPT2 (and GPTBigCode, multi-query and
+not) against the unpatched models: outputs on padded batches (right and left padding, holes, odd
+lengths), gradients, generation with the KV cache."""
 
 import pytest
 import torch
@@ -67,3 +67,40 @@ def test_compiled_static_cache_generation(device, backend):
 
 def test_tester_size_models(device, backend):
     hf_cases.check_tester_size_models(device, torch.float32, backend)
+
+
+OTHER_DECODER_FAMILIES = sorted(set(hf_models.DECODER_FAMILIES) - {"gpt2"})
+
+
+@pytest.mark.parametrize("seqlen", SEQLENS)
+@pytest.mark.parametrize("pattern", hf_models.MASK_PATTERNS)
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_logits(device, backend, family, pattern, seqlen):
+    hf_cases.check_gpt2_logits(device, torch.float32, backend, pattern, seqlen, family=family)
+
+
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_grads(device, backend, family):
+    hf_cases.check_gpt2_grads(device, torch.float32, backend, family=family)
+
+
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_greedy_generation(device, backend, family):
+    hf_cases.check_greedy_generation(device, torch.float32, backend, family=family)
+
+
+@pytest.mark.parametrize("mode", hf_cases.GENERATION_MODES)
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_generation_modes(device, backend, family, mode):
+    hf_cases.check_generation_mode(device, torch.float32, backend, mode, family=family)
+
+
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_static_cache_generation(device, backend, family):
+    hf_cases.check_static_cache_generation(device, torch.float32, backend, family=family)
+
+
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_compiled_static_cache_generation(device, backend, family):
+    hf_cases.check_compiled_static_cache_generation(device, torch.float32, backend, "aot_eager",
+                                                    family=family)

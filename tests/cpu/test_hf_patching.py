@@ -45,8 +45,13 @@ def distilbert():
                                 hf_models.encoder_config("distilbert"))
 
 
-MAKERS = [bert, gpt2, roberta, electra, distilbert]
-MAKER_IDS = ["bert", "gpt2", "roberta", "electra", "distilbert"]
+def gpt_bigcode():
+    return hf_models.make_model(hf_models.decoder_class("gpt_bigcode"),
+                                hf_models.decoder_config("gpt_bigcode"))
+
+
+MAKERS = [bert, gpt2, roberta, electra, distilbert, gpt_bigcode]
+MAKER_IDS = ["bert", "gpt2", "roberta", "electra", "distilbert", "gpt_bigcode"]
 
 
 def batch(pattern="holes", size=3, seqlen=9):
@@ -99,7 +104,8 @@ def test_unpatch_restores_original_behaviour(make):
     (bert, BertForMaskedLM), (gpt2, GPT2LMHeadModel),
     (roberta, hf_models.encoder_class("roberta", "ForMaskedLM")),
     (electra, hf_models.encoder_class("electra", "ForMaskedLM")),
-    (distilbert, hf_models.encoder_class("distilbert", "ForMaskedLM"))], ids=MAKER_IDS)
+    (distilbert, hf_models.encoder_class("distilbert", "ForMaskedLM")),
+    (gpt_bigcode, hf_models.decoder_class("gpt_bigcode"))], ids=MAKER_IDS)
 def test_saved_after_patching_loads_in_plain_transformers(make, plain_class, tmp_path):
     model = fastattn.patch(make())
     model.save_pretrained(tmp_path)
@@ -233,8 +239,9 @@ def test_a_mask_without_padding_reaches_no_layer():
         close_on_real_tokens("gpt2", got_gpt2, stock_gpt2(ids, attention_mask=mask).logits, mask)
 
 
-def test_gpt2_generation_uses_decode_path_with_padding_mask():
-    model = fastattn.patch(gpt2())
+@pytest.mark.parametrize("make", [gpt2, gpt_bigcode], ids=["gpt2", "gpt_bigcode"])
+def test_gpt2_generation_uses_decode_path_with_padding_mask(make):
+    model = fastattn.patch(make())
     ids, mask = batch("left", seqlen=7)
     with spy("attention") as calls, torch.no_grad():
         model.generate(ids, attention_mask=mask, max_new_tokens=4, do_sample=False, pad_token_id=0)
@@ -242,6 +249,9 @@ def test_gpt2_generation_uses_decode_path_with_padding_mask():
     decode = [(sq, sk) for sq, sk in shapes if sq == 1 and sk > 1]
     assert len(decode) == 3 * model.config.n_layer, shapes  # tokens 2..4 decode from the cache
     assert all(kwargs["causal"] and kwargs["key_padding_mask"] is not None for _, kwargs in calls["attention"])
+    # GPTBigCode's one key/value head reaches the kernels as it is (multi-query), not repeated.
+    kv_heads = 1 if getattr(model.config, "multi_query", False) else model.config.n_head
+    assert all(args[1].shape[1] == kv_heads for args, _ in calls["attention"])
 
 
 def _additive_mask(mask, q_len):
@@ -294,7 +304,7 @@ def test_patched_outputs_follow_numerics_rule_against_float64():
     assert_numerics("logits", *(o[mask.bool()] for o in outs))
 
 
-@pytest.mark.parametrize("make", [bert, gpt2], ids=["bert", "gpt2"])
+@pytest.mark.parametrize("make", [bert, gpt2, gpt_bigcode], ids=["bert", "gpt2", "gpt_bigcode"])
 def test_a_float64_model_keeps_working_after_patching(make):
     """A model in float64 (for gradcheck or numerical checks) runs on the torch backend, computed
     in float64, instead of being refused by the kernels' dtype check."""

@@ -1,0 +1,47 @@
+"""GPTBigCodeBlock: transformers' GPTBigCodeBlock (SantaCoder, StarCoder-style models) on fastattn's
+fused LayerNorm+residual and FFN. Its block computes GPT-2's (fastattn.nn.decoder_block) with
+nn.Linear projections; its attention has one key/value head when `multi_query` (the default),
+which fastattn.attention takes as it is (multi-query attention: no copies of K and V per head).
+"""
+
+import inspect
+
+from torch import nn
+from transformers.models.gpt_bigcode.modeling_gpt_bigcode import GPTBigCodeAttention, GPTBigCodeMLP
+from transformers.models.gpt_bigcode.modeling_gpt_bigcode import GPTBigCodeBlock as HFGPTBigCodeBlock
+
+from ..hf.attention import register
+from .decoder_block import FusedDecoderBlock
+
+register()  # for a patched model unpickled in a new process: see fastattn/nn/bert.py
+
+
+def _cache_argument(forward):
+    """The name under which `forward` takes the KV cache: "layer_past" in transformers 5.4 to 5.25
+    (GPT-2's was renamed inside 5.x, so this one may be too)."""
+    parameters = inspect.signature(forward).parameters
+    return next(name for name in ("layer_past", "cache", "past_key_values") if name in parameters)
+
+
+BLOCK_CACHE_ARG = _cache_argument(HFGPTBigCodeBlock.forward)
+ATTENTION_CACHE_ARG = _cache_argument(GPTBigCodeAttention.forward)
+
+
+class GPTBigCodeBlock(FusedDecoderBlock, HFGPTBigCodeBlock):
+    """transformers' GPTBigCodeBlock with fused LayerNorm+residual and the fused FFN."""
+
+    MLP_CLASS, PROJECTION_CLASS, WEIGHT_IN_OUT = GPTBigCodeMLP, nn.Linear, False
+
+    def forward(self, hidden_states, encoder_hidden_states=None, *args, **kwargs):
+        if not self._takes_fused_path(encoder_hidden_states):
+            return super().forward(hidden_states, encoder_hidden_states, *args, **kwargs)
+        # transformers passes everything after the encoder states by keyword (its own argument
+        # order is layer_past, attention_mask, encoder_attention_mask, use_cache,
+        # output_attentions); the encoder's mask is unused without encoder states.
+        names = (BLOCK_CACHE_ARG, "attention_mask", "encoder_attention_mask", "use_cache",
+                 "output_attentions")
+        kwargs.update(zip(names, args))
+        kwargs.pop("encoder_attention_mask", None)
+        kwargs[ATTENTION_CACHE_ARG] = kwargs.pop(BLOCK_CACHE_ARG, None)
+        attention_output, _ = self.attn(self.ln_1(hidden_states), **kwargs)
+        return self._fused_forward(hidden_states, attention_output)
