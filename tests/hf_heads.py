@@ -1,5 +1,5 @@
 """Every task head of BERT, of the other BERT-style families (RoBERTa, XLM-RoBERTa, CamemBERT,
-ELECTRA, DistilBERT) and of GPT2 that the installed transformers has, patched against unpatched:
+ELECTRA, DistilBERT), of GPT2 and of GPTBigCode that the installed transformers has, patched against unpatched:
 the outputs and every parameter's gradient (cpu and gpu tiers).
 
 fastattn.patch swaps the blocks under any head, so each head must come out the same: the heads
@@ -33,29 +33,31 @@ KNOWN_HEADS += tuple(prefix + head for prefix in ("Roberta", "XLMRoberta", "Came
                      for head in ("ForMaskedLM", "ForSequenceClassification", "ForCausalLM"))
 KNOWN_HEADS += ("ElectraForMaskedLM", "ElectraForPreTraining", "ElectraForSequenceClassification",
                 "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
-                "DistilBertForQuestionAnswering")
+                "DistilBertForQuestionAnswering", "GPTBigCodeForCausalLM",
+                "GPTBigCodeForSequenceClassification", "GPTBigCodeForTokenClassification")
 
 
 def head_names(other_families=True):
-    """Names of the BERT-style and GPT2 models with a task head in the installed transformers;
-    other_families=False: BERT's and GPT2's only."""
+    """Names of the BERT-style and GPT2-style models with a task head in the installed
+    transformers; other_families=False: BERT's and GPT2's only."""
     names = [name for name in dir(transformers)
              if name.startswith(("BertFor", "GPT2For"))
              or name in ("BertLMHeadModel", "GPT2LMHeadModel", "GPT2DoubleHeadsModel")]
     if other_families:
         others = tuple(prefix + "For" for family, prefix in hf_models.ENCODER_FAMILIES.items()
-                       if family != "bert")
+                       if family != "bert") + ("GPTBigCodeFor",)
         names += [name for name in dir(transformers) if name.startswith(others)]
     return sorted(names)
 
 
 def _config(name):
     overrides = {"num_labels": 2 if "QuestionAnswering" in name else LABELS}
-    if name.startswith("GPT2"):
+    if name.startswith(("GPT2", "GPTBigCode")):
         # Dropout in the heads' own layers (the summary and classifier dropouts) off too: the
         # patched and unpatched models would draw different masks.
         overrides.update(summary_first_dropout=0.0, classifier_dropout=0.0)
-        return hf_models.gpt2_config(**overrides)
+        family = "gpt2" if name.startswith("GPT2") else "gpt_bigcode"
+        return hf_models.decoder_config(family, **overrides)
     family = next(family for family, prefix in hf_models.ENCODER_FAMILIES.items()
                   if name.startswith(prefix + "For") or name == prefix + "LMHeadModel")
     if family != "distilbert":  # DistilBERT's head dropouts are off in encoder_config

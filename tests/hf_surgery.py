@@ -29,8 +29,13 @@ BERT_HOOK_TARGETS = ("encoder.layer.1", "encoder.layer.1.attention",
 GPT2_HOOK_TARGETS = ("transformer.h.1", "transformer.h.1.ln_1", "transformer.h.1.attn",
                      "transformer.h.1.ln_2", "transformer.h.1.mlp", "transformer.h.1.mlp.c_fc",
                      "transformer.h.1.mlp.act", "transformer.h.1.mlp.dropout", "transformer.ln_f")
+# GPTBigCode's block has GPT-2's module names (nn.Linear projections): the same targets.
+GPT_BIGCODE_HOOK_TARGETS = ("transformer.h.1.ln_2", "transformer.h.1.mlp.c_fc",
+                            "transformer.h.1.mlp.act", "transformer.h.1.mlp.dropout")
 MODELS = {"bert": (BertModel, hf_models.bert_config, "holes"),
-          "gpt2": (GPT2LMHeadModel, hf_models.gpt2_config, "left")}
+          "gpt2": (GPT2LMHeadModel, hf_models.gpt2_config, "left"),
+          "gpt_bigcode": (hf_models.decoder_class("gpt_bigcode"),
+                          lambda: hf_models.decoder_config("gpt_bigcode"), "left")}
 
 
 def scale_output(module, args, output):

@@ -23,12 +23,14 @@ CASES = [(GPT2LMHeadModel, hf_models.gpt2_config, "left"), (BertModel, hf_models
 FAMILY_CASES = [(hf_models.encoder_class(family),
                  lambda family=family: hf_models.encoder_config(family), "holes")
                 for family in ("roberta", "distilbert")]
+GPT_BIGCODE_CASE = (hf_models.decoder_class("gpt_bigcode"),
+                    lambda: hf_models.decoder_config("gpt_bigcode"), "left")
 TRAINING_CASES = [(GPT2LMHeadModel, hf_models.gpt2_config, "left"),
-                  (BertForMaskedLM, hf_models.bert_config, "holes")]
+                  (BertForMaskedLM, hf_models.bert_config, "holes"), GPT_BIGCODE_CASE]
 
 
-@pytest.mark.parametrize("model_class,config,pattern", CASES + FAMILY_CASES,
-                         ids=["gpt2", "bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("model_class,config,pattern", CASES + FAMILY_CASES + [GPT_BIGCODE_CASE],
+                         ids=["gpt2", "bert", "roberta", "distilbert", "gpt_bigcode"])
 def test_fullgraph_compile(model_class, config, pattern):
     model = hf_models.make_model(model_class, config())
     compiled = hf_models.compile_patched(model, fastattn.patch(copy.deepcopy(model)), "aot_eager",
@@ -42,7 +44,8 @@ def test_fullgraph_compile(model_class, config, pattern):
         torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("model_class,config,pattern", TRAINING_CASES, ids=["gpt2", "bert"])
+@pytest.mark.parametrize("model_class,config,pattern", TRAINING_CASES,
+                         ids=["gpt2", "bert", "gpt_bigcode"])
 def test_compiled_training_step(model_class, config, pattern):
     hf_cases.check_compiled_training(torch.device("cpu"), torch.float32, "torch", model_class,
                                      config(), pattern, "aot_eager")

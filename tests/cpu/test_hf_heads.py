@@ -1,5 +1,6 @@
-"""Every BERT and GPT2 task head in the installed transformers, patched against unpatched: outputs
-on a batch with holes in its mask, and every parameter's gradient (tests/hf_heads.py)."""
+"""Every BERT-style and GPT2-style task head in the installed transformers, patched against
+unpatched: outputs on a batch with holes in its mask, and every parameter's gradient
+(tests/hf_heads.py)."""
 
 import pytest
 import torch

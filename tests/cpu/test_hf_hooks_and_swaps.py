@@ -15,7 +15,9 @@ from hf_spy import spy
 
 CPU, FP32, TORCH = torch.device("cpu"), torch.float32, "torch"
 HOOKS = ([("bert", t) for t in hf_surgery.BERT_HOOK_TARGETS]
-         + [("gpt2", t) for t in hf_surgery.GPT2_HOOK_TARGETS])
+         + [("gpt2", t) for t in hf_surgery.GPT2_HOOK_TARGETS]
+         + [("gpt_bigcode", t) for t in hf_surgery.GPT_BIGCODE_HOOK_TARGETS])
+KINDS = sorted(hf_surgery.MODELS)
 
 
 @pytest.mark.parametrize("pre", [False, True], ids=["hook", "pre-hook"])
@@ -48,6 +50,8 @@ SWAPS = [
     ("gpt2", "transformer.h.1.ln_2", lambda: hf_surgery.RMSNormLike(64)),
     ("gpt2", "transformer.h.1.ln_1", lambda: nn.LayerNorm(64, elementwise_affine=False)),
     ("gpt2", "transformer.ln_f", lambda: hf_surgery.RMSNormLike(64)),
+    ("gpt_bigcode", "transformer.h.1.mlp.act", nn.ReLU),
+    ("gpt_bigcode", "transformer.h.1.ln_2", lambda: hf_surgery.RMSNormLike(64)),
 ]
 
 
@@ -57,7 +61,7 @@ def test_swapped_modules_take_effect(kind, target, make, after_patch):
     hf_surgery.check_swapped_module(kind, target, make, after_patch, CPU, FP32, TORCH)
 
 
-@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_accelerate_style_forward_wrappers(kind):
     hf_surgery.check_accelerate_style_wrappers(kind, CPU, FP32, TORCH)
 
@@ -73,7 +77,8 @@ def _fused_calls(model, kind):
 
 
 @pytest.mark.parametrize("kind,target", [("bert", "encoder.layer.1.intermediate"),
-                                         ("gpt2", "transformer.h.1.mlp.act")])
+                                         ("gpt2", "transformer.h.1.mlp.act"),
+                                         ("gpt_bigcode", "transformer.h.1.mlp.act")])
 def test_only_the_hooked_block_falls_back_and_fuses_again_without_the_hook(kind, target):
     model_class, config, _ = hf_surgery.MODELS[kind]
     model = fastattn.patch(hf_models.make_model(model_class, config()))
@@ -90,7 +95,8 @@ def test_only_the_hooked_block_falls_back_and_fuses_again_without_the_hook(kind,
 DROPOUTS = [("bert", "encoder.layer.1.attention.self.dropout", False)] + [
     (kind, target, train) for kind, target in (("bert", "encoder.layer.1.attention.output.dropout"),
                                                ("bert", "encoder.layer.1.output.dropout"),
-                                               ("gpt2", "transformer.h.1.mlp.dropout"))
+                                               ("gpt2", "transformer.h.1.mlp.dropout"),
+                                               ("gpt_bigcode", "transformer.h.1.mlp.dropout"))
     for train in (False, True)]
 
 
@@ -117,11 +123,12 @@ def test_dropouts_replaced_before_patching(kind, target, train):
         assert _fused_calls(models[0], kind) == fused, make.__name__
 
 
-@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_global_forward_hook_takes_effect(kind):
     """register_module_forward_hook applies to every module call, the skipped ones included."""
     def halve_activations(module, args, output):
-        return output * 0.5 if type(module).__name__.endswith("Activation") else None
+        # GELU modules: transformers' NewGELUActivation, GELUActivation, GELUTanh, ...
+        return output * 0.5 if "GELU" in type(module).__name__ else None
 
     models = hf_surgery.surgery_variants(kind, CPU, FP32, TORCH)
     handle = nn.modules.module.register_module_forward_hook(halve_activations)
@@ -131,7 +138,7 @@ def test_a_global_forward_hook_takes_effect(kind):
         handle.remove()
 
 
-@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_failing_patch_leaves_the_model_unpatched(kind, monkeypatch):
     model_class, config, pattern = hf_surgery.MODELS[kind]
     model = hf_models.make_model(model_class, config())
@@ -150,7 +157,8 @@ def test_a_failing_patch_leaves_the_model_unpatched(kind, monkeypatch):
 
 
 @pytest.mark.parametrize("kind,blocks,norm", [("bert", "encoder.layer", "output.LayerNorm"),
-                                              ("gpt2", "transformer.h", "ln_2")])
+                                              ("gpt2", "transformer.h", "ln_2"),
+                                              ("gpt_bigcode", "transformer.h", "ln_2")])
 def test_a_block_with_another_norm_stays_unpatched_and_unpatch_restores_the_rest(kind, blocks, norm):
     model_class, config, _ = hf_surgery.MODELS[kind]
     model = hf_models.make_model(model_class, config())
@@ -164,7 +172,7 @@ def test_a_block_with_another_norm_stays_unpatched_and_unpatch_restores_the_rest
     assert len(original) == len(list(model.modules()))
 
 
-@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_transformers_output_capturing_hooks_keep_the_fused_path(kind):
     """transformers installs forward hooks on layers and attention modules the first time hidden
     states or attentions are asked for, and keeps them (inactive on other calls): they must not

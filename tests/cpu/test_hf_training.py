@@ -1,5 +1,5 @@
-"""Training a patched model: dropout in train mode, gradient checkpointing, and a short GPT2
-training run whose losses follow the unpatched model's."""
+"""Training a patched model: dropout in train mode, gradient checkpointing, and a short GPT2 (and
+GPTBigCode) training run whose losses follow the unpatched model's."""
 
 import copy
 
@@ -12,14 +12,17 @@ import hf_cases
 import hf_models
 from hf_spy import spy
 
+DECODER_DROPOUT = dict(resid_pdrop=0.1, attn_pdrop=0.1, embd_pdrop=0.1)
 DROPOUT = dict(bert=dict(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1),
-               gpt2=dict(resid_pdrop=0.1, attn_pdrop=0.1, embd_pdrop=0.1))
+               gpt2=DECODER_DROPOUT, gpt_bigcode=DECODER_DROPOUT)
+KINDS = sorted(DROPOUT)
 
 
 def make(kind, **overrides):
     if kind == "bert":
         return hf_models.make_model(BertForMaskedLM, hf_models.bert_config(**overrides))
-    return hf_models.make_model(GPT2LMHeadModel, hf_models.gpt2_config(**overrides))
+    return hf_models.make_model(hf_models.decoder_class(kind),
+                                hf_models.decoder_config(kind, **overrides))
 
 
 def loss_and_grads(model, ids, mask, seed=None):
@@ -31,7 +34,7 @@ def loss_and_grads(model, ids, mask, seed=None):
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_dropout_in_train_mode(kind):
     model = fastattn.patch(make(kind, **DROPOUT[kind])).train()
     ids, mask = hf_models.input_ids(3, 11), hf_models.attention_mask(3, 11, "holes")
@@ -46,7 +49,7 @@ def test_dropout_in_train_mode(kind):
     assert eval_loss != loss_a  # dropout only in train mode
 
 
-@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_gradient_checkpointing(kind):
     model = fastattn.patch(make(kind)).train()
     ids, mask = hf_models.input_ids(3, 11), hf_models.attention_mask(3, 11, "left")
@@ -81,8 +84,9 @@ def _train(model, steps, seed=0):
     return losses
 
 
-def test_gpt2_training_converges_like_unpatched():
-    model = make("gpt2", n_layer=2)
+@pytest.mark.parametrize("kind", ["gpt2", "gpt_bigcode"])
+def test_gpt2_training_converges_like_unpatched(kind):
+    model = make(kind, n_layer=2)
     plain = _train(copy.deepcopy(model).train(), steps=30)
     patched = _train(fastattn.patch(copy.deepcopy(model)).train(), steps=30)
     assert plain[-1] < 0.5 * plain[0], plain  # the run learns something

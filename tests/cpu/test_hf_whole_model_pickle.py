@@ -50,7 +50,9 @@ CASES = {"bert": (BertModel, hf_models.bert_config, "holes"),
          "roberta": (hf_models.encoder_class("roberta"),
                      lambda: hf_models.encoder_config("roberta"), "holes"),
          "distilbert": (hf_models.encoder_class("distilbert"),
-                        lambda: hf_models.encoder_config("distilbert"), "holes")}
+                        lambda: hf_models.encoder_config("distilbert"), "holes"),
+         "gpt_bigcode": (hf_models.decoder_class("gpt_bigcode"),
+                         lambda: hf_models.decoder_config("gpt_bigcode"), "left")}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -66,8 +66,9 @@ def bert_with(change):
     return model
 
 
-def gpt2_with(change):
-    model = hf_models.make_model(GPT2Model, hf_models.gpt2_config())
+def gpt2_with(change, family="gpt2"):
+    model = hf_models.make_model(hf_models.decoder_class(family, "Model"),
+                                 hf_models.decoder_config(family))
     for block in model.h:
         change(block)
     return model
@@ -86,6 +87,11 @@ CHANGES = {
     "bert-wrapped-value-forward": lambda: bert_with(
         lambda layer: wrap_forward(layer.attention.self.value)),
     "gpt2-wrapped-c_fc-forward": lambda: gpt2_with(lambda block: wrap_forward(block.mlp.c_fc)),
+    # GPTBigCode's projections are nn.Linear: a LoRA Linear subclass there, and a hooked c_proj.
+    "gpt_bigcode-lora-c_fc": lambda: gpt2_with(lambda block: add_lora(block.mlp.c_fc),
+                                               "gpt_bigcode"),
+    "gpt_bigcode-hooked-c_proj": lambda: gpt2_with(
+        lambda block: block.mlp.c_proj.register_forward_hook(double_output), "gpt_bigcode"),
 }
 
 

@@ -1,6 +1,6 @@
 """Patched tiny BERT and GPT2 on the GPU, every backend and dtype (bfloat16 too), against the
 unpatched models under the numerics rule; greedy generation and the other generation modes;
-inductor fullgraph compile."""
+inductor fullgraph compile. The other BERT-style and GPT2-style families: a few cases each."""
 
 import copy
 
@@ -49,6 +49,29 @@ def test_encoder_family_grads(device, backend, family):
 
 def test_gpt2_grads(device, dtype, backend):
     hf_cases.check_gpt2_grads(device, dtype, backend, seqlen=113)
+
+
+# GPTBigCode runs GPT-2's block with nn.Linear projections and, multi-query, one key/value head
+# that the attention kernels take as it is (kv_group = heads): bfloat16 on every backend.
+OTHER_DECODER_FAMILIES = sorted(set(hf_models.DECODER_FAMILIES) - {"gpt2"})
+
+
+@pytest.mark.parametrize("pattern", ["left", "holes"])
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_logits(device, backend, family, pattern):
+    hf_cases.check_gpt2_logits(device, torch.bfloat16, backend, pattern, 113, batch=4,
+                               family=family)
+
+
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_grads(device, backend, family):
+    hf_cases.check_gpt2_grads(device, torch.bfloat16, backend, seqlen=113, family=family)
+
+
+@pytest.mark.parametrize("family", OTHER_DECODER_FAMILIES)
+def test_decoder_family_greedy_generation(device, backend, family):
+    hf_cases.check_greedy_generation(device, torch.float32, backend, batch=4, new_tokens=32,
+                                     family=family)
 
 
 @pytest.mark.parametrize("autocast_dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
