@@ -1,8 +1,8 @@
 """Drop-in modules built on the fastattn ops.
 
-`LayerNormResidual`, `GeluFFN` and `SelfAttention` need only torch. `BertLayer` and `GPT2Block`
-subclass transformers' blocks, so they are imported on first use: `import fastattn` must not
-require transformers.
+`LayerNormResidual`, `GeluFFN` and `SelfAttention` need only torch. `BertLayer`, `GPT2Block` and
+`GPTBigCodeBlock` subclass transformers' blocks, so they are imported on first use: `import
+fastattn` must not require transformers.
 """
 
 from .attention import SelfAttention
@@ -10,9 +10,10 @@ from .ffn import GeluFFN
 from .layer_norm_residual import LayerNormResidual
 from .packing import PackedBatch
 
-_TRANSFORMERS_BLOCKS = {"BertLayer": ".bert", "GPT2Block": ".gpt2"}
+_TRANSFORMERS_BLOCKS = {"BertLayer": ".bert", "GPT2Block": ".gpt2", "GPTBigCodeBlock": ".gpt_bigcode"}
 
-__all__ = ["BertLayer", "GPT2Block", "GeluFFN", "LayerNormResidual", "PackedBatch", "SelfAttention"]
+__all__ = ["BertLayer", "GPT2Block", "GPTBigCodeBlock", "GeluFFN", "LayerNormResidual",
+           "PackedBatch", "SelfAttention"]
 
 
 def __getattr__(name):

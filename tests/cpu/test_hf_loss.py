@@ -57,8 +57,10 @@ def patched_with_our_loss(model_class, config, seqlen):
     return model
 
 
-def test_patch_sets_it_on_causal_lms_and_unpatch_takes_it_back():
-    model = patched_with_our_loss(GPT2LMHeadModel, hf_models.gpt2_config(), 13)
+@pytest.mark.parametrize("family", ["gpt2", "gpt_bigcode"])
+def test_patch_sets_it_on_causal_lms_and_unpatch_takes_it_back(family):
+    model = patched_with_our_loss(hf_models.decoder_class(family),
+                                  hf_models.decoder_config(family), 13)
     fastattn.unpatch(model)
     assert model.loss_function is ForCausalLMLoss and "_loss_function" not in vars(model)
 
