@@ -1,6 +1,6 @@
 """Every task head of BERT, of the other BERT-style families (RoBERTa, XLM-RoBERTa, CamemBERT,
-ELECTRA, DistilBERT), of GPT2 and of GPTBigCode that the installed transformers has, patched against unpatched:
-the outputs and every parameter's gradient (cpu and gpu tiers).
+ELECTRA, DistilBERT), of GPT2 and of GPTBigCode that the installed transformers has, patched
+against unpatched: the outputs and every parameter's gradient (cpu and gpu tiers).
 
 fastattn.patch swaps the blocks under any head, so each head must come out the same: the heads
 reshape their inputs (multiple choice: [B, choices, S] folded into the batch), pool position 0

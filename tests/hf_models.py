@@ -1,4 +1,5 @@
-"""Tiny Hugging Face BERT-style and GPT2-style models and padded batches for the patching tests (cpu and gpu tiers).
+"""Tiny Hugging Face BERT-style and GPT2-style models and padded batches for the patching tests
+(cpu and gpu tiers).
 
 Sizes follow transformers' own model testers (hidden 32, 4 heads, odd intermediate size) except
 the hidden size: 64, so the head dim is 16, the smallest fastattn's attention takes (the testers'

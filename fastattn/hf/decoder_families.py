@@ -7,6 +7,8 @@ GPT-J's rotary embeddings and parallel attention and MLP, OPT's ReLU): refused b
 
 import importlib
 
+from . import families
+
 # transformers.models.<family> -> its PreTrainedModel, block and base model classes. fastattn's
 # block for the family is the class of the block's name in fastattn.nn.<family>.
 FAMILIES = {
@@ -16,23 +18,14 @@ FAMILIES = {
 PRETRAINED, BLOCK, BASE_MODEL = range(3)
 
 
-def _modeling_module(family):
-    return f"transformers.models.{family}.modeling_{family}"
-
-
 def family_of(model):
-    """The family whose PreTrainedModel `model` is an instance of, or None. Looked up by class
-    name and module in the model's MRO: no family's module is imported to answer."""
-    for cls in type(model).__mro__:
-        for family, names in FAMILIES.items():
-            if cls.__name__ == names[PRETRAINED] and cls.__module__ == _modeling_module(family):
-                return family
-    return None
+    """The family whose PreTrainedModel `model` is an instance of, or None (no import needed)."""
+    return families.family_of(model, FAMILIES)
 
 
 def transformers_class(family, role):
     """transformers' BLOCK or BASE_MODEL class of the family."""
-    return getattr(importlib.import_module(_modeling_module(family)), FAMILIES[family][role])
+    return families.transformers_class(FAMILIES, family, role)
 
 
 def fused_block_class(family):

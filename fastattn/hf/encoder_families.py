@@ -10,9 +10,8 @@ family's class on first use. What differs otherwise (embeddings, heads, ELECTRA'
 projection) runs before or after the encoder, untouched.
 """
 
-import importlib
-
 from ..nn import adoption
+from . import families
 
 # transformers.models.<family> -> its PreTrainedModel, layer and encoder classes, and the layout
 # of its layer's modules. fastattn's classes take these names (pickle finds them by name): a layer
@@ -28,23 +27,14 @@ FAMILIES = {
 PRETRAINED, LAYER, ENCODER, LAYOUT = range(4)
 
 
-def _modeling_module(family):
-    return f"transformers.models.{family}.modeling_{family}"
-
-
 def family_of(model):
-    """The family whose PreTrainedModel `model` is an instance of, or None. Looked up by class
-    name and module in the model's MRO: no family's module is imported to answer."""
-    for cls in type(model).__mro__:
-        for family, names in FAMILIES.items():
-            if cls.__name__ == names[PRETRAINED] and cls.__module__ == _modeling_module(family):
-                return family
-    return None
+    """The family whose PreTrainedModel `model` is an instance of, or None (no import needed)."""
+    return families.family_of(model, FAMILIES)
 
 
 def transformers_class(family, role):
     """transformers' LAYER or ENCODER class of the family."""
-    return getattr(importlib.import_module(_modeling_module(family)), FAMILIES[family][role])
+    return families.transformers_class(FAMILIES, family, role)
 
 
 def packed_class(family, role, mixins, bert_class):

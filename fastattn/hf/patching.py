@@ -176,8 +176,8 @@ def patch(model, *, backend=None):
 
     model: a BertModel (or the base model of another BERT-style family: RobertaModel,
     XLMRobertaModel, CamembertModel, ElectraModel, DistilBertModel), a GPT2Model or
-    GPTBigCodeModel, one of their task heads, or any module that holds such models (each outermost one inside it is patched:
-    both halves of a BERT2GPT2 EncoderDecoderModel).
+    GPTBigCodeModel, one of their task heads, or any module that holds such models (each
+    outermost one inside it is patched: both halves of a BERT2GPT2 EncoderDecoderModel).
     backend: a fastattn backend name for every op in the model, or None for the automatic choice.
     Patching a patched model again only changes its backend.
     """

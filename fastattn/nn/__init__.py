@@ -10,7 +10,8 @@ from .ffn import GeluFFN
 from .layer_norm_residual import LayerNormResidual
 from .packing import PackedBatch
 
-_TRANSFORMERS_BLOCKS = {"BertLayer": ".bert", "GPT2Block": ".gpt2", "GPTBigCodeBlock": ".gpt_bigcode"}
+_TRANSFORMERS_BLOCKS = {"BertLayer": ".bert", "GPT2Block": ".gpt2",
+                        "GPTBigCodeBlock": ".gpt_bigcode"}
 
 __all__ = ["BertLayer", "GPT2Block", "GPTBigCodeBlock", "GeluFFN", "LayerNormResidual",
            "PackedBatch", "SelfAttention"]

@@ -7,8 +7,7 @@ which fastattn.attention takes as it is (multi-query attention: no copies of K a
 import inspect
 
 from torch import nn
-from transformers.models.gpt_bigcode.modeling_gpt_bigcode import GPTBigCodeAttention, GPTBigCodeMLP
-from transformers.models.gpt_bigcode.modeling_gpt_bigcode import GPTBigCodeBlock as HFGPTBigCodeBlock
+from transformers.models.gpt_bigcode import modeling_gpt_bigcode as hf_gpt_bigcode
 
 from ..hf.attention import register
 from .decoder_block import FusedDecoderBlock
@@ -23,14 +22,14 @@ def _cache_argument(forward):
     return next(name for name in ("layer_past", "cache", "past_key_values") if name in parameters)
 
 
-BLOCK_CACHE_ARG = _cache_argument(HFGPTBigCodeBlock.forward)
-ATTENTION_CACHE_ARG = _cache_argument(GPTBigCodeAttention.forward)
+BLOCK_CACHE_ARG = _cache_argument(hf_gpt_bigcode.GPTBigCodeBlock.forward)
+ATTENTION_CACHE_ARG = _cache_argument(hf_gpt_bigcode.GPTBigCodeAttention.forward)
 
 
-class GPTBigCodeBlock(FusedDecoderBlock, HFGPTBigCodeBlock):
+class GPTBigCodeBlock(FusedDecoderBlock, hf_gpt_bigcode.GPTBigCodeBlock):
     """transformers' GPTBigCodeBlock with fused LayerNorm+residual and the fused FFN."""
 
-    MLP_CLASS, PROJECTION_CLASS, WEIGHT_IN_OUT = GPTBigCodeMLP, nn.Linear, False
+    MLP_CLASS, PROJECTION_CLASS, WEIGHT_IN_OUT = hf_gpt_bigcode.GPTBigCodeMLP, nn.Linear, False
 
     def forward(self, hidden_states, encoder_hidden_states=None, *args, **kwargs):
         if not self._takes_fused_path(encoder_hidden_states):

@@ -32,7 +32,7 @@ def test_unpatch_restores_every_held_model(device):
 
 def test_a_module_holding_no_supported_model_is_refused_by_name():
     holder = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
-    with pytest.raises(TypeError, match="Sequential, which contains no BERT-style or GPT-2 model"):
+    with pytest.raises(TypeError, match="Sequential, which contains no BERT-style or GPT-2-style model"):
         fastattn.patch(holder)
 
 
