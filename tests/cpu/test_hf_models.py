@@ -104,3 +104,11 @@ def test_decoder_family_static_cache_generation(device, backend, family):
 def test_decoder_family_compiled_static_cache_generation(device, backend, family):
     hf_cases.check_compiled_static_cache_generation(device, torch.float32, backend, "aot_eager",
                                                     family=family)
+
+
+def test_gpt_bigcode_without_score_scaling(device, backend):
+    """scale_attn_weights=False: GPTBigCode's attention passes scaling 1.0, which must reach
+    fastattn.attention (its default would be 1/sqrt(head dim))."""
+    config = hf_models.decoder_config("gpt_bigcode", scale_attn_weights=False)
+    hf_cases.check_gpt2_logits(device, torch.float32, backend, "left", 13, config=config,
+                               family="gpt_bigcode")
