@@ -12,6 +12,11 @@ Cases (GPU sizes; the CPU runs tiny configs so the suite stays about a minute):
                       transformers compiles the decoding step (inductor, CUDA graphs) for every
                       implementation, so each step replays without Python; compiling takes tens
                       of seconds (the first, untimed run). Quick GPU pass: B=1, sdpa and auto.
+  gpt_bigcode generate "B=16 padded"  GPTBigCode of GPT2-small's size with multi-query attention
+                      (one key/value head), B=16 left-padded prompts (lengths uniform in
+                      [0.2, 1] x prompt): with a padding mask transformers' sdpa path copies the
+                      KV cache for every head (repeat_kv) each layer and step; fastattn reads it
+                      once.
 Implementations: each fastattn backend forced for every op (torch, triton, cuda), and "auto", the
 model patched with no backend named (what `fastattn.patch(model)` gives a user: each op on the
 backend dispatch's AUTO_ORDER picks for it; on CPU that is the torch backend, so it is skipped
@@ -22,7 +27,8 @@ backward 2x the forward).
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
+from transformers import (BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, GPTBigCodeConfig,
+                          GPTBigCodeForCausalLM)
 
 import fastattn
 from benchmarks import device_info as devices
@@ -34,13 +40,16 @@ OP = "model"
 BACKENDS = ("torch", "triton", "cuda")
 AUTO = "auto"  # fastattn.patch(model) with no backend named
 
-GPU_SIZES = dict(bert=BertConfig(), gpt2=GPT2Config(), padded=(16, 512), latency=(1, 128),
+MODEL_CLASSES = {"bert": BertModel, "gpt2": GPT2LMHeadModel, "gpt_bigcode": GPTBigCodeForCausalLM}
+GPU_SIZES = dict(bert=BertConfig(), gpt2=GPT2Config(), gpt_bigcode=GPTBigCodeConfig(),
+                 padded=(16, 512), latency=(1, 128),
                  train=(8, 1024), generate_batches=(1, 16), prompt=32,
                  new_tokens={"full": 256, "quick": 64})
 # Small vocabularies on CPU: GPT2's 50k-wide LM head would otherwise be most of the time.
 CPU_SIZES = dict(bert=BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2,
                                  num_attention_heads=4, intermediate_size=512),
                  gpt2=GPT2Config(vocab_size=1000, n_embd=128, n_layer=2, n_head=4),
+                 gpt_bigcode=GPTBigCodeConfig(vocab_size=1000, n_embd=128, n_layer=2, n_head=4),
                  padded=(4, 128), latency=(1, 32), train=(2, 128), generate_batches=(1, 4),
                  prompt=8, new_tokens={"full": 8, "quick": 8})
 
@@ -53,7 +62,7 @@ TARGET_NOTE = ("from the issue, for H100, bfloat16: BERT >= 2.5x HF eager and >=
 CASES = [("bert", "fwd", "padded"), ("bert", "fwd", "latency"), ("gpt2", "train", "train"),
          ("gpt2", "generate", "B=1"), ("gpt2", "generate", "B=16"),  # CPU: B=1 and B=4
          ("gpt2", "generate", "B=1 static"), ("gpt2", "generate", "B=16 static"),  # compile last
-         ("bert", "fwd", "latency compiled")]
+         ("bert", "fwd", "latency compiled"), ("gpt_bigcode", "generate", "B=16 padded")]
 STATIC, COMPILED = " static", " compiled"
 # The cases that compile, by (variant, impl), that the quick GPU pass runs (the rest: --full).
 QUICK_COMPILING_CASES = {("B=1 static", SDPA), ("B=1 static", AUTO), ("latency compiled", SDPA),
@@ -87,9 +96,8 @@ def build(model_name, impl, device):
         pytest.skip("the automatic backend choice on CPU is the torch backend: measured as 'torch'")
     if impl not in (EAGER, SDPA, AUTO):
         harness.skip_unless_backend_runs(impl, device)
-    model_class = BertModel if model_name == "bert" else GPT2LMHeadModel
     torch.manual_seed(0)
-    model = model_class(config).to(device, dtype_for(device)).eval()
+    model = MODEL_CLASSES[model_name](config).to(device, dtype_for(device)).eval()
     model.set_attn_implementation(EAGER if impl == EAGER else SDPA)
     if impl in (EAGER, SDPA):
         return model
@@ -107,13 +115,26 @@ def forward_flops(config, lengths, causal):
 
 
 def padded_batch(batch, seqlen, device, variant, seed=0):
+    """ids, mask, real lengths. Variant "padded": real lengths uniform in [0.2, 1] x seqlen, right
+    padding; "... padded" (generation prompts): the same lengths, left padding."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, 1000, (batch, seqlen), generator=generator)
     lengths = torch.full((batch,), seqlen)
-    if variant == "padded":
+    if variant.endswith("padded"):
         lengths = torch.randint(int(0.2 * seqlen), seqlen + 1, (batch,), generator=generator)
-    mask = (torch.arange(seqlen) < lengths[:, None]).long()
+    positions = torch.arange(seqlen)
+    if variant != "padded":  # a prompt's padding goes on the left
+        positions = positions.flip(0)
+    mask = (positions < lengths[:, None]).long()
     return ids.to(device), mask.to(device), lengths.tolist()
+
+
+def generation_batch(variant, size):
+    """The batch of a generation case: "B=1 ..." the first of size["generate_batches"], "B=16 ..."
+    the second (B=4 on CPU)."""
+    batches = size["generate_batches"]
+    return batches[{f"B={b}": i for i, b in enumerate(GPU_SIZES["generate_batches"])}[
+        variant.split()[0]]]
 
 
 def _time_generation(benchmark, device, fn):
@@ -167,7 +188,7 @@ def test_model(benchmark, bench_device, bench_device_info, bench_results, quick,
                                    setup=lambda: model.zero_grad(set_to_none=True) or (),
                                    hide_host=False)
     else:
-        batch = size["generate_batches"][not variant.startswith("B=1")]
+        batch = generation_batch(variant, size)
         new_tokens = size["new_tokens"]["quick" if quick else "full"]
         prompt, mask, _ = padded_batch(batch, size["prompt"], device, variant)
         cache = "static" if variant.endswith(STATIC) else "dynamic"
