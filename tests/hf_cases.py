@@ -307,7 +307,7 @@ def check_export_with_dynamic_shapes(device, backend, model_class, config, patte
     (it asked for sequences of at most 16, the decode bound)."""
     model = hf_models.make_model(model_class, config).to(device)
     patched = fastattn.patch(copy.deepcopy(model), backend=backend)
-    extra = {"use_cache": False} if model_class is GPT2LMHeadModel else {}
+    extra = {"use_cache": False} if hf_models.is_causal_lm(model_class) else {}
     batch, length = torch.export.Dim("batch", max=64), torch.export.Dim("length", min=2, max=500)
     example = dict(input_ids=hf_models.input_ids(3, 11).to(device),
                    attention_mask=hf_models.attention_mask(3, 11, pattern).to(device), **extra)

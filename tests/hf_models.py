@@ -95,6 +95,11 @@ def decoder_class(family, suffix=None):
     return getattr(transformers, prefix + (suffix or CAUSAL_LM_SUFFIX[prefix]))
 
 
+def is_causal_lm(model_class):
+    """Whether model_class is a decoder family's causal LM head (GPT2LMHeadModel, ...)."""
+    return any(model_class is decoder_class(family) for family in DECODER_FAMILIES)
+
+
 def make_model(model_class, config, seed=0):
     """A randomly initialised model, the same for a given seed, in eval mode."""
     torch.manual_seed(seed)

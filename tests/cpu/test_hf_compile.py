@@ -145,7 +145,8 @@ def test_compile_under_autocast():
     torch.testing.assert_close(got[real], expected[real], rtol=2e-2, atol=2e-2)
 
 
-@pytest.mark.parametrize("model_class,config,pattern", CASES, ids=["gpt2", "bert"])
+@pytest.mark.parametrize("model_class,config,pattern", CASES + [GPT_BIGCODE_CASE],
+                         ids=["gpt2", "bert", "gpt_bigcode"])
 def test_torch_export(model_class, config, pattern):
     """torch.export of a patched model: fastattn's ops are nodes of the exported graph (custom ops
     with fake implementations), and the exported program computes what the model does."""
@@ -153,7 +154,7 @@ def test_torch_export(model_class, config, pattern):
     patched = fastattn.patch(copy.deepcopy(model))
     ids, mask = hf_models.input_ids(3, 13), hf_models.attention_mask(3, 13, pattern)
     kwargs = dict(input_ids=ids, attention_mask=mask)
-    if model_class is GPT2LMHeadModel:
+    if hf_models.is_causal_lm(model_class):
         kwargs["use_cache"] = False  # a DynamicCache output is not exportable, patched or not
     exported = torch.export.export(patched, (), kwargs)
     targets = {str(node.target) for node in exported.graph.nodes}
@@ -165,7 +166,8 @@ def test_torch_export(model_class, config, pattern):
     torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("model_class,config,pattern", CASES, ids=["gpt2", "bert"])
+@pytest.mark.parametrize("model_class,config,pattern", CASES + [GPT_BIGCODE_CASE],
+                         ids=["gpt2", "bert", "gpt_bigcode"])
 def test_torch_export_with_dynamic_batch_and_length(model_class, config, pattern):
     hf_cases.check_export_with_dynamic_shapes(torch.device("cpu"), None, model_class, config(),
                                               pattern)
