@@ -198,6 +198,24 @@ def test_decode_split_keys(backend, device, dtype, case):
         attn_cases.check_dense(backend, q, k, v, causal=True, mask=mask)
 
 
+# (B, H, Hkv, Sk, D) of decoding steps (one query a head) whose query heads share KV heads: they
+# run as query rows of fewer heads (fastattn.ops.attention._grouped_query_rows): multi-query with
+# 12 heads (12 rows a head), with 48 (16 rows: three heads), GQA of 8 over 2 (4 rows).
+GROUPED_DECODE = [(2, 12, 1, 77, 64), (1, 48, 1, 300, 16), (3, 8, 2, 50, 32)]
+
+
+@pytest.mark.parametrize("mask", [None, "mixed", "empty_row"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", GROUPED_DECODE, ids=lambda s: "B{}H{}kv{}-k{}-d{}".format(*s))
+def test_decode_with_grouped_kv_heads(backend, device, dtype, shape, causal, mask):
+    batch, heads, kv_heads, seqlen_k, head_dim = shape
+    q, k, v = attn_cases.make_qkv(batch, heads, kv_heads, 1, seqlen_k, head_dim, dtype, device,
+                                  seed=11)
+    if mask is not None:
+        mask = attn_cases.key_padding_mask(mask, batch, seqlen_k, device)
+    attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask)
+
+
 @pytest.mark.parametrize("head_dim", [32, 64], ids=["d32", "d64"])
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked_causal"])
 def test_dropout_matches_reference(backend, device, dtype, masked, head_dim):

@@ -312,6 +312,25 @@ def _run(op, q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q
     return out
 
 
+def _grouped_query_rows(q, k, dropout_p):
+    """(heads, rows) to run a decoding step with grouped KV heads as, or None.
+
+    One query per head (Sq = 1, KV-cache decoding) where H / Hkv query heads share each KV head
+    (MQA, GQA): the heads of a group can be query rows of one head instead, q [B, H, 1, D] seen as
+    [B, heads, rows, D] with rows heads of the group each (at most the decode tile's 16 rows), so
+    that one program reads its KV head once for all of them, where one program a query head read
+    it once per head (a multi-query model of 12 heads: 12 times). The output is the same: a row's
+    math does not depend on the rows beside it, and a single query hides no key causally (it is
+    bottom-right aligned, the last of the keys), so the packed call runs without `causal`. Not
+    with dropout: its stream is drawn per (head, query)."""
+    heads, kv_heads = q.shape[1], k.shape[1]
+    if type(q.shape[2]) is not int or q.shape[2] != 1 or kv_heads == heads or dropout_p != 0.0:
+        return None  # (a symbolic Sq under torch.compile or export: no guard on it)
+    group = heads // kv_heads
+    rows = max(r for r in range(1, min(group, DECODE_QUERIES) + 1) if group % r == 0)
+    return heads // rows, rows
+
+
 def attention(q, k, v, *, causal=False, key_padding_mask=None, scale=None, dropout_p=0.0,
               backend=None):
     """softmax(q k^T * scale + mask) @ v, with dropout on the probabilities.
@@ -325,6 +344,13 @@ def attention(q, k, v, *, causal=False, key_padding_mask=None, scale=None, dropo
                               key_padding_mask=key_padding_mask, scale=scale,
                               dropout_p=dropout_p, backend=backend)
     _check_attention_arguments(q, k, v, causal, key_padding_mask, scale, dropout_p)
+    grouped = _grouped_query_rows(q, k, dropout_p)
+    if grouped is not None:
+        heads, rows = grouped
+        packed = q.reshape(q.shape[0], heads, rows, q.shape[3])
+        out = _run(OP, packed, k, v, key_padding_mask, None, None, rows, k.shape[2], False, scale,
+                   dropout_p, backend)
+        return out.reshape(q.shape)
     return _run(OP, q, k, v, key_padding_mask, None, None, q.shape[2], k.shape[2], causal, scale,
                 dropout_p, backend)
 
