@@ -160,6 +160,9 @@ def test_model(benchmark, bench_device, bench_device_info, bench_results, quick,
     if quick and device.type == "cuda" and compiles and (variant, impl) not in QUICK_COMPILING_CASES:
         pytest.skip("quick GPU pass: each compiling case takes tens of seconds; sdpa and auto "
                     "here, the rest with --full")
+    if quick and device.type == "cuda" and model_name == "gpt_bigcode" and impl not in (SDPA, AUTO):
+        pytest.skip("quick GPU pass: GPTBigCode generation against sdpa with the automatic choice "
+                    "only; every backend with --full")
     model = build(model_name, impl, device)
     config, extra = model.config, {}
     benchmark.group = f"{OP} {model_name} {direction} {variant}"
