@@ -29,8 +29,8 @@ FUSED_PATH_MODULES, RECORD = ("ln_2", "mlp.act", "mlp.dropout"), "_fastattn_stru
 
 
 class FusedDecoderBlock:
-    """GPT-2's pre-LN block on fastattn's fused LayerNorm+residual and FFN (fastattn.nn.
-    decoder_block)."""
+    """GPT-2's pre-LN block on fastattn's fused LayerNorm+residual and FFN (see
+    fastattn.nn.decoder_block)."""
 
     # Set by each concrete block: transformers' MLP class and its projections' class.
     MLP_CLASS = PROJECTION_CLASS = None
@@ -68,7 +68,8 @@ class FusedDecoderBlock:
         return adoption.restore_class(self, BACKEND, GELU, RECORD)
 
     def _norms(self):
-        return [self.ln_1, self.ln_2] + ([self.ln_cross_attn] if hasattr(self, "ln_cross_attn") else [])
+        cross = [self.ln_cross_attn] if hasattr(self, "ln_cross_attn") else []
+        return [self.ln_1, self.ln_2] + cross
 
     def _attentions(self):
         return [self.attn] + ([self.crossattention] if hasattr(self, "crossattention") else [])
