@@ -39,14 +39,15 @@ def make_step(case, impl, device):
     size = test_models.sizes(device)
     if direction == "fwd":
         batch, seqlen = size[variant]
-        ids, mask, _ = test_models.padded_batch(batch, seqlen, device, variant)
+        ids, mask, _ = test_models.padded_batch(batch, seqlen, device,
+                                                test_models.case_padding(direction, variant))
 
         def step():
             with torch.no_grad():
                 model(input_ids=ids, attention_mask=mask)
         return step
     batch, seqlen = size["train"]
-    ids, _mask, _ = test_models.padded_batch(batch, seqlen, device, variant)
+    ids, _mask, _ = test_models.padded_batch(batch, seqlen, device)
     model.train()
 
     def step():

@@ -18,15 +18,22 @@ def test_a_generation_case_runs_the_batch_its_name_gives(variant):
     assert cpu_batch == (1 if named == 1 else max(model_cases.CPU_SIZES["generate_batches"]))
 
 
+@pytest.mark.parametrize("direction,variant,padding", [
+    ("fwd", "padded", "right"), ("fwd", "padded compiled", "right"), ("fwd", "latency", None),
+    ("generate", "B=16 padded", "left"), ("generate", "B=16", None), ("train", "train", None)])
+def test_each_case_pads_where_its_name_says(direction, variant, padding):
+    assert model_cases.case_padding(direction, variant) == padding
+
+
 def test_padded_generation_prompts_are_left_padded():
-    ids, mask, lengths = model_cases.padded_batch(16, 32, "cpu", "B=16 padded")
+    ids, mask, lengths = model_cases.padded_batch(16, 32, "cpu", "left")
     assert ids.shape == mask.shape == (16, 32) and min(lengths) < 32
     for row, length in zip(mask.tolist(), lengths):
         assert row == [0] * (32 - length) + [1] * length
 
 
 def test_the_padded_bert_batch_is_right_padded():
-    _ids, mask, lengths = model_cases.padded_batch(16, 64, "cpu", "padded")
+    _ids, mask, lengths = model_cases.padded_batch(16, 64, "cpu", "right")
     assert min(lengths) < 64
     for row, length in zip(mask.tolist(), lengths):
         assert row == [1] * length + [0] * (64 - length)
