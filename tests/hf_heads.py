@@ -1,5 +1,5 @@
 """Every task head of BERT, of the other BERT-style families (RoBERTa, XLM-RoBERTa, CamemBERT,
-ELECTRA, DistilBERT), of GPT2 and of GPTBigCode that the installed transformers has, patched
+ELECTRA, ERNIE, DistilBERT), of GPT2 and of GPTBigCode that the installed transformers has, patched
 against unpatched: the outputs and every parameter's gradient (cpu and gpu tiers).
 
 fastattn.patch swaps the blocks under any head, so each head must come out the same: the heads
@@ -33,7 +33,8 @@ KNOWN_HEADS += tuple(prefix + head for prefix in ("Roberta", "XLMRoberta", "Came
                      for head in ("ForMaskedLM", "ForSequenceClassification", "ForCausalLM"))
 KNOWN_HEADS += ("ElectraForMaskedLM", "ElectraForPreTraining", "ElectraForSequenceClassification",
                 "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
-                "DistilBertForQuestionAnswering", "GPTBigCodeForCausalLM",
+                "DistilBertForQuestionAnswering", "ErnieForMaskedLM", "ErnieForCausalLM",
+                "ErnieForSequenceClassification", "GPTBigCodeForCausalLM",
                 "GPTBigCodeForSequenceClassification", "GPTBigCodeForTokenClassification")
 
 

@@ -29,7 +29,8 @@ def bert_config(**overrides):
 # The BERT-style families fastattn.patch takes (their encoder layers compute BERT's layer), by the
 # prefix of their transformers class names.
 ENCODER_FAMILIES = {"bert": "Bert", "roberta": "Roberta", "xlm_roberta": "XLMRoberta",
-                    "camembert": "Camembert", "electra": "Electra", "distilbert": "DistilBert"}
+                    "camembert": "Camembert", "electra": "Electra", "ernie": "Ernie",
+                    "distilbert": "DistilBert"}
 
 
 def encoder_config(family, **overrides):

@@ -1,8 +1,8 @@
 """The BERT-style encoder families fastattn.patch takes.
 
-transformers generates RoBERTa's, XLM-RoBERTa's, CamemBERT's and ELECTRA's encoder (layer,
-attention, intermediate and output modules, the encoder loop, the mask creation) from BERT's, module
-for module, under each family's own class names. DistilBERT's layer computes what BERT's does
+transformers generates RoBERTa's, XLM-RoBERTa's, CamemBERT's, ELECTRA's and ERNIE's encoder
+(layer, attention, intermediate and output modules, the encoder loop, the mask creation) from
+BERT's, module for module, under each family's own class names. DistilBERT's layer computes what BERT's does
 (post-LN attention and feed-forward blocks, each with its residual) from modules of other names.
 So one packed layer (fastattn.nn.bert) and one packed encoder (fastattn.hf.bert_encoder) run them
 all, with a layout per module naming (BERT's, DistilBERT's): fastattn makes a subclass of each
@@ -22,6 +22,7 @@ FAMILIES = {
     "xlm_roberta": ("XLMRobertaPreTrainedModel", "XLMRobertaLayer", "XLMRobertaEncoder", "bert"),
     "camembert": ("CamembertPreTrainedModel", "CamembertLayer", "CamembertEncoder", "bert"),
     "electra": ("ElectraPreTrainedModel", "ElectraLayer", "ElectraEncoder", "bert"),
+    "ernie": ("ErniePreTrainedModel", "ErnieLayer", "ErnieEncoder", "bert"),
     "distilbert": ("DistilBertPreTrainedModel", "TransformerBlock", "Transformer", "distilbert"),
 }
 PRETRAINED, LAYER, ENCODER, LAYOUT = range(4)

@@ -22,8 +22,8 @@ from . import decoder_families, encoder_families, loss
 NAME = "fastattn"
 ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
 SUPPORTED = ("BertModel and its task heads (BertFor...), the models and heads of the other "
-             "BERT-style encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, DistilBERT), "
-             "GPT2Model and its heads (GPT2LMHeadModel, GPT2For...), GPTBigCodeModel and its "
+             "BERT-style encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, ERNIE, "
+             "DistilBERT), GPT2Model and its heads (GPT2LMHeadModel, GPT2For...), GPTBigCodeModel and its "
              "heads (GPTBigCodeForCausalLM, ...)")
 
 
@@ -175,7 +175,7 @@ def patch(model, *, backend=None):
     the model.
 
     model: a BertModel (or the base model of another BERT-style family: RobertaModel,
-    XLMRobertaModel, CamembertModel, ElectraModel, DistilBertModel), a GPT2Model or
+    XLMRobertaModel, CamembertModel, ElectraModel, ErnieModel, DistilBertModel), a GPT2Model or
     GPTBigCodeModel, one of their task heads, or any module that holds such models (each
     outermost one inside it is patched: both halves of a BERT2GPT2 EncoderDecoderModel).
     backend: a fastattn backend name for every op in the model, or None for the automatic choice.

@@ -45,6 +45,11 @@ def distilbert():
                                 hf_models.encoder_config("distilbert"))
 
 
+def ernie():
+    return hf_models.make_model(hf_models.encoder_class("ernie", "ForMaskedLM"),
+                                hf_models.encoder_config("ernie"))
+
+
 def gpt_bigcode():
     return hf_models.make_model(hf_models.decoder_class("gpt_bigcode"),
                                 hf_models.decoder_config("gpt_bigcode"))
@@ -208,8 +213,8 @@ def test_output_hidden_states(make):
         close_on_real_tokens(f"hidden_states[{i}]", g, e, mask)
 
 
-@pytest.mark.parametrize("make", [bert, roberta, electra, distilbert],
-                         ids=["bert", "roberta", "electra", "distilbert"])
+@pytest.mark.parametrize("make", [bert, roberta, electra, ernie, distilbert],
+                         ids=["bert", "roberta", "electra", "ernie", "distilbert"])
 def test_bert_unpads_once_and_runs_varlen_on_real_tokens(make):
     model = fastattn.patch(make())
     ids, mask = batch("holes")
