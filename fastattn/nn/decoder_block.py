@@ -17,6 +17,8 @@ attention module is called. Each concrete block (fastattn.nn.gpt2, fastattn.nn.g
 those; the rest lives here once.
 """
 
+import inspect
+
 from . import adoption, structure
 from .ffn import gelu_ffn, module_gelu_approximation
 from .layer_norm_residual import LayerNormResidual, can_adopt
@@ -26,6 +28,14 @@ BACKEND, GELU = "_fastattn_backend", "_fastattn_gelu"
 # The submodules the fused path skips (the MLP's activation and dropout) or calls with the
 # residual (ln_2): as patch() found them and unhooked, or the block runs transformers' forward.
 FUSED_PATH_MODULES, RECORD = ("ln_2", "mlp.act", "mlp.dropout"), "_fastattn_structure"
+
+
+def cache_argument(forward):
+    """The name under which a transformers block's or attention's `forward` takes the KV cache:
+    renamed inside transformers 5.x (GPT-2's past_key_values -> cache; GPTBigCode's layer_past in
+    5.4 to 5.25)."""
+    parameters = inspect.signature(forward).parameters
+    return next(name for name in ("layer_past", "cache", "past_key_values") if name in parameters)
 
 
 class FusedDecoderBlock:

@@ -4,21 +4,19 @@ computation: fastattn.nn.decoder_block).
 GPT-2's Conv1D weights are stored [in, out]; the FFN uses them transposed (views, no copies).
 """
 
-import inspect
-
 from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
 from transformers.models.gpt2.modeling_gpt2 import GPT2Block as HFGPT2Block
 from transformers.pytorch_utils import Conv1D
 
 from ..hf.attention import register
-from .decoder_block import FusedDecoderBlock
+from .decoder_block import FusedDecoderBlock, cache_argument
 
 register()  # for a patched model unpickled in a new process: see fastattn/nn/bert.py
 
 # The KV cache argument was renamed inside transformers 5.x (past_key_values -> cache); the
 # argument order stayed: hidden_states, cache, attention_mask, encoder_hidden_states,
 # encoder_attention_mask, use_cache.
-CACHE_ARG = "cache" if "cache" in inspect.signature(HFGPT2Block.forward).parameters else "past_key_values"
+CACHE_ARG = cache_argument(HFGPT2Block.forward)
 
 
 class GPT2Block(FusedDecoderBlock, HFGPT2Block):

@@ -4,26 +4,16 @@ nn.Linear projections; its attention has one key/value head when `multi_query` (
 which fastattn.attention takes as it is (multi-query attention: no copies of K and V per head).
 """
 
-import inspect
-
 from torch import nn
 from transformers.models.gpt_bigcode import modeling_gpt_bigcode as hf_gpt_bigcode
 
 from ..hf.attention import register
-from .decoder_block import FusedDecoderBlock
+from .decoder_block import FusedDecoderBlock, cache_argument
 
 register()  # for a patched model unpickled in a new process: see fastattn/nn/bert.py
 
-
-def _cache_argument(forward):
-    """The name under which `forward` takes the KV cache: "layer_past" in transformers 5.4 to 5.25
-    (GPT-2's was renamed inside 5.x, so this one may be too)."""
-    parameters = inspect.signature(forward).parameters
-    return next(name for name in ("layer_past", "cache", "past_key_values") if name in parameters)
-
-
-BLOCK_CACHE_ARG = _cache_argument(hf_gpt_bigcode.GPTBigCodeBlock.forward)
-ATTENTION_CACHE_ARG = _cache_argument(hf_gpt_bigcode.GPTBigCodeAttention.forward)
+BLOCK_CACHE_ARG = cache_argument(hf_gpt_bigcode.GPTBigCodeBlock.forward)
+ATTENTION_CACHE_ARG = cache_argument(hf_gpt_bigcode.GPTBigCodeAttention.forward)
 
 
 class GPTBigCodeBlock(FusedDecoderBlock, hf_gpt_bigcode.GPTBigCodeBlock):
