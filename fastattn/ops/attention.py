@@ -327,7 +327,9 @@ def _grouped_query_rows(q, k, dropout_p):
     if type(q.shape[2]) is not int or q.shape[2] != 1 or kv_heads == heads or dropout_p != 0.0:
         return None  # (a symbolic Sq under torch.compile or export: no guard on it)
     group = heads // kv_heads
-    rows = max(r for r in range(1, min(group, DECODE_QUERIES) + 1) if group % r == 0)
+    # The largest divisor of the group that fits the decode tile, searched from the top: a group
+    # of at most 16 heads is its own answer at the first try (this runs on every decoding step).
+    rows = next(r for r in range(min(group, DECODE_QUERIES), 0, -1) if group % r == 0)
     return heads // rows, rows
 
 
