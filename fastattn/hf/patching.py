@@ -23,8 +23,8 @@ NAME = "fastattn"
 ORIGINAL_ATTN = "_fastattn_original_attn_implementation"
 SUPPORTED = ("BertModel and its task heads (BertFor...), the models and heads of the other "
              "BERT-style encoder families (RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, ERNIE, "
-             "DistilBERT), GPT2Model and its heads (GPT2LMHeadModel, GPT2For...), GPTBigCodeModel and its "
-             "heads (GPTBigCodeForCausalLM, ...)")
+             "DistilBERT), GPT2Model and its heads (GPT2LMHeadModel, GPT2For...), "
+             "GPTBigCodeModel and its heads (GPTBigCodeForCausalLM, ...)")
 
 
 def _family(model):
