@@ -1,13 +1,13 @@
 """The BERT-style encoder families fastattn.patch takes.
 
-transformers generates RoBERTa's, XLM-RoBERTa's, CamemBERT's, ELECTRA's and ERNIE's encoder
-(layer, attention, intermediate and output modules, the encoder loop, the mask creation) from
-BERT's, module for module, under each family's own class names. DistilBERT's layer computes what
-BERT's does (post-LN attention and feed-forward blocks, each with its residual) from modules of other names.
-So one packed layer (fastattn.nn.bert) and one packed encoder (fastattn.hf.bert_encoder) run them
-all, with a layout per module naming (BERT's, DistilBERT's): fastattn makes a subclass of each
-family's class on first use. What differs otherwise (embeddings, heads, ELECTRA's embedding
-projection) runs before or after the encoder, untouched.
+transformers generates RoBERTa's, XLM-RoBERTa's, CamemBERT's, ELECTRA's and ERNIE's encoder (layer,
+attention, intermediate and output modules, the encoder loop, the mask creation) from BERT's, module
+for module, under each family's own class names. DistilBERT's layer computes what BERT's does
+(post-LN attention and feed-forward blocks, each with its residual) from modules of other names. So
+one packed layer (fastattn.nn.bert) and one packed encoder (fastattn.hf.bert_encoder) run them all,
+with a layout per module naming (BERT's, DistilBERT's): fastattn makes a subclass of each family's
+class on first use. What differs otherwise (embeddings, heads, ELECTRA's embedding projection) runs
+before or after the encoder, untouched.
 """
 
 from ..nn import adoption
