@@ -1,0 +1,145 @@
+// Runs CUDA kernels from csrc/ on the host (g++), so that their logic is checked where there is no
+// GPU: each CUDA thread of a block is a coroutine (ucontext) and the block's threads take turns on
+// one OS thread, switching only at __syncthreads and __shfl_xor_sync, the points where CUDA
+// threads meet. Blocks run one after another. What this catches: indexing, masking, the
+// online-softmax and split bookkeeping, a barrier or shuffle not reached by every thread (reported,
+// not hung). What it cannot: timing, memory-model races between blocks, the device's float
+// rounding in its intrinsics, out-of-bounds reads that happen to land in host memory.
+//
+// Include it before the kernel header. `__shared__` variables become function statics: one copy
+// for all threads, as a block's shared memory (and blocks never run at once here).
+#pragma once
+
+#include <cuda_runtime.h>  // dim3 and uint3; the __global__ / __device__ markers for a host compiler
+#include <ucontext.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#undef __shared__
+#define __shared__ static
+#define __launch_bounds__(...)
+
+namespace cuda_host_emulator {
+
+constexpr int kWarp = 32;
+constexpr size_t kStackBytes = 256 * 1024;
+
+struct Barrier {
+  long arrived = 0, generation = 0, exited = 0;
+};
+
+struct BlockState {
+  ucontext_t scheduler;
+  std::vector<ucontext_t> contexts;
+  std::vector<std::vector<char>> stacks;
+  std::vector<char> done;
+  std::vector<uint32_t> shuffle_slots;
+  std::vector<Barrier> warps;
+  Barrier block;
+  std::function<void()> body;
+  int current = 0, threads = 0;
+};
+
+inline BlockState state;
+
+[[noreturn]] inline void fail(const char* what) {
+  std::fprintf(stderr, "cuda_host_emulator: %s (thread %d)\n", what, state.current);
+  std::abort();
+}
+
+inline void yield() { swapcontext(&state.contexts[state.current], &state.scheduler); }
+
+// Waits until `count` threads have arrived; a thread that exited never will: that is a hang on a
+// GPU (or undefined behaviour), reported here.
+inline void arrive_and_wait(Barrier& barrier, int count) {
+  const long generation = barrier.generation;
+  if (++barrier.arrived == count) {
+    barrier.arrived = 0;
+    ++barrier.generation;
+    return;
+  }
+  while (barrier.generation == generation) {
+    if (barrier.arrived + barrier.exited >= count) fail("barrier or shuffle that an exited thread never reaches");
+    yield();
+  }
+}
+
+inline void thread_main() {
+  state.body();
+  state.done[state.current] = 1;
+  ++state.block.exited;
+  ++state.warps[state.current / kWarp].exited;
+}  // returns to uc_link: the scheduler
+
+}  // namespace cuda_host_emulator
+
+inline uint3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
+
+inline void __syncthreads() {
+  cuda_host_emulator::arrive_and_wait(cuda_host_emulator::state.block,
+                                      cuda_host_emulator::state.threads);
+}
+
+template <typename V>
+V __shfl_xor_sync(unsigned /*mask: the whole warp takes part*/, V value, int lane_mask) {
+  static_assert(sizeof(V) == sizeof(uint32_t), "32-bit shuffles only");
+  using namespace cuda_host_emulator;
+  const int thread = state.current, warp = thread / kWarp;
+  std::memcpy(&state.shuffle_slots[thread], &value, sizeof(V));
+  arrive_and_wait(state.warps[warp], kWarp);  // every lane has written
+  V result;
+  std::memcpy(&result, &state.shuffle_slots[warp * kWarp + ((thread % kWarp) ^ lane_mask)],
+              sizeof(V));
+  arrive_and_wait(state.warps[warp], kWarp);  // every lane has read before the next write
+  return result;
+}
+
+namespace cuda_host_emulator {
+
+// Runs kernel(args...) as a grid of blocks of block.x threads (block.x a multiple of 32).
+template <typename Kernel, typename... Args>
+void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
+  if (block.y != 1 || block.z != 1 || block.x % kWarp != 0) fail("blocks must be x-only, whole warps");
+  const int threads = static_cast<int>(block.x);
+  gridDim = grid;
+  blockDim = block;
+  state.threads = threads;
+  state.contexts.resize(threads);
+  state.stacks.resize(threads);
+  state.shuffle_slots.assign(threads, 0);
+  state.body = [&] { kernel(args...); };
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        blockIdx = uint3{x, y, z};
+        state.done.assign(threads, 0);
+        state.warps.assign(threads / kWarp, Barrier{});
+        state.block = Barrier{};
+        for (int t = 0; t < threads; ++t) {
+          state.stacks[t].resize(kStackBytes);
+          getcontext(&state.contexts[t]);
+          state.contexts[t].uc_stack.ss_sp = state.stacks[t].data();
+          state.contexts[t].uc_stack.ss_size = kStackBytes;
+          state.contexts[t].uc_link = &state.scheduler;
+          makecontext(&state.contexts[t], thread_main, 0);
+        }
+        for (bool running = true; running;) {
+          running = false;
+          for (int t = 0; t < threads; ++t) {
+            if (state.done[t]) continue;
+            running = true;
+            state.current = t;
+            threadIdx = uint3{static_cast<unsigned>(t), 0, 0};
+            swapcontext(&state.scheduler, &state.contexts[t]);
+          }
+        }
+      }
+}
+
+}  // namespace cuda_host_emulator
