@@ -7,6 +7,7 @@
 
 #include <torch/extension.h>
 
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
@@ -19,6 +20,7 @@
 #include <tuple>
 
 #include "bias_gelu.h"
+#include "decode_attention.h"
 #include "ffn_cublaslt.h"
 #include "ffn_dropout.h"
 #include "layer_norm_residual.h"
@@ -357,6 +359,119 @@ void attention_softmax_bwd(const at::Tensor& grad_dropped, const at::Tensor& pro
   launch_masked_softmax_bwd(op, p, probs);
 }
 
+// ---------------------------------------------------------------------------------------------
+// decode_attention: fused attention of a few queries against a KV cache (decode_attention.h).
+
+// A [B, heads, S, D] tensor of q's dtype on q's device, unit stride in D, its other strides and
+// its pointer whole 16-byte vectors (the kernels' loads and stores).
+void check_decode_operand(const char* op, const char* name, const at::Tensor& t,
+                          const at::Tensor& q) {
+  check_on_device(op, name, t, q.device());
+  TORCH_CHECK_TYPE(t.scalar_type() == q.scalar_type(), "fastattn._C.", op, ": ", name,
+                   " must have dtype ", q.scalar_type(), ", got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.dim() == 4 && t.size(0) == q.size(0) && t.size(3) == q.size(3),
+                    "fastattn._C.", op, ": ", name, " must be [", q.size(0), ", heads, seq, ",
+                    q.size(3), "], got shape ", t.sizes());
+  const int64_t bytes = t.element_size();
+  bool aligned = t.stride(3) == 1 && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  for (int d = 0; d < 3; ++d) aligned = aligned && (t.stride(d) * bytes) % 16 == 0;
+  TORCH_CHECK_VALUE(aligned, "fastattn._C.", op, ": ", name, " must have unit stride in its last "
+                    "dimension, other strides and its address in whole 16 bytes, got strides ",
+                    t.strides());
+}
+
+int multiprocessor_count(const at::Device& device) {
+  return at::cuda::getDeviceProperties(device.index())->multiProcessorCount;
+}
+
+// out: [B, H, Sq, D], allocated by the Python side. Returns the number of key splits it ran (for
+// tests and benchmarks).
+int64_t decode_attention_fwd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const std::optional<at::Tensor>& key_padding_mask,
+                             const at::Tensor& out, bool causal, double scale) {
+  const char* op = "decode_attention_fwd";
+  TORCH_CHECK_VALUE(q.is_cuda() && q.dim() == 4, "fastattn._C.", op,
+                    ": q must be a 4D CUDA tensor [B, H, Sq, D], got ", q.sizes(), " on ",
+                    q.device());
+  const fastattn::ElementType dtype = element_type(op, "q", q);
+  check_decode_operand(op, "q", q, q);
+  check_decode_operand(op, "k", k, q);
+  check_decode_operand(op, "v", v, q);
+  check_decode_operand(op, "out", out, q);
+  TORCH_CHECK_VALUE(v.sizes() == k.sizes(), "fastattn._C.", op, ": v must have k's shape ",
+                    k.sizes(), ", got ", v.sizes());
+  TORCH_CHECK_VALUE(out.sizes() == q.sizes(), "fastattn._C.", op, ": out must have q's shape ",
+                    q.sizes(), ", got ", out.sizes());
+  const int64_t heads = q.size(1), kv_heads = k.size(1), head_dim = q.size(3);
+  TORCH_CHECK_VALUE(kv_heads > 0 && heads % kv_heads == 0, "fastattn._C.", op, ": k's heads (",
+                    kv_heads, ") must divide q's (", heads, ")");
+  TORCH_CHECK_VALUE(fastattn::decode_attention_supports(head_dim, q.element_size()),
+                    "fastattn._C.", op, ": head dim ", head_dim, " must be a multiple of ",
+                    16 / q.element_size(), " and at most ", 512 / q.element_size(), " for ",
+                    q.scalar_type());
+  if (key_padding_mask.has_value()) {
+    const at::Tensor& mask = *key_padding_mask;
+    check_on_device(op, "key_padding_mask", mask, q.device());
+    TORCH_CHECK_TYPE(mask.scalar_type() == at::kBool, "fastattn._C.", op,
+                     ": key_padding_mask must be bool, got ", mask.scalar_type());
+    TORCH_CHECK_VALUE(mask.dim() == 2 && mask.size(0) == q.size(0) && mask.size(1) == k.size(2) &&
+                          mask.stride(1) == 1,
+                      "fastattn._C.", op, ": key_padding_mask must be [", q.size(0), ", ",
+                      k.size(2), "] with unit stride in its last dimension, got shape ",
+                      mask.sizes(), " and strides ", mask.strides());
+  }
+
+  const c10::cuda::CUDAGuard guard(q.device());
+  fastattn::DecodeAttentionParams p{};
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.out = out.data_ptr();
+  p.key_padding_mask = key_padding_mask.has_value()
+                           ? reinterpret_cast<const uint8_t*>(key_padding_mask->data_ptr<bool>())
+                           : nullptr;
+  p.stride_mask_b = key_padding_mask.has_value() ? key_padding_mask->stride(0) : 0;
+  p.batch = q.size(0);
+  p.heads = heads;
+  p.kv_heads = kv_heads;
+  p.queries = q.size(2);
+  p.keys = k.size(2);
+  p.head_dim = head_dim;
+  p.stride_q_b = q.stride(0), p.stride_q_h = q.stride(1), p.stride_q_s = q.stride(2);
+  p.stride_k_b = k.stride(0), p.stride_k_h = k.stride(1), p.stride_k_s = k.stride(2);
+  p.stride_v_b = v.stride(0), p.stride_v_h = v.stride(1), p.stride_v_s = v.stride(2);
+  p.stride_out_b = out.stride(0), p.stride_out_h = out.stride(1), p.stride_out_s = out.stride(2);
+  p.causal = causal;
+  p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
+  const int64_t rows = p.batch * heads * p.queries;
+  if (rows == 0) return 0;
+  if (p.keys == 0) {  // no key to see: every row is zeros
+    out.zero_();
+    return 0;
+  }
+  const int64_t rows_per_kv_head = heads / kv_heads * p.queries;
+  const int rows_per_block = fastattn::decode_rows_per_block(rows_per_kv_head);
+  p.row_groups = (rows_per_kv_head + rows_per_block - 1) / rows_per_block;
+  const fastattn::DecodeSplit split = fastattn::decode_attention_split(
+      p.batch * kv_heads * p.row_groups, p.keys,
+      fastattn::decode_keys_per_step(head_dim, q.element_size()),
+      multiprocessor_count(q.device()));
+  p.splits = split.splits;
+  p.keys_per_split = split.keys_per_split;
+  at::Tensor partial_out, partial_lse;
+  if (p.splits > 1) {
+    const auto options = q.options().dtype(at::kFloat);
+    partial_out = at::empty({p.splits, rows, head_dim}, options);
+    partial_lse = at::empty({p.splits, rows}, options);
+    p.partial_out = partial_out.data_ptr<float>();
+    p.partial_lse = partial_lse.data_ptr<float>();
+  }
+  check_launch(fastattn::launch_decode_attention(p, dtype,
+                                                 c10::cuda::getCurrentCUDAStream().stream()),
+               op);
+  return p.splits;
+}
+
 void bias_gelu_fwd(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& out,
                    bool tanh_approximation) {
   const char* op = "bias_gelu_fwd";
@@ -624,6 +739,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "dropout), and dropped again under dropout",
         py::arg("grad_dropped"), py::arg("probs"), py::arg("grad_scores"), py::arg("dropped"),
         py::arg("scale"), py::arg("dropout_p"), py::arg("dropout_scale"), py::arg("seed"));
+
+  // decode_attention (the cuda attention backend's path for decoding)
+  m.def("decode_attention_fwd", &decode_attention_fwd,
+        "writes out = attention of a few queries against a KV cache (fused, split over the keys); "
+        "returns the number of key splits",
+        py::arg("q"), py::arg("k"), py::arg("v"), py::arg("key_padding_mask"), py::arg("out"),
+        py::arg("causal"), py::arg("scale"));
 
   // bias_gelu
   m.def("bias_gelu_fwd", &bias_gelu_fwd, "writes out = gelu(x + bias)", py::arg("x"),

@@ -22,18 +22,38 @@ come out as [B, H, Sq, Sk] rows, and dk/dv sum over the group inside the GEMM's 
 
 Varlen: packed q/k/v are padded to [B, H, max_seqlen, D] (zeros past each sequence) and the
 kernels take cu_seqlens to mask each sequence's rows and keys; the results are packed back.
+
+Decoding (dense calls of at most DECODE_MAX_QUERIES queries, no dropout, a head dim of whole
+16-byte vectors up to 512 bytes: `takes_fused_decode`) runs one fused kernel instead
+(csrc/decode_attention.h: split-key flash decoding, one C++ call, no [B, H, Sq, Sk] tensors) and
+saves nothing: a backward through such a call (rare: training does not decode) recomputes P with
+the Megatron-style forward first. The rule looks at shapes and dtypes only, so the fake function
+(saved_softmax_like) agrees with the real call under torch.compile.
 """
 
 import torch
 
-from .. import _alloc, _extension
+from .. import _alloc, _extension, _tracing
 from .._rng import dropout_scale
 from ._attention_layout import VarlenPadding
 
 SAVED_SOFTMAX = "probs"
+DECODE_MAX_QUERIES = 16
+_DECODE_VECTOR_BYTES, _DECODE_MAX_ROW_BYTES = 16, 512  # csrc/decode_attention.h
 
 
-def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
+def takes_fused_decode(q, cu_seqlens_q, dropout_p):
+    """Whether this call runs the fused decode kernels (see the module's docstring)."""
+    if cu_seqlens_q is not None or dropout_p != 0.0:
+        return False
+    row_bytes = q.shape[-1] * q.element_size()
+    return (row_bytes % _DECODE_VECTOR_BYTES == 0 and row_bytes <= _DECODE_MAX_ROW_BYTES
+            and _tracing.size_at_most(q.shape[2], DECODE_MAX_QUERIES, unknown=False))
+
+
+def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k, dropout_p):
+    if takes_fused_decode(q, cu_seqlens_q, dropout_p):
+        return q.new_empty(0)
     if cu_seqlens_q is not None:
         shape = (cu_seqlens_q.shape[0] - 1, q.shape[1], max_seqlen_q, max_seqlen_k)
     else:
@@ -98,8 +118,29 @@ def _dense_bwd(dout, q, k, v, probs, scale, dropout_p, seed):
     return dq, dk, dv
 
 
+def _vector_aligned(t):
+    """t itself when the decode kernels can load it (address and strides in whole 16-byte vectors,
+    unit stride in the head dim), else an aligned copy: a view at an odd offset into a larger
+    buffer is legal input."""
+    size = t.element_size()
+    if t.data_ptr() % _DECODE_VECTOR_BYTES == 0 and t.stride(-1) == 1 and all(
+            stride * size % _DECODE_VECTOR_BYTES == 0 for stride in t.stride()[:-1]):
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def _fused_decode_fwd(q, k, v, key_padding_mask, causal, scale):
+    out = _alloc.empty(q.shape, q)
+    mask = None if key_padding_mask is None else key_padding_mask.contiguous()
+    _extension.require().decode_attention_fwd(*(_vector_aligned(t) for t in (q, k, v)), mask, out,
+                                              causal, scale)
+    return out, saved_softmax_like(q, k, None, q.shape[2], k.shape[2], 0.0)
+
+
 def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                   max_seqlen_k, causal, scale, dropout_p, seed):
+    if takes_fused_decode(q, cu_seqlens_q, dropout_p):
+        return _fused_decode_fwd(q, k, v, key_padding_mask, causal, scale)
     if cu_seqlens_q is None:
         out, probs = _dense_fwd(q, k, v, key_padding_mask, None, None, causal, scale, dropout_p, seed)
         return out.contiguous(), probs
@@ -111,6 +152,9 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
 
 def attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
                   max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed):
+    if takes_fused_decode(q, cu_seqlens_q, dropout_p):  # it saved nothing: P computed again
+        _out, saved_softmax = _dense_fwd(q, k, v, key_padding_mask, None, None, causal, scale,
+                                         0.0, None)
     if cu_seqlens_q is None:
         grads = _dense_bwd(dout, q, k, v, saved_softmax, scale, dropout_p, seed)
         return tuple(g.contiguous() for g in grads)

@@ -21,7 +21,9 @@ def _needs_the_cuda_backend(device):
 
 @pytest.mark.parametrize("keys", [1, 17, 2049, 4097])
 def test_row_length_paths(device, dtype, keys):
-    q, k, v = attn_cases.make_qkv(2, 2, 1, 5, keys, 64, dtype, device, seed=keys)
+    # 17 queries: up to 16 (decoding) the fused decode kernels take the call instead
+    # (tests/gpu/test_cuda_decode_attention_gpu.py).
+    q, k, v = attn_cases.make_qkv(2, 2, 1, 17, keys, 64, dtype, device, seed=keys)
     mask = attn_cases.key_padding_mask("mixed", 2, keys, device)
     attn_cases.check_dense(BACKEND, q, k, v, causal=True, mask=mask)
 
