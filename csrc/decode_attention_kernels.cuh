@@ -90,8 +90,10 @@ decode_attention_split_kernel(const DecodeAttentionParams p) {
     for (int e = 0; e < VEC; ++e) q[r][e] = to_float(loaded.v[e]) * p.scale_log2;
   }
 
-  const T* k_base = static_cast<const T*>(p.k) + batch * p.stride_k_b + kv_head * p.stride_k_h + col;
-  const T* v_base = static_cast<const T*>(p.v) + batch * p.stride_v_b + kv_head * p.stride_v_h + col;
+  const T* k_base =
+      static_cast<const T*>(p.k) + batch * p.stride_k_b + kv_head * p.stride_k_h + col;
+  const T* v_base =
+      static_cast<const T*>(p.v) + batch * p.stride_v_b + kv_head * p.stride_v_h + col;
   const uint8_t* mask = p.key_padding_mask == nullptr
                             ? nullptr
                             : p.key_padding_mask + batch * p.stride_mask_b;
@@ -218,7 +220,8 @@ __global__ void __launch_bounds__(kDecodeThreads)
 decode_attention_combine_kernel(const DecodeAttentionParams p) {
   const int lane = threadIdx.x % kWarpSize;
   const int64_t total_rows = p.batch * p.heads * p.queries;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kCombineRowsPerBlock + threadIdx.x / kWarpSize;
+  const int64_t row =
+      static_cast<int64_t>(blockIdx.x) * kCombineRowsPerBlock + threadIdx.x / kWarpSize;
   if (row >= total_rows) return;  // a whole warp: no shuffle left waiting
 
   const float* lse = p.partial_lse + row;

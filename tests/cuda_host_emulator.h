@@ -10,7 +10,8 @@
 // for all threads, as a block's shared memory (and blocks never run at once here).
 #pragma once
 
-#include <cuda_runtime.h>  // dim3 and uint3; the __global__ / __device__ markers for a host compiler
+// dim3 and uint3; the __global__ / __device__ markers as a host compiler reads them.
+#include <cuda_runtime.h>
 #include <ucontext.h>
 
 #include <cstdint>
@@ -64,7 +65,9 @@ inline void arrive_and_wait(Barrier& barrier, int count) {
     return;
   }
   while (barrier.generation == generation) {
-    if (barrier.arrived + barrier.exited >= count) fail("barrier or shuffle that an exited thread never reaches");
+    if (barrier.arrived + barrier.exited >= count) {
+      fail("barrier or shuffle that an exited thread never reaches");
+    }
     yield();
   }
 }
@@ -105,7 +108,9 @@ namespace cuda_host_emulator {
 // Runs kernel(args...) as a grid of blocks of block.x threads (block.x a multiple of 32).
 template <typename Kernel, typename... Args>
 void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
-  if (block.y != 1 || block.z != 1 || block.x % kWarp != 0) fail("blocks must be x-only, whole warps");
+  if (block.y != 1 || block.z != 1 || block.x % kWarp != 0) {
+    fail("blocks must be x-only, whole warps");
+  }
   const int threads = static_cast<int>(block.x);
   gridDim = grid;
   blockDim = block;

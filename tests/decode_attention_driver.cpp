@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
   if (in == nullptr || out == nullptr) return 1;
   int64_t header[11];
   double scale;
-  if (std::fread(header, sizeof(int64_t), 11, in) != 11 || std::fread(&scale, 8, 1, in) != 1) return 1;
+  if (std::fread(header, sizeof(int64_t), 11, in) != 11) return 1;
+  if (std::fread(&scale, sizeof(scale), 1, in) != 1) return 1;
   int status = 1;
   switch (header[0]) {
     case 0: status = run<float>(in, out, header, scale); break;

@@ -36,7 +36,8 @@ def test_fake_function_shapes(case):
             sizes, saved_shape, dropout_p = (7, 5), (3, 4, 7, 5), 0.0
         else:
             q_shape, k_shape, dropout_p, saved_shape = DENSE_CASES[case]
-            q, k = torch.empty(q_shape, dtype=torch.float16), torch.empty(k_shape, dtype=torch.float16)
+            q = torch.empty(q_shape, dtype=torch.float16)
+            k = torch.empty(k_shape, dtype=torch.float16)
             cu_q = cu_k = None
             sizes = (q_shape[2], k_shape[2])
         seed = torch.tensor([1]) if dropout_p else None

@@ -30,6 +30,14 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture
+def cuda_backend(device):
+    """For files that test the cuda backend alone: skips, saying why, where it cannot run."""
+    status = fastattn.available_backends()["cuda"]
+    if not status["available"]:
+        pytest.skip(f"cuda backend unavailable: {status['detail']}")
+
+
+@pytest.fixture
 def device(request):
     backend = request.node.callspec.params.get("backend") if hasattr(request.node, "callspec") else None
     if backend is not None and torch.cuda.is_available():

@@ -12,11 +12,7 @@ from numerics import max_abs_diff
 BACKEND = "cuda"
 
 
-@pytest.fixture(autouse=True)
-def _needs_the_cuda_backend(device):
-    status = fastattn.available_backends()[BACKEND]
-    if not status["available"]:
-        pytest.skip(f"cuda backend unavailable: {status['detail']}")
+pytestmark = pytest.mark.usefixtures("cuda_backend")
 
 
 @pytest.mark.parametrize("keys", [1, 17, 2049, 4097])

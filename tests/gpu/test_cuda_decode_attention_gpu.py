@@ -1,7 +1,7 @@
 """The cuda backend's fused decode kernels (csrc/decode_attention.h) on the chip: calls of up to 16
 queries without dropout take them (fastattn/backends/cuda_attention.takes_fused_decode), against
-fastattn.reference in every dtype. One split (short caches) and many (long ones, the combine kernel),
-MQA/GQA, causal with several queries, masks with holes and empty rows, a static cache's strided
+fastattn.reference in every dtype. One split (short caches) and many (long ones, the combine
+kernel), MQA/GQA, causal with several queries, masks with holes and empty rows, a static cache's strided
 buffer, views at unaligned addresses, and the backward of a decoding call (recomputed through the
 Megatron-style path, as the fused forward keeps nothing). The CPU tier runs the same kernels under
 an emulator (tests/cpu/test_cuda_decode_attention_host.py); this is where they meet the hardware."""
@@ -18,18 +18,14 @@ from numerics import assert_numerics
 BACKEND = "cuda"
 
 
-@pytest.fixture(autouse=True)
-def _needs_the_cuda_backend(device):
-    status = fastattn.available_backends()[BACKEND]
-    if not status["available"]:
-        pytest.skip(f"cuda backend unavailable: {status['detail']}")
+pytestmark = pytest.mark.usefixtures("cuda_backend")
 
 
 def _check_forward(q, k, v, causal=False, mask=None):
     out = fastattn.attention(q, k, v, causal=causal, key_padding_mask=mask, backend=BACKEND)
     ref = reference.attention(q, k, v, causal=causal, key_padding_mask=mask)
     eager = reference.attention(q, k, v, causal=causal, key_padding_mask=mask, upcast=False)
-    assert_numerics("fused decode", out, ref.to(q.dtype), eager)
+    assert_numerics("fused decode", out, ref, eager)
     return out
 
 
