@@ -7,7 +7,11 @@
 // rounding in its intrinsics, out-of-bounds reads that happen to land in host memory.
 //
 // Include it before the kernel header. `__shared__` variables become function statics: one copy
-// for all threads, as a block's shared memory (and blocks never run at once here).
+// for all threads, as a block's shared memory (and blocks never run at once here). A whole .cu file
+// (kernels and their launchers) runs here once tests/host_cxx.emulated_cuda_source has rewritten
+// its `kernel<<<grid, block, shared, stream>>>(args)` launches into `cuda_host_emulator::chevron`
+// calls and its `extern __shared__` arrays into the launch's dynamic shared memory; the few runtime
+// API calls launchers make are answered below as an H100 would.
 #pragma once
 
 // dim3 and uint3; the __global__ / __device__ markers as a host compiler reads them.
@@ -19,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <type_traits>
 #include <vector>
 
 #undef __shared__
@@ -36,6 +41,7 @@ struct Barrier {
 
 struct BlockState {
   ucontext_t scheduler;
+  std::vector<max_align_t> dynamic_shared;
   std::vector<ucontext_t> contexts;
   std::vector<std::vector<char>> stacks;
   std::vector<char> done;
@@ -81,6 +87,22 @@ inline void thread_main() {
 
 }  // namespace cuda_host_emulator
 
+namespace cuda_host_emulator {
+
+// CUDA's device-side min and max, which emulated_cuda_source renames kernels' calls to: the
+// global overloads CUDA's headers give a host compiler return 0 (their device builtins are not
+// there).
+template <typename A, typename B>
+std::common_type_t<A, B> device_min(A a, B b) {
+  return b < a ? b : a;
+}
+template <typename A, typename B>
+std::common_type_t<A, B> device_max(A a, B b) {
+  return a < b ? b : a;
+}
+
+}  // namespace cuda_host_emulator
+
 inline uint3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 
@@ -105,15 +127,18 @@ V __shfl_xor_sync(unsigned /*mask: the whole warp takes part*/, V value, int lan
 
 namespace cuda_host_emulator {
 
-// Runs kernel(args...) as a grid of blocks of block.x threads (block.x a multiple of 32).
+inline void* dynamic_shared() { return state.dynamic_shared.data(); }
+
+// Runs kernel(args...) as a grid of blocks of `block` threads (whole warps: warps are runs of 32
+// threads in x-fastest order, as on a GPU), with `shared_bytes` of dynamic shared memory.
 template <typename Kernel, typename... Args>
-void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
-  if (block.y != 1 || block.z != 1 || block.x % kWarp != 0) {
-    fail("blocks must be x-only, whole warps");
-  }
-  const int threads = static_cast<int>(block.x);
+void launch(dim3 grid, dim3 block, size_t shared_bytes, Kernel kernel, const Args&... args) {
+  const int threads = static_cast<int>(block.x * block.y * block.z);
+  if (threads % kWarp != 0) fail("blocks must be whole warps");
   gridDim = grid;
   blockDim = block;
+  state.dynamic_shared.assign((shared_bytes + sizeof(max_align_t) - 1) / sizeof(max_align_t),
+                              max_align_t{});
   state.threads = threads;
   state.contexts.resize(threads);
   state.stacks.resize(threads);
@@ -140,11 +165,47 @@ void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
             if (state.done[t]) continue;
             running = true;
             state.current = t;
-            threadIdx = uint3{static_cast<unsigned>(t), 0, 0};
+            threadIdx = uint3{t % block.x, t / block.x % block.y, t / (block.x * block.y)};
             swapcontext(&state.scheduler, &state.contexts[t]);
           }
         }
       }
 }
 
+template <typename Kernel, typename... Args>
+void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
+  launch(grid, block, 0, kernel, args...);
+}
+
+// `kernel<<<grid, block, shared, stream>>>(args...)`, as emulated_cuda_source rewrites it:
+// `cuda_host_emulator::chevron(grid, block, shared, stream).run(kernel, args...)`.
+struct Chevron {
+  dim3 grid, block;
+  size_t shared_bytes;
+  template <typename Kernel, typename... Args>
+  void run(Kernel kernel, const Args&... args) const {
+    launch(grid, block, shared_bytes, kernel, args...);
+  }
+};
+
+inline Chevron chevron(dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t = nullptr) {
+  return Chevron{grid, block, shared_bytes};
+}
+
 }  // namespace cuda_host_emulator
+
+// The runtime API calls of the launchers, answered as an H100 would (no CUDA runtime is linked).
+cudaError_t cudaGetLastError() { return cudaSuccess; }
+cudaError_t cudaGetDevice(int* device) {
+  *device = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int) {
+  switch (attribute) {
+    case cudaDevAttrMultiProcessorCount: *value = 132; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; break;
+    default: *value = 0; return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaFuncSetAttribute(const void*, cudaFuncAttribute, int) { return cudaSuccess; }

@@ -4,6 +4,7 @@ be checked on the host (g++) where there is no GPU. Drivers that run whole kerne
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 
@@ -59,3 +60,46 @@ def run_driver(binary, stdin_text):
     """The driver's stdout for `stdin_text`."""
     return subprocess.run([str(binary)], input=stdin_text, capture_output=True, text=True,
                           check=True).stdout
+
+
+_LAUNCH = re.compile(r"(?P<kernel>[A-Za-z_][\w:]*(?:\s*<[^;{}]*?>)?)\s*<<<(?P<config>[^;]*?)>>>"
+                     r"\s*\((?P<empty>\s*\))?")
+_DEVICE_MIN_MAX = re.compile(r"(?<![\w:.])(min|max)\(")
+_EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?P<type>[^;\[]*?)\s*(?P<name>\w+)\s*\[\s*\]\s*;")
+
+
+def _launch_call(match):
+    head = f"cuda_host_emulator::chevron({match['config']}).run({match['kernel']}"
+    return head + (")" if match["empty"] else ", ")
+
+
+def _dynamic_shared(match):
+    element = re.sub(r"__align__\(\s*\d+\s*\)\s*", "", match["type"]).strip()
+    return (f"{element}* const {match['name']} = "
+            f"reinterpret_cast<{element}*>(cuda_host_emulator::dynamic_shared());")
+
+
+def emulated_cuda_source(name):
+    """csrc/`name` (a .cu file: kernels and launchers) as C++ that g++ builds against
+    tests/cuda_host_emulator.h, which must come first: each `kernel<<<config>>>(args)` launch
+    becomes `cuda_host_emulator::chevron(config).run(kernel, args)`, each `extern __shared__`
+    array a pointer to the launch's dynamic shared memory, and CUDA's global min/max the
+    emulator's."""
+    with open(os.path.join(CSRC, name)) as f:
+        source = f.read()
+    source, launches = _LAUNCH.subn(_launch_call, source)
+    assert launches, f"csrc/{name}: no kernel launch found to emulate"
+    source = _DEVICE_MIN_MAX.sub(r"cuda_host_emulator::device_\1(", source)
+    return _EXTERN_SHARED.sub(_dynamic_shared, source)
+
+
+def build_emulated_driver(tmp_path_factory, name, cu_file, main_source):
+    """A host binary of csrc/`cu_file` under the emulator, followed by `main_source` (a main()
+    calling its launch_* functions); skips, saying why, without CUDA's headers."""
+    include = cuda_include_dir()
+    if include is None:
+        pytest.skip("no CUDA headers (cuda_runtime.h, cuda_bf16.h) found: neither a CUDA toolkit "
+                    f"nor torch's NVIDIA wheels; cannot build the emulated {name} kernels")
+    source = "\n".join(['#include "cuda_host_emulator.h"', emulated_cuda_source(cu_file),
+                        main_source])
+    return build_driver(tmp_path_factory, name, source, include_dirs=(TESTS, include))
