@@ -132,7 +132,8 @@ inline void* dynamic_shared() { return state.dynamic_shared.data(); }
 // Runs kernel(args...) as a grid of blocks of `block` threads (whole warps: warps are runs of 32
 // threads in x-fastest order, as on a GPU), with `shared_bytes` of dynamic shared memory.
 template <typename Kernel, typename... Args>
-void launch(dim3 grid, dim3 block, size_t shared_bytes, Kernel kernel, const Args&... args) {
+void launch_with_shared(dim3 grid, dim3 block, size_t shared_bytes, Kernel kernel,
+                        const Args&... args) {
   const int threads = static_cast<int>(block.x * block.y * block.z);
   if (threads % kWarp != 0) fail("blocks must be whole warps");
   gridDim = grid;
@@ -174,7 +175,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, Kernel kernel, const Arg
 
 template <typename Kernel, typename... Args>
 void launch(dim3 grid, dim3 block, Kernel kernel, const Args&... args) {
-  launch(grid, block, 0, kernel, args...);
+  launch_with_shared(grid, block, 0, kernel, args...);
 }
 
 // `kernel<<<grid, block, shared, stream>>>(args...)`, as emulated_cuda_source rewrites it:
@@ -184,7 +185,7 @@ struct Chevron {
   size_t shared_bytes;
   template <typename Kernel, typename... Args>
   void run(Kernel kernel, const Args&... args) const {
-    launch(grid, block, shared_bytes, kernel, args...);
+    launch_with_shared(grid, block, shared_bytes, kernel, args...);
   }
 };
 
