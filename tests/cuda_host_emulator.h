@@ -16,6 +16,7 @@
 
 // dim3 and uint3; the __global__ / __device__ markers as a host compiler reads them.
 #include <cuda_runtime.h>
+#include <math.h>  // what device code gets without an include: fmaxf, exp2f, INFINITY, ...
 #include <ucontext.h>
 
 #include <cstdint>
@@ -102,6 +103,11 @@ std::common_type_t<A, B> device_max(A a, B b) {
 }
 
 }  // namespace cuda_host_emulator
+
+// Device intrinsics the kernels call that a host compiler lacks (round-to-nearest is the host's
+// rounding; the _rn forms exist on the device to keep nvcc from fusing them into FMAs).
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
 
 inline uint3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
