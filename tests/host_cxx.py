@@ -6,9 +6,11 @@ import glob
 import os
 import re
 import shutil
+import struct
 import subprocess
 
 import pytest
+import torch
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(os.path.dirname(TESTS), "csrc")
@@ -50,8 +52,8 @@ def build_driver(tmp_path_factory, name, source, include_dirs=(), flags=("-O2",)
     source_path, binary = folder / "driver.cpp", folder / "driver"
     source_path.write_text(source)
     includes = [arg for folder in (CSRC, *include_dirs) for arg in ("-I", folder)]
-    result = subprocess.run([CXX, *flags, "-std=c++17", *includes, str(source_path), "-o", str(binary)],
-                            capture_output=True, text=True)
+    command = [CXX, *flags, "-std=c++17", *includes, str(source_path), "-o", str(binary)]
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, f"{CXX} could not build the {name} driver:\n{result.stderr}"
     return binary
 
@@ -65,7 +67,8 @@ def run_driver(binary, stdin_text):
 _LAUNCH = re.compile(r"(?P<kernel>[A-Za-z_][\w:]*(?:\s*<[^;{}]*?>)?)\s*<<<(?P<config>[^;]*?)>>>"
                      r"\s*\((?P<empty>\s*\))?")
 _DEVICE_MIN_MAX = re.compile(r"(?<![\w:.])(min|max)\(")
-_EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?P<type>[^;\[]*?)\s*(?P<name>\w+)\s*\[\s*\]\s*;")
+_EXTERN_SHARED = re.compile(
+    r"extern\s+__shared__\s+(?P<type>[^;\[]*?)\s*(?P<name>\w+)\s*\[\s*\]\s*;")
 
 
 def _launch_call(match):
@@ -101,5 +104,32 @@ def build_emulated_driver(tmp_path_factory, name, cu_file, main_source):
         pytest.skip("no CUDA headers (cuda_runtime.h, cuda_bf16.h) found: neither a CUDA toolkit "
                     f"nor torch's NVIDIA wheels; cannot build the emulated {name} kernels")
     source = "\n".join(['#include "cuda_host_emulator.h"', emulated_cuda_source(cu_file),
-                        main_source])
+                        '#include "emulated_driver.h"', main_source])
     return build_driver(tmp_path_factory, name, source, include_dirs=(TESTS, include))
+
+
+def run_emulated(binary, folder, ints, doubles=(), arrays=()):
+    """Runs a driver built on tests/emulated_driver.h: writes `ints` (int64, the dtype code first),
+    `doubles` (float64) and `arrays` (tensors: float ones as float32, bool/uint8 ones as bytes) to
+    a file in `folder`, and returns the driver's output file as one float32 tensor."""
+    parts = [struct.pack(f"<{len(ints)}q", *ints), struct.pack(f"<{len(doubles)}d", *doubles)]
+    for array in arrays:
+        if array.dtype in (torch.bool, torch.uint8):
+            parts.append(array.to(torch.uint8).contiguous().numpy().tobytes())
+        else:
+            parts.append(array.float().contiguous().numpy().tobytes())
+    source, target = folder / "in.bin", folder / "out.bin"
+    source.write_bytes(b"".join(parts))
+    result = subprocess.run([str(binary), str(source), str(target)], capture_output=True, text=True)
+    assert result.returncode == 0, f"driver failed ({result.returncode}): {result.stderr}"
+    return torch.frombuffer(bytearray(target.read_bytes()), dtype=torch.float32)
+
+
+def padded_rows(matrix, stride):
+    """[rows, cols] -> [rows, stride] with zeros after each row (a row stride beyond the width)."""
+    return torch.nn.functional.pad(matrix.float(), (0, stride - matrix.shape[-1]))
+
+
+def unpadded_rows(values, rows, cols, stride, dtype):
+    """The inverse of padded_rows for a driver's flat float32 output."""
+    return values.view(rows, stride)[:, :cols].to(dtype)

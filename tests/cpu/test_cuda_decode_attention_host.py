@@ -7,14 +7,12 @@ the combine kernel). Without a GPU this is where a wrong index, mask or softmax 
 tier checks the same kernels on the chip (tests/gpu/test_cuda_decode_attention_gpu.py)."""
 
 import os
-import struct
-import subprocess
 
 import pytest
 import torch
 
 from fastattn import reference
-from host_cxx import TESTS, build_driver, cuda_include_dir
+from host_cxx import TESTS, build_driver, cuda_include_dir, run_emulated
 from numerics import assert_numerics
 
 DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
@@ -31,24 +29,15 @@ def driver(tmp_path_factory):
     return build_driver(tmp_path_factory, "decode_attention", source, include_dirs=(TESTS, include))
 
 
-def run_emulated(driver, tmp_path, q, k, v, *, keys, causal, mask, scale, sm_count):
+def run_decode(driver, tmp_path, q, k, v, *, keys, causal, mask, scale, sm_count):
     """(splits, out): the emulated kernels' output for q [B, H, Sq, D] against the first `keys`
     keys of k, v [B, Hkv, capacity, D]."""
     batch, heads, queries, head_dim = q.shape
-    header = struct.pack("<11q", DTYPE_CODE[q.dtype], batch, heads, k.shape[1], queries, keys,
-                         head_dim, int(causal), int(mask is not None), k.shape[2], sm_count)
-    parts = [header, struct.pack("<d", scale)]
-    parts += [t.float().contiguous().numpy().tobytes() for t in (q, k, v)]
-    if mask is not None:
-        parts.append(mask.to(torch.uint8).contiguous().numpy().tobytes())
-    source, target = tmp_path / "in.bin", tmp_path / "out.bin"
-    source.write_bytes(b"".join(parts))
-    result = subprocess.run([str(driver), str(source), str(target)], capture_output=True, text=True)
-    assert result.returncode == 0, f"driver failed ({result.returncode}): {result.stderr}"
-    data = target.read_bytes()
-    splits = struct.unpack("<q", data[:8])[0]
-    out = torch.frombuffer(bytearray(data[8:]), dtype=torch.float32).view(q.shape)
-    return splits, out.to(q.dtype)
+    ints = (DTYPE_CODE[q.dtype], batch, heads, k.shape[1], queries, keys, head_dim, int(causal),
+            int(mask is not None), k.shape[2], sm_count)
+    values = run_emulated(driver, tmp_path, ints, (scale,),
+                          [q, k, v] + ([] if mask is None else [mask]))
+    return int(values[0]), values[1:].view(q.shape).to(q.dtype)
 
 
 def _mask(batch, keys, pattern, generator):
@@ -94,7 +83,7 @@ def test_emulated_decode_kernels_match_reference(driver, tmp_path, case):
     v_cache = torch.randn(batch, kv_heads, keys + extra, head_dim, generator=generator).to(dtype)
     mask = _mask(batch, keys, pattern, generator)
     scale = head_dim ** -0.5
-    splits, out = run_emulated(driver, tmp_path, q, k_cache, v_cache, keys=keys, causal=causal,
+    splits, out = run_decode(driver, tmp_path, q, k_cache, v_cache, keys=keys, causal=causal,
                                mask=mask, scale=scale, sm_count=sms)
     k, v = k_cache[:, :, :keys], v_cache[:, :, :keys]
     ref = reference.attention(q.double(), k.double(), v.double(), causal=causal,
@@ -114,7 +103,7 @@ def test_cases_cover_one_and_several_splits(driver, tmp_path):
     for sms, keys in ((132, 40), (132, 4096)):
         q = torch.randn(1, 4, 1, 64).half()
         k = v = torch.randn(1, 4, keys, 64).half()
-        splits, out = run_emulated(driver, tmp_path, q, k, v, keys=keys, causal=False, mask=None,
+        splits, out = run_decode(driver, tmp_path, q, k, v, keys=keys, causal=False, mask=None,
                                    scale=0.125, sm_count=sms)
         counts[keys] = splits
         ref = reference.attention(q.double(), k.double(), v.double(), scale=0.125)

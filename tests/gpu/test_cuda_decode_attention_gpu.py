@@ -1,8 +1,8 @@
 """The cuda backend's fused decode kernels (csrc/decode_attention.h) on the chip: calls of up to 16
 queries without dropout take them (fastattn/backends/cuda_attention.takes_fused_decode), against
 fastattn.reference in every dtype. One split (short caches) and many (long ones, the combine
-kernel), MQA/GQA, causal with several queries, masks with holes and empty rows, a static cache's strided
-buffer, views at unaligned addresses, and the backward of a decoding call (recomputed through the
+kernel), MQA/GQA, causal with several queries, masks with holes and empty rows, a static cache's
+strided buffer, views at unaligned addresses, and the backward of a decoding call (recomputed through the
 Megatron-style path, as the fused forward keeps nothing). The CPU tier runs the same kernels under
 an emulator (tests/cpu/test_cuda_decode_attention_host.py); this is where they meet the hardware."""
 
@@ -42,7 +42,8 @@ SHAPES = [
 ]
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s[:6])) + ("c" if s[6] else ""))
+@pytest.mark.parametrize("shape", SHAPES,
+                         ids=lambda s: "x".join(map(str, s[:6])) + ("c" if s[6] else ""))
 def test_matches_reference(device, dtype, shape):
     batch, heads, kv_heads, queries, keys, head_dim, causal = shape
     if dtype == torch.float32 and head_dim * 4 > 512:
