@@ -25,10 +25,13 @@ kernels take cu_seqlens to mask each sequence's rows and keys; the results are p
 
 Decoding (dense calls of at most DECODE_MAX_QUERIES queries, no dropout, a head dim of whole
 16-byte vectors up to 512 bytes: `takes_fused_decode`) runs one fused kernel instead
-(csrc/decode_attention.h: split-key flash decoding, one C++ call, no [B, H, Sq, Sk] tensors) and
-saves nothing: a backward through such a call (rare: training does not decode) recomputes P with
-the Megatron-style forward first. The rule looks at shapes and dtypes only, so the fake function
-(saved_softmax_like) agrees with the real call under torch.compile.
+(csrc/decode_attention.h: split-key flash decoding, one C++ call, no scores or probabilities
+computed in memory). Its saved output is an unwritten buffer of P's shape: a backward through such
+a call (rare: training does not decode) recomputes P with the Megatron-style forward first. The
+buffer keeps the saved output's shape the same on both paths, so the fake function agrees with
+every real call, also where torch.compile or torch.export traced Sq as a dynamic size (the fake
+cannot know then which path a call of up to 16 queries will take, and inductor asserts the
+shapes of a custom op's outputs).
 """
 
 import torch
@@ -51,9 +54,7 @@ def takes_fused_decode(q, cu_seqlens_q, dropout_p):
             and _tracing.size_at_most(q.shape[2], DECODE_MAX_QUERIES, unknown=False))
 
 
-def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k, dropout_p):
-    if takes_fused_decode(q, cu_seqlens_q, dropout_p):
-        return q.new_empty(0)
+def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
     if cu_seqlens_q is not None:
         shape = (cu_seqlens_q.shape[0] - 1, q.shape[1], max_seqlen_q, max_seqlen_k)
     else:
@@ -134,7 +135,7 @@ def _fused_decode_fwd(q, k, v, key_padding_mask, causal, scale):
     mask = None if key_padding_mask is None else key_padding_mask.contiguous()
     _extension.require().decode_attention_fwd(*(_vector_aligned(t) for t in (q, k, v)), mask, out,
                                               causal, scale)
-    return out, saved_softmax_like(q, k, None, q.shape[2], k.shape[2], 0.0)
+    return out, saved_softmax_like(q, k, None, q.shape[2], k.shape[2])  # unwritten: see above
 
 
 def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
@@ -152,7 +153,7 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
 
 def attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
                   max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed):
-    if takes_fused_decode(q, cu_seqlens_q, dropout_p):  # it saved nothing: P computed again
+    if takes_fused_decode(q, cu_seqlens_q, dropout_p):  # its saved P is unwritten: computed again
         _out, saved_softmax = _dense_fwd(q, k, v, key_padding_mask, None, None, causal, scale,
                                          0.0, None)
     if cu_seqlens_q is None:

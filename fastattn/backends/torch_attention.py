@@ -35,7 +35,7 @@ from .torch_attention_grads import attention_grads, every_row_sees_a_key_on_cpu,
 SAVED_SOFTMAX = "none"
 
 
-def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k, dropout_p):
+def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
     return q.new_empty(0, dtype=torch.float32)
 
 
@@ -244,8 +244,7 @@ def attention_fwd(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seq
     with torch.no_grad():
         out = _attention(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
                          max_seqlen_k, causal, scale, dropout_p, seed)
-    return out.contiguous(), saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k,
-                                                dropout_p)
+    return out.contiguous(), saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k)
 
 
 def _autograd_works_here():

@@ -28,7 +28,7 @@ PROGRAMS_PER_SM = 2
 INTERPRETER_SMS = 4
 
 
-def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k, dropout_p):
+def saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k):
     return q.new_empty(layout.lse_shape(q, cu_seqlens_q is not None), dtype=torch.float32)
 
 

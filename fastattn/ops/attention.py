@@ -14,13 +14,13 @@ Backend interface. `fastattn.backends.<name>_attention` provides:
   causal, scale, dropout_p, seed) -> (out, saved_softmax)`: out contiguous, shaped like q;
 - `attention_bwd(dout, q, k, v, out, saved_softmax, key_padding_mask, cu_seqlens_q, cu_seqlens_k,
   max_seqlen_q, max_seqlen_k, causal, scale, dropout_p, seed) -> (dq, dk, dv)`, shaped like q, k, v;
-- `saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k, dropout_p) -> Tensor`: an
-  empty tensor of the saved_softmax's shape and dtype (the fake function uses it, so it must work
-  on fake tensors);
+- `saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k) -> Tensor`: an empty tensor
+  of the saved_softmax's shape and dtype (the fake function uses it, so it must work on fake
+  tensors; every real call must return this shape);
 - `SAVED_SOFTMAX`: what saved_softmax holds, for readers: "lse" (triton: float32 log-sum-exp per
   query row, see backends/_attention_layout.py), "none" (torch: the backward recomputes), or
-  "probs" (a Megatron-style cuda path keeping the [B, H, Sq, Sk] probabilities; nothing for the
-  decoding calls its fused decode kernels take).
+  "probs" (a Megatron-style cuda path keeping the [B, H, Sq, Sk] probabilities; unwritten for
+  the decoding calls its fused decode kernels take, whose backward computes them again).
 The op hands saved_softmax back to the same backend's backward untouched.
 
 Arguments the front has already normalised: q, k, v have a contiguous last dim (other strides
@@ -99,8 +99,7 @@ def attention_fwd(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Te
 @attention_fwd.register_fake
 def _(q, k, v, key_padding_mask, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal,
       scale, dropout_p, seed, backend):
-    saved = _backend_module(backend).saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q,
-                                                        max_seqlen_k, dropout_p)
+    saved = _backend_module(backend).saved_softmax_like(q, k, cu_seqlens_q, max_seqlen_q, max_seqlen_k)
     return torch.empty_like(q, memory_format=torch.contiguous_format), saved
 
 

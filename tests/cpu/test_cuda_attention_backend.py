@@ -1,7 +1,8 @@
 """The cuda attention backend where no GPU is: asking for it on CPU tensors raises
 BackendUnavailableError saying why, and its fake function (what torch.compile traces with) gives the
-shapes the real kernels return, the saved probabilities included (none for the decoding calls the
-fused decode kernels take)."""
+shapes the real kernels return, the saved probabilities included: of one shape whichever path a
+call takes (the fused decode kernels return an unwritten buffer of it), since the fake function
+cannot tell the paths apart where Sq is a dynamic size."""
 
 import pytest
 import torch
@@ -17,11 +18,10 @@ def test_cpu_tensors_raise_a_clear_error():
         fastattn.attention(q, q, q, backend="cuda")
 
 
-# (q shape, k shape, dropout_p, the saved tensor's shape): probabilities for the Megatron-style
-# path, nothing for a decoding call the fused decode kernels take.
+# (q shape, k shape, dropout_p, the saved tensor's shape).
 DENSE_CASES = {
     "dense": ((2, 4, 17, 32), (2, 2, 5, 32), 0.0, (2, 4, 17, 5)),
-    "decode": ((2, 4, 7, 32), (2, 2, 5, 32), 0.0, (0,)),
+    "decode": ((2, 4, 7, 32), (2, 2, 5, 32), 0.0, (2, 4, 7, 5)),
     "decode with dropout": ((2, 4, 7, 32), (2, 2, 5, 32), 0.1, (2, 4, 7, 5)),
     "decode, head dim 12": ((2, 4, 1, 12), (2, 2, 5, 12), 0.0, (2, 4, 1, 5)),
 }

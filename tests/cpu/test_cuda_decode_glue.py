@@ -2,7 +2,7 @@
 them (the rule agrees with csrc/decode_attention.h, compiled for the host), what the binding is
 handed (16-byte aligned operands and strides, a contiguous mask: an unaligned view must be copied,
 not passed), and the backward of a decoding call, which recomputes the probabilities because the
-fused forward keeps none. fastattn._C is replaced by a stand-in that checks the binding's
+fused forward leaves its saved buffer unwritten. fastattn._C is replaced by a stand-in that checks the binding's
 requirements and computes with fastattn.reference (the kernels themselves: the emulator test and the
 gpu tier)."""
 
@@ -73,7 +73,7 @@ class StandIn:
     """fastattn._C for CPU tensors: the binding's checks, fastattn.reference's numbers."""
 
     def __init__(self):
-        self.decode_calls = []
+        self.decode_calls, self.softmax_calls = [], 0
 
     def decode_attention_fwd(self, q, k, v, key_padding_mask, out, causal, scale):
         for name, t in (("q", q), ("k", k), ("v", v), ("out", out)):
@@ -86,6 +86,7 @@ class StandIn:
 
     def attention_softmax_fwd(self, scores, mask, cu_q, cu_k, probs, dropped, rows_per_batch,
                               queries, causal, scale, dropout_p, dropout_scale, seed):
+        self.softmax_calls += 1
         shaped = scores.view(-1, rows_per_batch // queries, queries, scores.shape[-1])
         probs.view_as(shaped).copy_(reference.masked_softmax(
             shaped, key_padding_mask=mask, causal=causal, scale=scale, upcast=False))
@@ -116,15 +117,16 @@ def test_unaligned_views_are_copied_before_the_kernels(stand_in, element):
     mask = torch.ones(2, 3, dtype=torch.bool)[:, ::3]  # a strided [2, 1] mask
     out, saved = cuda_attention.attention_fwd(q, k, v, mask, None, None, 1, 1, True, 0.125, 0.0,
                                               None)
-    assert stand_in.decode_calls == [q.shape] and saved.numel() == 0
+    assert stand_in.decode_calls == [q.shape] and stand_in.softmax_calls == 0
+    assert saved.shape == (2, 4, 1, 1)  # P's shape, as the fake function says (unwritten)
     torch.testing.assert_close(out, reference.attention(q, k, v, causal=True,
                                                         key_padding_mask=mask, scale=0.125,
                                                         upcast=False))
 
 
 def test_backward_of_a_decoding_call_recomputes_the_probabilities(stand_in):
-    """The fused forward saved nothing; the backward computes P again (Megatron-style forward),
-    and the gradients are the reference's."""
+    """The fused forward left its saved P unwritten; the backward computes P again
+    (Megatron-style forward), and the gradients are the reference's."""
     generator = torch.Generator().manual_seed(0)
     q = torch.randn(2, 4, 3, 32, generator=generator, dtype=torch.float64)
     k, v = (torch.randn(2, 2, 9, 32, generator=generator, dtype=torch.float64) for _ in range(2))
@@ -132,12 +134,14 @@ def test_backward_of_a_decoding_call_recomputes_the_probabilities(stand_in):
     mask[:, -1] = True
     out, saved = cuda_attention.attention_fwd(q, k, v, mask, None, None, 3, 9, True, 0.2, 0.0,
                                               None)
-    assert saved.numel() == 0
+    assert stand_in.decode_calls and stand_in.softmax_calls == 0
+    saved.fill_(float("nan"))  # what the backward must not read
     dout = torch.randn(out.shape, generator=generator, dtype=torch.float64)
     grads = cuda_attention.attention_bwd(dout, q, k, v, out, saved, mask, None, None, 3, 9, True,
                                          0.2, 0.0, None)
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     expected = reference.attention(*leaves, causal=True, key_padding_mask=mask, scale=0.2)
     expected.backward(dout)
+    assert stand_in.softmax_calls == 1
     for name, got, leaf in zip("qkv", grads, leaves):
         torch.testing.assert_close(got, leaf.grad, msg=f"d{name}")
