@@ -110,12 +110,15 @@ def build_emulated_driver(tmp_path_factory, name, cu_file, main_source):
 
 def run_emulated(binary, folder, ints, doubles=(), arrays=()):
     """Runs a driver built on tests/emulated_driver.h: writes `ints` (int64, the dtype code first),
-    `doubles` (float64) and `arrays` (tensors: float ones as float32, bool/uint8 ones as bytes) to
-    a file in `folder`, and returns the driver's output file as one float32 tensor."""
+    `doubles` (float64) and `arrays` (tensors: float ones as float32, bool/uint8 ones as bytes,
+    int32 ones as int32) to a file in `folder`, and returns the driver's output file as one
+    float32 tensor."""
     parts = [struct.pack(f"<{len(ints)}q", *ints), struct.pack(f"<{len(doubles)}d", *doubles)]
     for array in arrays:
         if array.dtype in (torch.bool, torch.uint8):
             parts.append(array.to(torch.uint8).contiguous().numpy().tobytes())
+        elif array.dtype == torch.int32:
+            parts.append(array.contiguous().numpy().tobytes())
         else:
             parts.append(array.float().contiguous().numpy().tobytes())
     source, target = folder / "in.bin", folder / "out.bin"
