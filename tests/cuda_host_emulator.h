@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -44,7 +45,8 @@ struct BlockState {
   ucontext_t scheduler;
   std::vector<max_align_t> dynamic_shared;
   std::vector<ucontext_t> contexts;
-  std::vector<std::vector<char>> stacks;
+  // Left uninitialised (new char[]): the pages a coroutine never touches cost nothing.
+  std::vector<std::unique_ptr<char[]>> stacks;
   std::vector<char> done;
   std::vector<uint32_t> shuffle_slots;
   std::vector<Barrier> warps;
@@ -159,9 +161,9 @@ void launch_with_shared(dim3 grid, dim3 block, size_t shared_bytes, Kernel kerne
         state.warps.assign(threads / kWarp, Barrier{});
         state.block = Barrier{};
         for (int t = 0; t < threads; ++t) {
-          state.stacks[t].resize(kStackBytes);
+          if (!state.stacks[t]) state.stacks[t].reset(new char[kStackBytes]);
           getcontext(&state.contexts[t]);
-          state.contexts[t].uc_stack.ss_sp = state.stacks[t].data();
+          state.contexts[t].uc_stack.ss_sp = state.stacks[t].get();
           state.contexts[t].uc_stack.ss_size = kStackBytes;
           state.contexts[t].uc_link = &state.scheduler;
           makecontext(&state.contexts[t], thread_main, 0);
