@@ -111,7 +111,7 @@ def ffn_rows(arch):
                 f"ffn-tma {label}", ffn_builds.compile_tma_gemm(e, t))
 
 
-CU_FILES = ("bias_gelu.cu", "masked_softmax.cu", "layer_norm_residual.cu")
+CU_FILES = ("bias_gelu.cu", "masked_softmax.cu", "layer_norm_residual.cu", "decode_attention.cu")
 
 
 def cuda_rows(arch, cu_files=CU_FILES):
