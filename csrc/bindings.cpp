@@ -215,6 +215,29 @@ void check_row_input(const char* op, const char* name, const at::Tensor& t) {
                     t.sizes(), " and strides ", t.strides());
 }
 
+// A key padding mask as the kernels read it: 0/1 bytes (torch.bool) and the row stride; nullptr
+// for none.
+struct MaskBytes {
+  const uint8_t* data;
+  int64_t row_stride;
+};
+
+// Checks an optional key_padding_mask: bool [batch, keys] on `device`, unit stride in its last
+// dimension.
+MaskBytes key_padding_mask_bytes(const char* op, const std::optional<at::Tensor>& key_padding_mask,
+                                 const at::Device& device, int64_t batch, int64_t keys) {
+  if (!key_padding_mask.has_value()) return MaskBytes{nullptr, 0};
+  const at::Tensor& mask = *key_padding_mask;
+  check_on_device(op, "key_padding_mask", mask, device);
+  TORCH_CHECK_TYPE(mask.scalar_type() == at::kBool, "fastattn._C.", op,
+                   ": key_padding_mask must be bool, got ", mask.scalar_type());
+  TORCH_CHECK_VALUE(mask.dim() == 2 && mask.size(0) == batch && mask.size(1) == keys &&
+                    mask.stride(1) == 1, "fastattn._C.", op, ": key_padding_mask must be [",
+                    batch, ", ", keys, "] with a contiguous last dimension, got shape ",
+                    mask.sizes(), " and strides ", mask.strides());
+  return MaskBytes{reinterpret_cast<const uint8_t*>(mask.data_ptr<bool>()), mask.stride(0)};
+}
+
 // scores: [B * H * Sq, Sk] rows; key_padding_mask: bool [B, Sk] with a contiguous last dim. Checks
 // the arguments and fills the params; the caller holds the device guard and launches.
 fastattn::MaskedSoftmaxFwdParams masked_softmax_fwd_params(
@@ -227,22 +250,12 @@ fastattn::MaskedSoftmaxFwdParams masked_softmax_fwd_params(
                     rows % rows_per_batch == 0, "fastattn._C.", op, ": rows (", rows,
                     ") must be batches of rows_per_batch (", rows_per_batch,
                     ") rows, a multiple of queries (", queries, ")");
-  if (key_padding_mask.has_value()) {
-    const at::Tensor& mask = *key_padding_mask;
-    check_on_device(op, "key_padding_mask", mask, scores.device());
-    TORCH_CHECK_TYPE(mask.scalar_type() == at::kBool, "fastattn._C.", op,
-                     ": key_padding_mask must be bool, got ", mask.scalar_type());
-    TORCH_CHECK_VALUE(mask.dim() == 2 && mask.size(0) == rows / rows_per_batch &&
-                      mask.size(1) == n_cols && mask.stride(1) == 1, "fastattn._C.", op,
-                      ": key_padding_mask must be [", rows / rows_per_batch, ", ", n_cols,
-                      "] with a contiguous last dimension, got shape ", mask.sizes(),
-                      " and strides ", mask.strides());
-  }
+  const MaskBytes mask =
+      key_padding_mask_bytes(op, key_padding_mask, scores.device(), rows / rows_per_batch, n_cols);
 
   fastattn::MaskedSoftmaxFwdParams p{};
   p.scores = scores.data_ptr();
-  p.key_padding_mask = key_padding_mask.has_value()
-      ? reinterpret_cast<const uint8_t*>(key_padding_mask->data_ptr<bool>()) : nullptr;
+  p.key_padding_mask = mask.data;
   p.out = out.data_ptr();
   p.rows = rows;
   p.shape.n_cols = n_cols;
@@ -250,7 +263,7 @@ fastattn::MaskedSoftmaxFwdParams masked_softmax_fwd_params(
   p.shape.queries = queries;
   p.shape.causal = causal;
   p.stride_scores = scores.stride(0);
-  p.stride_mask = key_padding_mask.has_value() ? key_padding_mask->stride(0) : 0;
+  p.stride_mask = mask.row_stride;
   p.stride_out = out.stride(0);
   p.scale = static_cast<float>(scale);
   return p;
@@ -409,17 +422,8 @@ int64_t decode_attention_fwd(const at::Tensor& q, const at::Tensor& k, const at:
                     "fastattn._C.", op, ": head dim ", head_dim, " must be a multiple of ",
                     16 / q.element_size(), " and at most ", 512 / q.element_size(), " for ",
                     q.scalar_type());
-  if (key_padding_mask.has_value()) {
-    const at::Tensor& mask = *key_padding_mask;
-    check_on_device(op, "key_padding_mask", mask, q.device());
-    TORCH_CHECK_TYPE(mask.scalar_type() == at::kBool, "fastattn._C.", op,
-                     ": key_padding_mask must be bool, got ", mask.scalar_type());
-    TORCH_CHECK_VALUE(mask.dim() == 2 && mask.size(0) == q.size(0) && mask.size(1) == k.size(2) &&
-                          mask.stride(1) == 1,
-                      "fastattn._C.", op, ": key_padding_mask must be [", q.size(0), ", ",
-                      k.size(2), "] with unit stride in its last dimension, got shape ",
-                      mask.sizes(), " and strides ", mask.strides());
-  }
+  const MaskBytes mask =
+      key_padding_mask_bytes(op, key_padding_mask, q.device(), q.size(0), k.size(2));
 
   const c10::cuda::CUDAGuard guard(q.device());
   fastattn::DecodeAttentionParams p{};
@@ -427,10 +431,8 @@ int64_t decode_attention_fwd(const at::Tensor& q, const at::Tensor& k, const at:
   p.k = k.data_ptr();
   p.v = v.data_ptr();
   p.out = out.data_ptr();
-  p.key_padding_mask = key_padding_mask.has_value()
-                           ? reinterpret_cast<const uint8_t*>(key_padding_mask->data_ptr<bool>())
-                           : nullptr;
-  p.stride_mask_b = key_padding_mask.has_value() ? key_padding_mask->stride(0) : 0;
+  p.key_padding_mask = mask.data;
+  p.stride_mask_b = mask.row_stride;
   p.batch = q.size(0);
   p.heads = heads;
   p.kv_heads = kv_heads;
@@ -449,15 +451,8 @@ int64_t decode_attention_fwd(const at::Tensor& q, const at::Tensor& k, const at:
     out.zero_();
     return 0;
   }
-  const int64_t rows_per_kv_head = heads / kv_heads * p.queries;
-  const int rows_per_block = fastattn::decode_rows_per_block(rows_per_kv_head);
-  p.row_groups = (rows_per_kv_head + rows_per_block - 1) / rows_per_block;
-  const fastattn::DecodeSplit split = fastattn::decode_attention_split(
-      p.batch * kv_heads * p.row_groups, p.keys,
-      fastattn::decode_keys_per_step(head_dim, q.element_size()),
-      multiprocessor_count(q.device()));
-  p.splits = split.splits;
-  p.keys_per_split = split.keys_per_split;
+  fastattn::plan_decode_attention(p, static_cast<int>(q.element_size()),
+                                  multiprocessor_count(q.device()));
   at::Tensor partial_out, partial_lse;
   if (p.splits > 1) {
     const auto options = q.options().dtype(at::kFloat);

@@ -99,8 +99,23 @@ FASTATTN_HOST_DEVICE int64_t decode_keys_per_step(int64_t head_dim, int element_
   return (kDecodeThreads / decode_lanes_per_key(head_dim, element_bytes)) * kDecodeUnroll;
 }
 
+// Fills the launch plan of params (row_groups, splits, keys_per_split) from its shape fields
+// (batch, heads, kv_heads, queries, keys, head_dim) for elements of `element_bytes` on a GPU of
+// `sm_count` SMs. The binding and the host tests both plan through it.
+FASTATTN_HOST_DEVICE void plan_decode_attention(DecodeAttentionParams& params, int element_bytes,
+                                                int sm_count) {
+  const int64_t rows_per_kv_head = params.heads / params.kv_heads * params.queries;
+  const int rows_per_block = decode_rows_per_block(rows_per_kv_head);
+  params.row_groups = (rows_per_kv_head + rows_per_block - 1) / rows_per_block;
+  const DecodeSplit split = decode_attention_split(
+      params.batch * params.kv_heads * params.row_groups, params.keys,
+      decode_keys_per_step(params.head_dim, element_bytes), sm_count);
+  params.splits = split.splits;
+  params.keys_per_split = split.keys_per_split;
+}
+
 // Launches the split kernel and, for splits > 1, the combine kernel. The caller sets every field
-// (row_groups, keys_per_split and splits from the helpers above) and allocates the partial buffers.
+// (the plan through plan_decode_attention) and allocates the partial buffers.
 // Requires decode_attention_supports; B * H * Sq == 0 or Sk == 0 is the caller's (zeros).
 cudaError_t launch_decode_attention(const DecodeAttentionParams& params, ElementType dtype,
                                     cudaStream_t stream);

@@ -48,14 +48,7 @@ int main(int argc, char** argv) {
     p.stride_k_h = p.stride_v_h = capacity * head_dim;
     p.stride_k_b = p.stride_v_b = kv_heads * capacity * head_dim;
     p.stride_mask_b = keys;
-    const int64_t rows_per_kv_head = heads / kv_heads * queries;
-    const int rows_per_block = fastattn::decode_rows_per_block(rows_per_kv_head);
-    p.row_groups = (rows_per_kv_head + rows_per_block - 1) / rows_per_block;
-    const fastattn::DecodeSplit split = fastattn::decode_attention_split(
-        batch * kv_heads * p.row_groups, keys,
-        fastattn::decode_keys_per_step(head_dim, sizeof(T)), static_cast<int>(h[10]));
-    p.splits = split.splits;
-    p.keys_per_split = split.keys_per_split;
+    fastattn::plan_decode_attention(p, sizeof(T), static_cast<int>(h[10]));
     p.causal = h[7] != 0;
     p.scale_log2 = static_cast<float>(f[0] * 1.4426950408889634);
     const int64_t rows = batch * heads * queries;
