@@ -96,16 +96,22 @@ def emulated_cuda_source(name):
     return _EXTERN_SHARED.sub(_dynamic_shared, source)
 
 
-def build_emulated_driver(tmp_path_factory, name, cu_file, main_source):
-    """A host binary of csrc/`cu_file` under the emulator, followed by `main_source` (a main()
-    calling its launch_* functions); skips, saying why, without CUDA's headers."""
+def build_cuda_driver(tmp_path_factory, name, source):
+    """build_driver for a source that includes CUDA's headers (and tests/, for the emulator);
+    skips, saying why, where none are found."""
     include = cuda_include_dir()
     if include is None:
         pytest.skip("no CUDA headers (cuda_runtime.h, cuda_bf16.h) found: neither a CUDA toolkit "
-                    f"nor torch's NVIDIA wheels; cannot build the emulated {name} kernels")
+                    f"nor torch's NVIDIA wheels; cannot build the host {name} check")
+    return build_driver(tmp_path_factory, name, source, include_dirs=(TESTS, include))
+
+
+def build_emulated_driver(tmp_path_factory, name, cu_file, main_source):
+    """A host binary of csrc/`cu_file` under the emulator, followed by `main_source` (a main()
+    calling its launch_* functions)."""
     source = "\n".join(['#include "cuda_host_emulator.h"', emulated_cuda_source(cu_file),
                         '#include "emulated_driver.h"', main_source])
-    return build_driver(tmp_path_factory, name, source, include_dirs=(TESTS, include))
+    return build_cuda_driver(tmp_path_factory, name, source)
 
 
 def run_emulated(binary, folder, ints, doubles=(), arrays=()):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fastattn import reference
-from host_cxx import TESTS, build_driver, cuda_include_dir, run_emulated
+from host_cxx import TESTS, build_cuda_driver, run_emulated
 from numerics import assert_numerics
 
 DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
@@ -20,13 +20,8 @@ DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    include = cuda_include_dir()
-    if include is None:
-        pytest.skip("no CUDA headers (cuda_runtime.h, cuda_bf16.h) found: neither a CUDA toolkit "
-                    "nor torch's NVIDIA wheels; cannot build the emulated decode kernels")
     with open(os.path.join(TESTS, "decode_attention_driver.cpp")) as f:
-        source = f.read()
-    return build_driver(tmp_path_factory, "decode_attention", source, include_dirs=(TESTS, include))
+        return build_cuda_driver(tmp_path_factory, "decode_attention", f.read())
 
 
 def run_decode(driver, tmp_path, q, k, v, *, keys, causal, mask, scale, sm_count):

@@ -13,7 +13,7 @@ import torch
 
 from fastattn import _extension, reference
 from fastattn.backends import cuda_attention
-from host_cxx import build_driver, run_driver
+from host_cxx import build_cuda_driver, run_driver
 
 SUPPORTS_DRIVER = r"""
 #include <cstdio>
@@ -36,22 +36,12 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 def test_rule_agrees_with_the_kernels(tmp_path_factory):
     """takes_fused_decode (Python) sends a head dim to the kernels exactly when
     decode_attention_supports (C++, what the binding checks) accepts it."""
-    binary = build_driver(tmp_path_factory, "decode_supports", SUPPORTS_DRIVER,
-                          include_dirs=(cuda_include(),))
+    binary = build_cuda_driver(tmp_path_factory, "decode_supports", SUPPORTS_DRIVER)
     pairs = [(d, dtype) for dtype in DTYPES for d in range(1, 300)]
     answers = run_driver(binary, "".join(f"{d} {dtype.itemsize}\n" for d, dtype in pairs)).split()
     for (head_dim, dtype), answer in zip(pairs, answers):
         q = torch.empty(1, 1, 1, head_dim, dtype=dtype)
         assert cuda_attention.takes_fused_decode(q, None, 0.0) == (answer == "1"), (head_dim, dtype)
-
-
-def cuda_include():
-    from host_cxx import cuda_include_dir
-
-    folder = cuda_include_dir()
-    if folder is None:
-        pytest.skip("no CUDA headers found (neither a CUDA toolkit nor torch's NVIDIA wheels)")
-    return folder
 
 
 def test_which_calls_take_the_fused_kernels():
