@@ -2,11 +2,10 @@
 them (the rule agrees with csrc/decode_attention.h, compiled for the host), what the binding is
 handed (16-byte aligned operands and strides, a contiguous mask: an unaligned view must be copied,
 not passed), and the backward of a decoding call, which recomputes the probabilities because the
-fused forward leaves its saved buffer unwritten. fastattn._C is replaced by a stand-in that checks the binding's
-requirements and computes with fastattn.reference (the kernels themselves: the emulator test and the
-gpu tier)."""
+fused forward leaves its saved buffer unwritten. fastattn._C is replaced by a stand-in that checks
+the binding's requirements and computes with fastattn.reference (the kernels themselves: the
+emulator test and the gpu tier)."""
 
-import types
 
 import pytest
 import torch

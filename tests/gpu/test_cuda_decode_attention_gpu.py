@@ -2,8 +2,8 @@
 queries without dropout take them (fastattn/backends/cuda_attention.takes_fused_decode), against
 fastattn.reference in every dtype. One split (short caches) and many (long ones, the combine
 kernel), MQA/GQA, causal with several queries, masks with holes and empty rows, a static cache's
-strided buffer, views at unaligned addresses, and the backward of a decoding call (recomputed through the
-Megatron-style path: the fused forward leaves P unwritten). The CPU tier runs the same kernels under
+strided buffer, views at unaligned addresses, and the backward of a decoding call (recomputed
+through the Megatron-style path: the fused forward leaves P unwritten). The CPU tier runs the same kernels under
 an emulator (tests/cpu/test_cuda_decode_attention_host.py); this is where they meet the hardware."""
 
 import pytest
