@@ -6,7 +6,6 @@ fused forward leaves its saved buffer unwritten. fastattn._C is replaced by a st
 the binding's requirements and computes with fastattn.reference (the kernels themselves: the
 emulator test and the gpu tier)."""
 
-
 import pytest
 import torch
 
