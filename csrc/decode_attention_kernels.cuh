@@ -112,13 +112,19 @@ decode_attention_split_kernel(const DecodeAttentionParams p) {
     Vec k_vec[kDecodeUnroll], v_vec[kDecodeUnroll];
     bool live[kDecodeUnroll];
     int64_t key[kDecodeUnroll];
+    // K and V load for every key of the slice, masked or not: made to wait for the mask byte, each
+    // step took two memory round trips instead of one (a padded key's wasted read is the cheaper
+    // cost). The mask decides afterwards: a hidden key's logit is -inf and its V is left out of
+    // the sums, so whatever a padded position holds (NaN in an unwritten cache) never reaches the
+    // output. (Zeroing the hidden V instead cost sm_90a 29 registers, a block an SM.)
 #pragma unroll
     for (int u = 0; u < kDecodeUnroll; ++u) {
       key[u] = start + u * GROUPS + group;
-      live[u] = key[u] < key_end && (mask == nullptr || mask[key[u]] != 0);
+      const bool in_slice = key[u] < key_end;
+      live[u] = in_slice && (mask == nullptr || mask[key[u]] != 0);
 #pragma unroll
       for (int e = 0; e < VEC; ++e) k_vec[u].v[e] = v_vec[u].v[e] = from_float<T>(0.0f);
-      if (live[u] && has_cols) {
+      if (in_slice && has_cols) {
         k_vec[u] = *reinterpret_cast<const Vec*>(k_base + key[u] * p.stride_k_s);
         v_vec[u] = *reinterpret_cast<const Vec*>(v_base + key[u] * p.stride_v_s);
       }
@@ -148,8 +154,10 @@ decode_attention_split_kernel(const DecodeAttentionParams p) {
       for (int u = 0; u < kDecodeUnroll; ++u) {
         const float prob = weight(logit[u][r], m_new);
         l[r] += prob;
+        if (live[u]) {  // prob is 0 otherwise, but 0 times a NaN in a padded V is NaN
 #pragma unroll
-        for (int e = 0; e < VEC; ++e) acc[r][e] += prob * to_float(v_vec[u].v[e]);
+          for (int e = 0; e < VEC; ++e) acc[r][e] += prob * to_float(v_vec[u].v[e]);
+        }
       }
       m[r] = m_new;
     }

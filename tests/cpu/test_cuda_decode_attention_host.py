@@ -69,6 +69,18 @@ def _case_id(case):
             f"{'-cap+' + str(extra) if extra else ''}").replace(" ", "_").replace(",", "")
 
 
+def _poisoned(cache, mask):
+    """The cache as the kernels get it: NaN at every hidden key (what an unwritten cache may hold)
+    and in the capacity past the keys, which must neither be read nor reach the output (the
+    reference gets the finite values)."""
+    cache = cache.clone()
+    keys = cache.shape[2] if mask is None else mask.shape[1]
+    cache[:, :, keys:] = float("nan")
+    if mask is not None:
+        cache[:, :, :keys].masked_fill_(~mask[:, None, :, None], float("nan"))
+    return cache
+
+
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_emulated_decode_kernels_match_reference(driver, tmp_path, case):
     dtype, batch, heads, kv_heads, queries, keys, head_dim, causal, pattern, sms, extra = case
@@ -78,9 +90,9 @@ def test_emulated_decode_kernels_match_reference(driver, tmp_path, case):
     v_cache = torch.randn(batch, kv_heads, keys + extra, head_dim, generator=generator).to(dtype)
     mask = _mask(batch, keys, pattern, generator)
     scale = head_dim ** -0.5
-    splits, out = run_decode(driver, tmp_path, q, k_cache, v_cache, keys=keys, causal=causal,
-                               mask=mask, scale=scale, sm_count=sms)
     k, v = k_cache[:, :, :keys], v_cache[:, :, :keys]
+    splits, out = run_decode(driver, tmp_path, q, _poisoned(k_cache, mask), _poisoned(v_cache, mask),
+                             keys=keys, causal=causal, mask=mask, scale=scale, sm_count=sms)
     ref = reference.attention(q.double(), k.double(), v.double(), causal=causal,
                               key_padding_mask=mask, scale=scale)
     eager = reference.attention(q, k, v, causal=causal, key_padding_mask=mask, scale=scale,
