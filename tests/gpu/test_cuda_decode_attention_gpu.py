@@ -64,6 +64,20 @@ def test_padding_masks(device, dtype, pattern):
         assert (out[-1] == 0).all()
 
 
+def test_hidden_keys_never_reach_the_output(device, dtype):
+    """The kernels load a hidden key's K and V without waiting for the mask, then leave them out:
+    NaN there (what an unwritten cache may hold) must not reach the output."""
+    q, k, v = attn_cases.make_qkv(2, 8, 8, 1, 700, 64, dtype, device, seed=11)
+    mask = attn_cases.key_padding_mask("mixed", 2, 700, device)
+    hidden = ~mask[:, None, :, None]
+    out = fastattn.attention(q, k.masked_fill(hidden, float("nan")),
+                             v.masked_fill(hidden, float("nan")), key_padding_mask=mask,
+                             backend=BACKEND)
+    ref = reference.attention(q, k, v, key_padding_mask=mask)
+    eager = reference.attention(q, k, v, key_padding_mask=mask, upcast=False)
+    assert_numerics("fused decode, NaN at hidden keys", out, ref, eager)
+
+
 def test_static_cache_buffer_and_unaligned_views(device, dtype):
     """k and v as the first Sk keys of a larger [B, Hkv, capacity, D] buffer (a static cache), its
     tail hidden by the mask; then q, k, v as views one element off 16-byte alignment (the backend
