@@ -211,52 +211,41 @@ decode_attention_split_kernel(const DecodeAttentionParams p) {
   }
 }
 
-// Combine kernel: one warp per output row, the splits' partial outputs weighted by
-// exp2(lse - max lse) (splits that saw no visible key weigh 0; no split saw one: zeros).
-constexpr int kCombineRowsPerBlock = kDecodeThreads / kWarpSize;
-
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-    v = larger(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  }
-  return v;
-}
+// Combine kernel: one thread per output element (row, column), the splits' partial outputs
+// weighted by exp2(lse - max lse) (splits that saw no visible key weigh 0; no split saw one:
+// zeros). A thread walks every split twice (the max, then the sums) with its loads unrolled: a
+// warp per row walking the columns in turn waited on ~16 load round trips at B = 1, H = 32, 16
+// splits, D = 128 (about as long as the split kernel's tail); this way 2-4. The lse loads of a row
+// are the same for its threads (L1 broadcasts), the partials' coalesced along the columns.
+constexpr int kCombineUnroll = 8;
 
 template <typename T>
 __global__ void __launch_bounds__(kDecodeThreads)
 decode_attention_combine_kernel(const DecodeAttentionParams p) {
-  const int lane = threadIdx.x % kWarpSize;
   const int64_t total_rows = p.batch * p.heads * p.queries;
-  const int64_t row =
-      static_cast<int64_t>(blockIdx.x) * kCombineRowsPerBlock + threadIdx.x / kWarpSize;
-  if (row >= total_rows) return;  // a whole warp: no shuffle left waiting
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * kDecodeThreads + threadIdx.x;
+  const int64_t row = item / p.head_dim, c = item % p.head_dim;
+  if (row >= total_rows) return;  // no barrier or shuffle follows
 
   const float* lse = p.partial_lse + row;
   float m_all = -INFINITY;
-  for (int s = lane; s < p.splits; s += kWarpSize) m_all = larger(m_all, lse[s * total_rows]);
-  m_all = warp_max(m_all);
-  float total = 0.0f;
-  for (int s = lane; s < p.splits; s += kWarpSize) total += weight(lse[s * total_rows], m_all);
-  total = warp_sum(total);
+#pragma unroll kCombineUnroll
+  for (int s = 0; s < p.splits; ++s) m_all = larger(m_all, lse[s * total_rows]);
+  float total = 0.0f, value = 0.0f;
+  const float* partial = p.partial_out + row * p.head_dim + c;
+  const int64_t split_stride = total_rows * p.head_dim;
+#pragma unroll kCombineUnroll
+  for (int s = 0; s < p.splits; ++s) {
+    const float w = weight(lse[s * total_rows], m_all);
+    total += w;
+    value += w * partial[s * split_stride];
+  }
 
   const int64_t query = row % p.queries, head = (row / p.queries) % p.heads;
   const int64_t batch = row / (p.queries * p.heads);
   T* out = static_cast<T*>(p.out) + batch * p.stride_out_b + head * p.stride_out_h +
            query * p.stride_out_s;
-  const float* partial = p.partial_out + row * p.head_dim;
-  const int64_t split_stride = total_rows * p.head_dim;
-  for (int64_t c = lane; c < p.head_dim; c += kWarpSize) {
-    float value = 0.0f;
-    if (total > 0.0f) {
-#pragma unroll 4
-      for (int s = 0; s < p.splits; ++s) {
-        value += weight(lse[s * total_rows], m_all) * partial[s * split_stride + c];
-      }
-      value /= total;
-    }
-    out[c] = from_float<T>(value);
-  }
+  out[c] = from_float<T>(total > 0.0f ? value / total : 0.0f);
 }
 
 using DecodeKernel = void (*)(const DecodeAttentionParams);
@@ -294,9 +283,9 @@ bool run_typed(const DecodeAttentionParams& p, Launch&& launch) {
   launch(split, dim3(static_cast<unsigned>(p.batch * p.kv_heads * p.row_groups),
                      static_cast<unsigned>(p.splits)));
   if (p.splits > 1) {
-    const int64_t rows = p.batch * p.heads * p.queries;
+    const int64_t items = p.batch * p.heads * p.queries * p.head_dim;
     launch(decode_attention_combine_kernel<T>,
-           dim3(static_cast<unsigned>((rows + kCombineRowsPerBlock - 1) / kCombineRowsPerBlock)));
+           dim3(static_cast<unsigned>((items + kDecodeThreads - 1) / kDecodeThreads)));
   }
   return true;
 }
