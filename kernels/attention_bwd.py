@@ -105,10 +105,12 @@ def _dkdv_query_block(dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_
                       dropout_seqlen_k, dropout_p, dropout_scale,
                       APPLY_BOUNDS: tl.constexpr, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr,
                       HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                      KEYS_AS_ROWS: tl.constexpr, ATOMIC_DQ: tl.constexpr, BLOCK_M: tl.constexpr,
-                      BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
-                      D_CHUNK: tl.constexpr):
-    """KEYS_AS_ROWS: the tiles are transposed, [BLOCK_N keys, BLOCK_M queries] (as in Triton's
+                      KEYS_AS_ROWS: tl.constexpr, ATOMIC_DQ: tl.constexpr, WANT_DK: tl.constexpr,
+                      WANT_DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                      HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNK: tl.constexpr):
+    """WANT_DK, WANT_DV: which of dk and dv to accumulate (the other comes back as it came; what
+    only it needs, dP and dS or the dV product, is never computed).
+    KEYS_AS_ROWS: the tiles are transposed, [BLOCK_N keys, BLOCK_M queries] (as in Triton's
     fused-attention tutorial), so that every product has the owned key block as its M, wide enough
     for wgmma on sm_90. Elsewhere the [BLOCK_M, BLOCK_N] tiles need fewer registers (mma.sync).
     ATOMIC_DQ: also adds scale * dS K of this tile to DQ_SEQ's float32 rows (dQ^T = K^T dS^T on
@@ -139,9 +141,11 @@ def _dkdv_query_block(dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_
             DOT_PRECISION, BLOCK_N, False, HEAD_DIM, BLOCK_D, D_CHUNK)
         # Transposed after the cast to 16 bits: half the bytes through shared memory.
         p_dropped_t, ds_t = tl.trans(p_dropped.to(do.dtype)), tl.trans(ds.to(q.dtype))
-    dv = tl.dot(p_dropped_t, do, dv, input_precision=DOT_PRECISION)
-    dk = tl.dot(ds_t, q, dk, input_precision=DOT_PRECISION)
-    if ATOMIC_DQ:  # last: P is dead by now, fewer registers live across the product
+    if WANT_DV:
+        dv = tl.dot(p_dropped_t, do, dv, input_precision=DOT_PRECISION)
+    if WANT_DK:
+        dk = tl.dot(ds_t, q, dk, input_precision=DOT_PRECISION)
+    if ATOMIC_DQ and WANT_DK:  # last: P is dead by now, fewer registers live across the product
         if KEYS_AS_ROWS:
             dq_t = tl.dot(tl.trans(k), ds_t, input_precision=DOT_PRECISION)
             add_rows_atomically(DQ_SEQ, offs_m.to(tl.int64), stride_dqs, q_len, dq_t * scale, True,
@@ -165,10 +169,13 @@ def attention_bwd_dkdv_kernel(
     dropout_p, dropout_scale, seed,
     CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, VARLEN: tl.constexpr,
     HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr, KEYS_AS_ROWS: tl.constexpr,
-    ATOMIC_DQ: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_D: tl.constexpr, D_CHUNK: tl.constexpr,
+    ATOMIC_DQ: tl.constexpr, WANT_DK: tl.constexpr, WANT_DV: tl.constexpr, HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, D_CHUNK: tl.constexpr,
 ):
-    """DQ_ACCUMULATOR (float32, zeroed, with its strides) is used only with ATOMIC_DQ."""
+    """DQ_ACCUMULATOR (float32, zeroed, with its strides) is used only with ATOMIC_DQ (and
+    WANT_DK). WANT_DK, WANT_DV: which gradients this launch computes and writes; both, or one per
+    launch for the 3-pass float32 tiles that spill with two [BLOCK_N, BLOCK_D] float32
+    accumulators live (kernels.attention_settings.dkdv_separate_dv), each launch recomputing S."""
     start_n = tl.program_id(0) * BLOCK_N
     batch = program_batch(tl.program_id(1) // n_kv_heads, BATCH_ORDER, HAS_KEY_MASK, VARLEN)
     kv_head = tl.program_id(1) % n_kv_heads
@@ -199,27 +206,36 @@ def attention_bwd_dkdv_kernel(
                                   stride_lse_s)
         DQ_SEQ = sequence_base(DQ_ACCUMULATOR, batch64, head64, q_start64, stride_dqab, stride_dqah,
                                stride_dqas)
-        for start_m in range(lo, mid, BLOCK_M):
+        # A launch of one gradient walks every block with the bounds mask, in one loop: the
+        # compiler keeps the loop-invariant K and V slices of each loop in shared memory, and two
+        # loops' copies took 139 KB at D=128 (sm_80 tables must stay under 99 KB).
+        for start_m in range(lo, mid if WANT_DK and WANT_DV else hi, BLOCK_M):
             dk, dv = _dkdv_query_block(
                 dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW,
                 start_m, start_n, offs_n, stride_ks, stride_vs, stride_qs, stride_dos, stride_lse_s,
                 stride_dqas, q_len, k_len, key_end, causal_shift, scale, qk_scale_log2, seed, batch,
                 head, n_heads, seqlen_q, seqlen_k, dropout_p, dropout_scale, True, CAUSAL,
-                HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N,
-                HEAD_DIM, BLOCK_D, D_CHUNK)
-        for start_m in range(mid, hi, BLOCK_M):
-            dk, dv = _dkdv_query_block(
-                dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ, KEY_MASK_ROW,
-                start_m, start_n, offs_n, stride_ks, stride_vs, stride_qs, stride_dos, stride_lse_s,
-                stride_dqas, q_len, k_len, key_end, causal_shift, scale, qk_scale_log2, seed, batch,
-                head, n_heads, seqlen_q, seqlen_k, dropout_p, dropout_scale, False, CAUSAL,
-                HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, KEYS_AS_ROWS, ATOMIC_DQ, BLOCK_M, BLOCK_N,
-                HEAD_DIM, BLOCK_D, D_CHUNK)
+                HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION, KEYS_AS_ROWS, ATOMIC_DQ, WANT_DK, WANT_DV,
+                BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D, D_CHUNK)
+        if WANT_DK and WANT_DV:
+            for start_m in range(mid, hi, BLOCK_M):
+                dk, dv = _dkdv_query_block(
+                    dk, dv, k, v, K_SEQ, V_SEQ, Q_SEQ, DO_SEQ, LSE_SEQ, DELTA_SEQ, DQ_SEQ,
+                    KEY_MASK_ROW, start_m, start_n, offs_n, stride_ks, stride_vs, stride_qs,
+                    stride_dos, stride_lse_s, stride_dqas, q_len, k_len, key_end, causal_shift,
+                    scale, qk_scale_log2, seed, batch, head, n_heads, seqlen_q, seqlen_k, dropout_p,
+                    dropout_scale, False, CAUSAL, HAS_KEY_MASK, HAS_DROPOUT, DOT_PRECISION,
+                    KEYS_AS_ROWS, ATOMIC_DQ, WANT_DK, WANT_DV, BLOCK_M, BLOCK_N, HEAD_DIM, BLOCK_D,
+                    D_CHUNK)
     rows = offs_n.to(tl.int64)
-    store_rows(sequence_base(DK, batch64, kv_head64, k_start64, stride_dkb, stride_dkh, stride_dks),
-               rows, stride_dks, k_len, dk * scale, HEAD_DIM, BLOCK_D)
-    store_rows(sequence_base(DV, batch64, kv_head64, k_start64, stride_dvb, stride_dvh, stride_dvs),
-               rows, stride_dvs, k_len, dv, HEAD_DIM, BLOCK_D)
+    if WANT_DK:
+        store_rows(
+            sequence_base(DK, batch64, kv_head64, k_start64, stride_dkb, stride_dkh, stride_dks),
+            rows, stride_dks, k_len, dk * scale, HEAD_DIM, BLOCK_D)
+    if WANT_DV:
+        store_rows(
+            sequence_base(DV, batch64, kv_head64, k_start64, stride_dvb, stride_dvh, stride_dvs),
+            rows, stride_dvs, k_len, dv, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit

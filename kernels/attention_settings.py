@@ -117,6 +117,23 @@ def uses_wgmma(role, block_d, dropout):
     return role in WGMMA_ROLES
 
 
+# float32 dK/dV at D=128 and 256 without dropout under 3-pass TF32 dots: dV and dK in a launch
+# each (the kernel's WANT_DK, WANT_DV), one float32 accumulator live at a time, each launch
+# recomputing S. With both accumulators every tile tried spilled 8-392 B. One at a time fits on
+# sm_80 and sm_90 (triton 3.8 and 3.6, 2026-12-08, no stack): D=128 at 16x32 with 4 warps (72 KB of
+# shared memory: the compiler keeps the loop-invariant K and V head-dim slices there), D=256 at
+# 16x16 with 4 warps on the Ampere tables (80 KB) and 16x32 with 8 warps on Hopper's (144 KB; 16x16
+# spilled 8-64 B there). With dropout the dK launch alone still spilled 16-328 B (its keep mask):
+# SPILLING. The D=256 backward stays off for its dQ (SPILLING).
+_SEPARATE_DV_HEAD_BLOCKS = (128, 256)
+
+
+def dkdv_separate_dv(head_dim, is_fp32, dropout, dot_precision):
+    """The dK/dV kernel's SEPARATE_DV for a launch with this DOT_PRECISION (see above)."""
+    return (is_fp32 and not dropout and dot_precision == "tf32x3"
+            and head_block(head_dim) in _SEPARATE_DV_HEAD_BLOCKS)
+
+
 def dkdv_keys_as_rows(head_dim, arch, is_fp32, dropout=False):
     """The dK/dV kernel's KEYS_AS_ROWS: transposed tiles exactly where they buy wgmma. With
     mma.sync they cost registers (sm_80 tiles that fit before spilled 8-184 B transposed)."""
@@ -151,8 +168,8 @@ _BACKWARD_DKDV = {
     (64, False, False): Tiles(32, 32, 4, 2), (128, False, False): Tiles(16, 64, 8, 3),
     (256, False, False): Tiles(16, 32, 8, 2),
     (16, True, False): Tiles(16, 32, 4, 2), (32, True, False): Tiles(16, 16, 4, 2),
-    (64, True, False): Tiles(16, 32, 4, 2), (128, True, False): Tiles(16, 32, 8, 2),
-    (256, True, False): Tiles(16, 16, 8, 2),
+    (64, True, False): Tiles(16, 32, 4, 2), (128, True, False): Tiles(16, 32, 4, 1),
+    (256, True, False): Tiles(16, 16, 4, 1),
     (16, False, True): Tiles(32, 32, 4, 3), (32, False, True): Tiles(16, 32, 4, 2),
     (64, False, True): Tiles(16, 32, 4, 2), (128, False, True): Tiles(16, 64, 8, 3),
     (256, False, True): Tiles(16, 32, 8, 2),
@@ -180,6 +197,7 @@ _BACKWARD_DKDV_SM90 = {
     (64, False, False): Tiles(32, 128, 8, 2), (128, False, False): Tiles(16, 128, 8, 2),
     (16, False, True): Tiles(16, 128, 8, 3), (32, False, True): Tiles(16, 64, 8, 2),
     (64, False, True): Tiles(16, 128, 8, 2),
+    (256, True, False): Tiles(16, 32, 8, 1),  # dV and dK apart (dkdv_separate_dv); 144 KB
 }
 # float32 D=32 takes 32x16: at 32x32 the sm_90 build (causal + key mask) reached 255 registers
 # and spilled 8 B once the backward zeroed hidden keys after the exponent (2026-11-27); 32x16
@@ -331,8 +349,9 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 
 
 # (role, BLOCK_D, is_fp32, dropout) whose tiles still spill registers on sm_80 or sm_90 (compile
-# tier, triton 3.8 and 3.6), all float32 (3-pass TF32): the backward at D=256 and the dK/dV at
-# D=128. Their score products already run over head-dim slices (head_chunk), which let the D=256
+# tier, triton 3.8 and 3.6), all float32 (3-pass TF32): the dQ at D=256 and, with dropout, the
+# dK/dV at D=128 and 256 (without dropout they fit as two launches: dkdv_separate_dv). Their score
+# products already run over head-dim slices (head_chunk), which let the D=256
 # forward and decode leave the list (2026-12-07) and brought the D=256 dQ from 232-360 B of stack to
 # 0-8 B (8 B without dropout at every tile tried on sm_80, 16x16 to 32x16, 4 or 8 warps, one or two
 # stages); the dK/dV still spills 8-392 B: its dK and dV accumulators and the whole [rows, D] Q and
@@ -347,9 +366,7 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 # these included, fits then (120-239 registers, no stack, every flag variant, triton 3.6 and 3.8,
 # 2026-12-06; the compile tier builds them as tf32_configs() lists them).
 SPILLING = frozenset({
-    ("backward_dkdv", 128, True, False),
     ("backward_dkdv", 128, True, True),
-    ("backward_dkdv", 256, True, False),
     ("backward_dkdv", 256, True, True),
     ("backward_dq", 256, True, False),
     ("backward_dq", 256, True, True),

@@ -190,18 +190,23 @@ def attention_bwd(dout, q, k, v, out, lse, key_padding_mask, cu_seqlens_q, cu_se
         if atomic_tiles is not None:
             dq_accumulator = dq.zero_() if is_fp32 else torch.zeros_like(dq, dtype=torch.float32)
         grid = (ceil_div(problem.seqlen_k, tiles.block_n), problem.batch * problem.kv_heads)
-        attention_bwd_dkdv_kernel[grid](
-            q, k, v, dout, lse, delta, dk, dv, dq_accumulator, mask, bounds, order, cu_q, cu_k,
-            *tensor_strides, *layout.seq_strides(dk, problem.varlen),
-            *layout.seq_strides(dv, problem.varlen),
-            *layout.seq_strides(dq_accumulator, problem.varlen), *tail,
-            problem.heads, problem.kv_heads, group, *sizes, **flags,
-            KEYS_AS_ROWS=settings.dkdv_keys_as_rows(problem.head_dim, arch, is_fp32, dropout),
-            ATOMIC_DQ=atomic_tiles is not None,
-            BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
-            D_CHUNK=settings.head_chunk("backward_dkdv", block_d, flags["DOT_PRECISION"]),
-            num_warps=tiles.num_warps, num_stages=tiles.num_stages, maxnreg=settings.MAX_REGISTERS,
-        )
+        separate = settings.dkdv_separate_dv(problem.head_dim, is_fp32, dropout,
+                                             flags["DOT_PRECISION"])
+        # (WANT_DK, WANT_DV) of each launch: dV and dK apart where both accumulators would spill.
+        for want_dk, want_dv in ((False, True), (True, False)) if separate else ((True, True),):
+            attention_bwd_dkdv_kernel[grid](
+                q, k, v, dout, lse, delta, dk, dv, dq_accumulator, mask, bounds, order, cu_q, cu_k,
+                *tensor_strides, *layout.seq_strides(dk, problem.varlen),
+                *layout.seq_strides(dv, problem.varlen),
+                *layout.seq_strides(dq_accumulator, problem.varlen), *tail,
+                problem.heads, problem.kv_heads, group, *sizes, **flags,
+                KEYS_AS_ROWS=settings.dkdv_keys_as_rows(problem.head_dim, arch, is_fp32, dropout),
+                ATOMIC_DQ=atomic_tiles is not None, WANT_DK=want_dk, WANT_DV=want_dv,
+                BLOCK_M=tiles.block_m, BLOCK_N=tiles.block_n, BLOCK_D=block_d,
+                D_CHUNK=settings.head_chunk("backward_dkdv", block_d, flags["DOT_PRECISION"]),
+                num_warps=tiles.num_warps, num_stages=tiles.num_stages,
+                maxnreg=settings.MAX_REGISTERS,
+            )
         if atomic_tiles is not None:
             return (dq if is_fp32 else dq.copy_(dq_accumulator)), dk, dv
     tiles = settings.backward_dq_tiles(problem.head_dim, arch, is_fp32, dropout)

@@ -87,6 +87,7 @@ class Build(NamedTuple):
     causal: bool
     key_mask: bool
     varlen: bool
+    grads: str = "dk+dv"  # dK/dV kernels: what the launch computes (WANT_DK, WANT_DV)
 
 
 def attention_types(fn, elem):
@@ -120,7 +121,18 @@ def _label(b):
     flags = ("causal" if b.causal else "full") + ("+mask" if b.key_mask else "+varlen" if b.varlen else "")
     tiles = f"{b.tiles.block_m}x{b.tiles.block_n}w{b.tiles.num_warps}s{b.tiles.num_stages}"
     drop = "dropout" if b.dropout else "nodropout"
-    return f"{b.role}-hd{b.head_dim}-{b.dtype}-{drop}-sm_{b.arch}-{tiles}-{flags}"
+    grads = "" if b.grads == "dk+dv" else f"-{b.grads}only"
+    return f"{b.role}{grads}-hd{b.head_dim}-{b.dtype}-{drop}-sm_{b.arch}-{tiles}-{flags}"
+
+
+def _separate_grads(build):
+    """The build as launched: where dV and dK get a launch each
+    (kernels.attention_settings.dkdv_separate_dv), one build per launch."""
+    elem, precision = DTYPES[build.dtype]
+    if KERNELS[build.role] is attention_bwd_dkdv_kernel and settings.dkdv_separate_dv(
+            build.head_dim, elem == "fp32", build.dropout, precision):
+        return [build._replace(grads="dv"), build._replace(grads="dk")]
+    return [build]
 
 
 def builds():
@@ -138,10 +150,11 @@ def builds():
                         flags[0] != role.endswith("causal") or settings.backward_atomic_dq_tiles(
                             head_dim, arch, is_fp32, dropout, flags[0]) != tiles):
                     continue  # built for the calls (causal or not, head dims) that launch them
-                key = (KERNELS[role], role in settings.ATOMIC_DQ_ROLES) + build[1:]
-                if key not in seen:
-                    seen.add(key)
-                    table[_label(build)] = build
+                for launched in _separate_grads(build):
+                    key = (KERNELS[role], role in settings.ATOMIC_DQ_ROLES) + launched[1:]
+                    if key not in seen:
+                        seen.add(key)
+                        table[_label(launched)] = launched
     return table
 
 
@@ -164,6 +177,7 @@ def compile_build(label):
         constexprs["KEYS_AS_ROWS"] = settings.dkdv_keys_as_rows(b.head_dim, b.arch,
                                                                 elem == "fp32", b.dropout)
         constexprs["ATOMIC_DQ"] = b.role in settings.ATOMIC_DQ_ROLES
+        constexprs["WANT_DK"], constexprs["WANT_DV"] = "dk" in b.grads, "dv" in b.grads
     return compile_kernel(fn, attention_types(fn, elem), constexprs, b.arch, b.tiles.num_warps,
                           num_stages=b.tiles.num_stages, divisible=row_strides(fn),
                           maxnreg=settings.MAX_REGISTERS)
