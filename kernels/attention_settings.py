@@ -117,16 +117,17 @@ def uses_wgmma(role, block_d, dropout):
     return role in WGMMA_ROLES
 
 
-# float32 dK/dV under 3-pass TF32 dots at D=80-128 (with or without dropout) and at D=256 without
-# it: dV and dK in a launch each (the kernel's WANT_DK, WANT_DV), one float32 accumulator live at a
-# time, each launch recomputing S. With both accumulators every tile tried spilled 8-392 B. One at
-# a time fits on sm_80 and sm_90 (triton 3.8 and 3.6, 2026-12-08, no stack): D=128 at 16x32 with 4
-# warps (72 KB of shared memory: the compiler keeps the loop-invariant K and V head-dim slices
-# there), its 32-column slices (head_chunk) needed with dropout (64-column ones spilled 16-80 B);
-# D=256 at 16x16 with 4 warps on the Ampere tables (80 KB) and 16x32 with 8 warps on Hopper's
-# (144 KB; 16x16 spilled 8-64 B there). D=256 with dropout spilled 16-48 B at every such tile, with
-# 32- or 64-column slices: SPILLING, and the D=256 backward stays off for its dQ anyway.
-_SEPARATE_DV = frozenset({(128, False), (128, True), (256, False)})  # (BLOCK_D, dropout)
+# float32 dK/dV without dropout under 3-pass TF32 dots (D=80 to 256): dV and dK in a launch each
+# (the kernel's WANT_DK, WANT_DV), one float32 accumulator live at a time, each launch recomputing
+# S. With both accumulators every tile tried spilled 8-392 B. One at a time fits on sm_80 and sm_90
+# in all six flag variants (triton 3.8, 2026-12-08; the compile tier, which builds float32 in the
+# causal + key mask variant, under 3.6 too): D=128 at 16x32 with 4 warps (72 KB of shared memory:
+# the compiler keeps the loop-invariant K and V head-dim slices there), D=256 at 16x16 with 4 warps
+# on the Ampere tables (80 KB) and 16x32 with 8 warps on Hopper's (144 KB; 16x16 spilled 8-64 B
+# there). With dropout the dK launch still spilled: 16-328 B at D=128 with 64-column slices; with
+# 32-column ones it fit causal + key mask but spilled 8-80 B in the other variants; SPILLING. The
+# D=256 backward stays off for its dQ anyway.
+_SEPARATE_DV = frozenset({(128, False), (256, False)})  # (BLOCK_D, dropout)
 
 
 def dkdv_separate_dv(head_dim, is_fp32, dropout, dot_precision):
@@ -175,7 +176,7 @@ _BACKWARD_DKDV = {
     (64, False, True): Tiles(16, 32, 4, 2), (128, False, True): Tiles(16, 64, 8, 3),
     (256, False, True): Tiles(16, 32, 8, 2),
     (16, True, True): Tiles(16, 32, 4, 2), (32, True, True): Tiles(16, 16, 4, 2),
-    (64, True, True): Tiles(16, 32, 8, 1), (128, True, True): Tiles(16, 32, 4, 1),
+    (64, True, True): Tiles(16, 32, 8, 1), (128, True, True): Tiles(16, 32, 8, 2),
     (256, True, True): Tiles(16, 16, 8, 2),
 }
 # float32 D=64 with dropout (BERT and GPT2 trained in float32) takes 16x32 with 8 warps and one
@@ -313,10 +314,9 @@ def combine_tiles(splits, head_dim):
 # low halves both, spilled registers at every tile (down to 16x16, one stage): slice width per
 # (role, BLOCK_D). The D=256 forward and decode fit in every flag variant with 32 columns (with 64,
 # 8 B spilled in a few variants, sm_80 and sm_90, triton 3.6 and 3.8); the D=256 backward spilled
-# least with 64; the D=128 dK/dV, two launches (dkdv_separate_dv), fits with dropout only with 32.
-# 16-bit and 1-pass TF32 dots take whole tiles.
+# least with 64. 16-bit and 1-pass TF32 dots take whole tiles.
 _HEAD_CHUNKS_3PASS = {("forward", 256): 32, ("decode", 256): 32, ("backward_dq", 256): 64,
-                      ("backward_dkdv", 128): 32, ("backward_dkdv", 256): 64}
+                      ("backward_dkdv", 128): 64, ("backward_dkdv", 256): 64}
 
 
 def head_chunk(role, block_d, dot_precision):
@@ -352,7 +352,7 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 
 # (role, BLOCK_D, is_fp32, dropout) whose tiles still spill registers on sm_80 or sm_90 (compile
 # tier, triton 3.8 and 3.6), all float32 (3-pass TF32): the dQ at D=256 and, with dropout, the
-# dK/dV at D=256 (the other dK/dV tiles fit as two launches: dkdv_separate_dv). Their score
+# dK/dV at D=128 and 256 (without dropout they fit as two launches: dkdv_separate_dv). Their score
 # products already run over head-dim slices (head_chunk), which let the D=256 forward and decode
 # leave the list (2026-12-07) and brought the D=256 dQ from 232-360 B of stack to 0-8 B (8 B
 # without dropout at every tile tried on sm_80, 16x16 to 32x16, 4 or 8 warps, one or two stages;
@@ -367,6 +367,7 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 # these included, fits then (120-239 registers, no stack, every flag variant, triton 3.6 and 3.8,
 # 2026-12-06; the compile tier builds them as tf32_configs() lists them).
 SPILLING = frozenset({
+    ("backward_dkdv", 128, True, True),
     ("backward_dkdv", 256, True, True),
     ("backward_dq", 256, True, False),
     ("backward_dq", 256, True, True),

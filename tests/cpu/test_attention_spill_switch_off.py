@@ -21,15 +21,16 @@ def test_spilling_configs_are_not_compiled_or_launched():
     assert not listed & settings.SPILLING
     assert settings.switch_off_reason(*SWITCHED_OFF) is not None
     assert settings.switch_off_reason(*ENABLED) is None
-    # The backward roles count only when gradients are needed: the d256 float32 dQ spills, and
-    # the d256 float32 forward and decode fit (Q K^T over head-dim slices).
-    assert settings.switch_off_reason(256, True, False, False) is None
+    # The backward roles count only when gradients are needed: dK/dV d128 float32 with dropout
+    # spills, and the d256 float32 forward and decode fit (Q K^T over head-dim slices).
+    assert settings.switch_off_reason(128, True, True, False) is None
+    assert settings.switch_off_reason(128, True, True, True) is not None
     assert settings.switch_off_reason(256, True, True, False) is None
-    # The d80-128 float32 dK/dV fits as two launches (dV, then dK), with dropout too.
-    for dropout in (False, True):
-        assert settings.switch_off_reason(128, True, dropout, True) is None
-        assert settings.dkdv_separate_dv(128, True, dropout, "tf32x3")
-        assert not settings.dkdv_separate_dv(128, True, dropout, "tf32")  # 1-pass: one launch
+    # Without dropout the d128 float32 dK/dV fits as two launches (dV, then dK).
+    assert settings.switch_off_reason(128, True, False, True) is None
+    assert settings.dkdv_separate_dv(128, True, False, "tf32x3")
+    assert not settings.dkdv_separate_dv(128, True, True, "tf32x3")  # switched off instead
+    assert not settings.dkdv_separate_dv(128, True, False, "tf32")  # 1-pass TF32: one launch
     assert not settings.dkdv_separate_dv(128, False, False, "tf32")  # 16-bit: one launch
     assert "spill registers" in settings.switch_off_reason(*SWITCHED_OFF)
 
@@ -40,8 +41,8 @@ def test_tf32_allowed_lifts_the_spill_switch_off_and_is_compiled(monkeypatch):
     tf32 = {(role, d, dropout) for role, d, _arch, fp32, dropout, _ in settings.tf32_configs()}
     assert {(role, d, dropout) for role, d, _fp32, dropout in settings.SPILLING} <= tf32
     assert settings.switch_off_reason(*SWITCHED_OFF, tf32=True) is None
-    assert settings.switch_off_reason(256, True, True, True, tf32=True) is None
-    assert "allow_tf32" in settings.switch_off_reason(256, True, True, True)
+    assert settings.switch_off_reason(128, True, True, True, tf32=True) is None
+    assert "allow_tf32" in settings.switch_off_reason(128, True, True, True)
     # WRONG_ON_GPU is about what a kernel computed, not registers: TF32 does not lift it.
     assert "wrong dK" in settings.switch_off_reason(32, True, True, True, tf32=True)
     # The dispatcher asks torch's flag at each call.

@@ -1,9 +1,8 @@
-"""float32 dK/dV under 3-pass TF32 dots at head dims 80-128, and at 256 without dropout: dV and dK
-come from a launch each (the dK/dV kernel's WANT_DK, WANT_DV;
-kernels.attention_settings.dkdv_separate_dv), since both float32 accumulators at once spilled
-registers. Which launches a backward makes, and that the gradients still meet the numerics rule
-against fastattn.reference (masked and causal, GQA, odd lengths, dropout through the shared Philox
-stream), under the interpreter with the sm_80 and the sm_90 tiles."""
+"""float32 dK/dV without dropout under 3-pass TF32 dots (head dims 80-256): dV and dK come from a
+launch each (the dK/dV kernel's WANT_DK, WANT_DV; kernels.attention_settings.dkdv_separate_dv),
+since both float32 accumulators at once spilled registers. Which launches a backward makes, and
+that the gradients still meet the numerics rule against fastattn.reference (masked and causal,
+GQA, odd lengths), under the interpreter with the sm_80 and the sm_90 tiles."""
 
 import pytest
 import torch
@@ -40,21 +39,18 @@ def test_float32_gradients_from_a_launch_each(dkdv_launches, head_dim, causal):
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-def test_float32_dropout_gradients_from_a_launch_each(dkdv_launches, causal):
-    q, k, v = attn_cases.make_qkv(2, 2, 1, 19, 37, 128, torch.float32, "cpu", seed=3)
-    mask = attn_cases.key_padding_mask("mixed", 2, 37, "cpu")
-    attn_cases.check_dropout_against_reference("triton", q, k, v, causal, mask)
+def test_float32_varlen_gradients_from_a_launch_each(dkdv_launches, causal):
+    attn_cases.check_varlen("triton", [5, 0, 19], [9, 0, 12], 4, 2, 96, torch.float32, "cpu",
+                            causal)
     assert dkdv_launches == [(False, True), (True, False)]
 
 
-@pytest.mark.parametrize("case", ["float16", "float32 d256 with dropout", "float32, TF32 allowed"])
+@pytest.mark.parametrize("case", ["float16", "float32 with dropout", "float32, TF32 allowed"])
 def test_one_launch_for_both_elsewhere(dkdv_launches, case):
-    """16-bit tiles, the d256 dropout tiles (still switched off on GPUs) and 1-pass TF32 dots keep
-    both accumulators in one launch."""
+    """16-bit tiles, the dropout tiles (still switched off on GPUs) and 1-pass TF32 dots keep both
+    accumulators in one launch."""
     dtype = torch.float16 if case == "float16" else torch.float32
-    head_dim = 256 if "d256" in case else 128
-    q, k, v = (t.requires_grad_()
-               for t in attn_cases.make_qkv(1, 2, 2, 9, 17, head_dim, dtype, "cpu"))
+    q, k, v = (t.requires_grad_() for t in attn_cases.make_qkv(1, 2, 2, 9, 17, 128, dtype, "cpu"))
     dropout_p = 0.2 if "dropout" in case else 0.0
     if "TF32" in case:
         with attn_cases.tf32_allowed():
