@@ -124,8 +124,10 @@ def _vector_aligned(t):
     unit stride in the head dim), else an aligned copy: a view at an odd offset into a larger
     buffer is legal input."""
     size = t.element_size()
-    if t.data_ptr() % _DECODE_VECTOR_BYTES == 0 and t.stride(-1) == 1 and all(
-            stride * size % _DECODE_VECTOR_BYTES == 0 for stride in t.stride()[:-1]):
+    stride_b, stride_h, stride_s, stride_d = t.stride()
+    # One test for all four: a bitwise or has its low four bits clear exactly when each has.
+    if stride_d == 1 and (t.data_ptr() | stride_b * size | stride_h * size
+                          | stride_s * size) % _DECODE_VECTOR_BYTES == 0:
         return t
     return t.clone(memory_format=torch.contiguous_format)
 

@@ -68,6 +68,7 @@ class StandIn:
             assert _aligned(t), f"{name} handed to the kernels unaligned: strides {t.stride()}"
         assert key_padding_mask is None or key_padding_mask.stride(1) == 1
         self.decode_calls.append(q.shape)
+        self.decode_pointers = [t.data_ptr() for t in (q, k, v)]
         out.copy_(reference.attention(q, k, v, causal=causal, key_padding_mask=key_padding_mask,
                                       scale=scale, upcast=False))
         return 1
@@ -110,6 +111,31 @@ def test_unaligned_views_are_copied_before_the_kernels(stand_in, element):
     torch.testing.assert_close(out, reference.attention(q, k, v, causal=True,
                                                         key_padding_mask=mask, scale=0.125,
                                                         upcast=False))
+
+
+# (shape, strides, storage offset) in bfloat16 elements: each with one fault the kernels' 16-byte
+# vectors cannot take, the rest aligned.
+ALIGNMENT_FAULTS = {
+    "address 8 bytes off": ((2, 4, 2, 64), (512, 128, 64, 1), 4),
+    "batch stride": ((2, 4, 2, 64), (516, 128, 64, 1), 0),
+    "head stride": ((2, 4, 2, 64), (528, 132, 64, 1), 0),
+    "sequence stride": ((2, 4, 2, 64), (544, 136, 68, 1), 0),
+    "head dim stride": ((2, 4, 2, 64), (1024, 256, 128, 2), 0),
+}
+
+
+@pytest.mark.parametrize("fault", list(ALIGNMENT_FAULTS))
+def test_each_alignment_fault_is_copied_and_aligned_operands_are_not(stand_in, fault):
+    shape, strides, offset = ALIGNMENT_FAULTS[fault]
+    buffer = torch.randn(4096, dtype=torch.bfloat16)
+    q = buffer.as_strided(shape, strides, offset)
+    k, v = (torch.randn(2, 2, 5, 64, dtype=torch.bfloat16) for _ in range(2))
+    assert not _aligned(q) and _aligned(k)
+    out, _saved = cuda_attention.attention_fwd(q, k, v, None, None, None, 2, 5, False, 0.125, 0.0,
+                                               None)
+    q_passed, k_passed, v_passed = stand_in.decode_pointers
+    assert q_passed != q.data_ptr() and (k_passed, v_passed) == (k.data_ptr(), v.data_ptr())
+    torch.testing.assert_close(out, reference.attention(q, k, v, scale=0.125, upcast=False))
 
 
 def test_backward_of_a_decoding_call_recomputes_the_probabilities(stand_in):
