@@ -9,6 +9,9 @@ Three families of cases (DESIGN §6; sizes from the issue):
   the real-token figures.
 - "decode": one query against a KV cache, B in 1, 16, 64, Sk 1k..32k, H=32, D=128, judged by
   bandwidth (reading K and V once is the floor).
+- "decode_padded": the B=16 decode case with the key padding mask of batched generation (prompts
+  left-padded, real lengths uniform in [0.2, 1] x Sk, a fixed draw); bandwidth over the whole
+  cache, as the kernels read it. No target of its own: how far a mask takes decode from "decode".
 FLOPs: 4*B*H*Sq*Sk*D, halved for causal; backward 2.5x forward. On CPU: tiny sizes.
 """
 
@@ -37,6 +40,7 @@ DECODE_BATCHES = {("cuda", "full"): (1, 16, 64), ("cuda", "quick"): (1, 16),
 DECODE_SEQLENS = {("cuda", "full"): (1024, 4096, 16384, 32768), ("cuda", "quick"): (4096,),
                   ("cpu", "full"): (1024,), ("cpu", "quick"): (1024,)}
 DECODE_HEADS = {"cuda": (32, 128), "cpu": (4, 64)}
+DECODE_PADDED_BATCH = {"cuda": 16, "cpu": 2}
 
 # From the issue, for an H100 in bfloat16.
 TARGET_NOTE = ("from the issue, for H100, bfloat16, fused backends: causal S=2048 forward >= 370 "
@@ -98,6 +102,9 @@ def _cases(device_type, mode):
     for batch in DECODE_BATCHES[(device_type, mode)]:
         for seqlen_k in DECODE_SEQLENS[(device_type, mode)]:
             yield "decode", "fwd", (batch, heads, 1, seqlen_k, head_dim), False
+    seqlen_k = DECODE_SEQLENS[(device_type, "quick")][0]
+    yield ("decode_padded", "fwd", (DECODE_PADDED_BATCH[device_type], heads, 1, seqlen_k, head_dim),
+           False)
 
 
 def pytest_generate_tests(metafunc):
@@ -121,6 +128,11 @@ def bert_lengths(batch, seqlen, device):
     return (torch.arange(seqlen)[None, :] < lengths[:, None]).to(device)
 
 
+def left_padded_lengths(batch, seqlen, device):
+    """Batched generation's key padding mask: each row's real tokens at its end."""
+    return bert_lengths(batch, seqlen, device).flip(1)
+
+
 def attention_flops(batch, heads, seqlen_q, seqlen_k, head_dim, causal, direction):
     flops = 4 * batch * heads * seqlen_q * seqlen_k * head_dim / (2 if causal else 1)
     return flops * (2.5 if direction == "bwd" else 1.0)
@@ -142,7 +154,8 @@ def test_attention(benchmark, bench_device, bench_device_info, bench_results,
 
     q = randn(batch, heads, seqlen_q, head_dim)
     k, v = randn(batch, heads, seqlen_k, head_dim), randn(batch, heads, seqlen_k, head_dim)
-    mask = bert_lengths(batch, seqlen_k, device) if family == "bert" else None
+    masks = {"bert": bert_lengths, "decode_padded": left_padded_lengths}
+    mask = masks[family](batch, seqlen_k, device) if family in masks else None
     call = functools.partial(fn, causal=causal, key_padding_mask=mask)
     variant = family + (" causal" if causal else "")
     benchmark.group = f"{OP} {direction} {variant} {dtype_name(dtype)} {'x'.join(map(str, shape))}"
@@ -159,12 +172,13 @@ def test_attention(benchmark, bench_device, bench_device_info, bench_results,
         real = int(mask.sum())
         real_flops = 4 * heads * head_dim * int((mask.sum(1) ** 2).sum())
         extra = {"real_tokens": real, "real_tflop_s": real_flops / (timing.p50 * 1e-3) / 1e12}
-    bytes_moved = element * (2 * q.numel() + k.numel() + v.numel()) if family == "decode" else None
+    decode = family.startswith("decode")
+    bytes_moved = element * (2 * q.numel() + k.numel() + v.numel()) if decode else None
     bench_results.add(benchmark, make_record(
         op=OP, direction=direction, impl=impl, shape=shape, dtype=dtype, timing=timing,
         device_info=info, variant=variant, baseline=impl in harness.IMPLS[:2] + (SDPA,),
         flops=attention_flops(batch, heads, seqlen_q, seqlen_k, head_dim, causal, direction),
-        bytes_moved=bytes_moved, bound="memory" if family == "decode" else None,
+        bytes_moved=bytes_moved, bound="memory" if decode else None,
         plot_x=seqlen_k, plot_x_name="key length",
         targets=targets(info, impl, family, direction, causal, seqlen_k, head_dim),
         target_note=TARGET_NOTE if info["type"] == "cuda" else None, extra=extra))
