@@ -15,7 +15,8 @@ of the six flag variants but not with causal + key mask, the one this tier used 
 D=64 dK/dV tile spilled 32 B causal without a mask (triton 3.6, 2026-11-26); under triton 3.8,
 D=80/96 128x32 forward tiles spilled 8 B only in the non-causal varlen variant. So 16-bit
 configurations, the hot path, are built in every variant (about 660 compiles per triton).
-float32 configurations are built in FLOAT32_FLAGS only (causal + key mask), with every head dim:
+float32 configurations are built in FLOAT32_FLAGS only (causal + key mask; the float32 dK/dV
+that launches twice, dV and dK, in all six: _flag_variants), with every head dim:
 each float32 variant costs 2-3 times a 16-bit one (3-pass TF32 triples the dots), all six would
 add about 250 of the slowest compiles per triton, and a float32 call is the accuracy path, not the
 fast one. Causal + key mask was the hungriest variant, or within 6 registers of it, of the six
@@ -135,6 +136,17 @@ def _separate_grads(build):
     return [build]
 
 
+def _flag_variants(role, head_dim, dtype, dropout):
+    """The flag variants built: all six for 16-bit tiles and for the float32 dK/dV launches made
+    twice (dV, dK), whose tiles were picked only because they fit: the dropout form of those fit
+    causal + key mask and spilled 8-80 B in the other variants (2026-12-08)."""
+    elem, precision = DTYPES[dtype]
+    if elem != "fp32" or (role == "backward_dkdv" and settings.dkdv_separate_dv(
+            head_dim, True, dropout, precision)):
+        return FLAG_VARIANTS
+    return FLOAT32_FLAGS
+
+
 def builds():
     """{label: Build}, one per distinct compile: forward and decode share a kernel, so a decode
     entry equal to a forward entry is built once."""
@@ -144,7 +156,7 @@ def builds():
     for (role, block_d, arch, is_fp32, dropout, tiles), dtype in configs:
         head_dims = [d for d in settings.HEAD_DIMS if settings.head_block(d) == block_d]
         for head_dim in head_dims:
-            for flags in FLOAT32_FLAGS if is_fp32 else FLAG_VARIANTS:
+            for flags in _flag_variants(role, head_dim, dtype, dropout):
                 build = Build(role, head_dim, arch, dtype, dropout, tiles, *flags)
                 if role in settings.ATOMIC_DQ_ROLES and (
                         flags[0] != role.endswith("causal") or settings.backward_atomic_dq_tiles(
