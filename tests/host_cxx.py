@@ -114,6 +114,10 @@ def build_emulated_driver(tmp_path_factory, name, cu_file, main_source):
     return build_cuda_driver(tmp_path_factory, name, source)
 
 
+# The dtype code a driver built on tests/emulated_driver.h reads first (its main's switch).
+DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+
 def run_emulated(binary, folder, ints, doubles=(), arrays=()):
     """Runs a driver built on tests/emulated_driver.h: writes `ints` (int64, the dtype code first),
     `doubles` (float64) and `arrays` (tensors: float ones as float32, bool/uint8 ones as bytes,

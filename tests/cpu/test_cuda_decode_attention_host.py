@@ -12,10 +12,9 @@ import pytest
 import torch
 
 from fastattn import reference
-from host_cxx import TESTS, build_cuda_driver, run_emulated
+from host_cxx import DTYPE_CODE, TESTS, build_cuda_driver, run_emulated
 from numerics import assert_numerics
 
-DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +90,9 @@ def test_emulated_decode_kernels_match_reference(driver, tmp_path, case):
     mask = _mask(batch, keys, pattern, generator)
     scale = head_dim ** -0.5
     k, v = k_cache[:, :, :keys], v_cache[:, :, :keys]
-    splits, out = run_decode(driver, tmp_path, q, _poisoned(k_cache, mask), _poisoned(v_cache, mask),
-                             keys=keys, causal=causal, mask=mask, scale=scale, sm_count=sms)
+    k_given, v_given = _poisoned(k_cache, mask), _poisoned(v_cache, mask)
+    splits, out = run_decode(driver, tmp_path, q, k_given, v_given, keys=keys, causal=causal,
+                             mask=mask, scale=scale, sm_count=sms)
     ref = reference.attention(q.double(), k.double(), v.double(), causal=causal,
                               key_padding_mask=mask, scale=scale)
     eager = reference.attention(q, k, v, causal=causal, key_padding_mask=mask, scale=scale,

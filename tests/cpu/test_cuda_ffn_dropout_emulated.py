@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fastattn import reference
-from host_cxx import build_emulated_driver, padded_rows, run_emulated, unpadded_rows
+from host_cxx import DTYPE_CODE, build_emulated_driver, padded_rows, run_emulated, unpadded_rows
 
 MAIN = r"""
 // IN: int64 dtype, rows, n_cols, row stride, in_place, seed; float64 dropout p; float32 in
@@ -33,7 +33,6 @@ int main(int argc, char** argv) {
   });
 }
 """
-DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 SEED = 2026
 
 

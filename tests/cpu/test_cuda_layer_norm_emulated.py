@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fastattn import reference
-from host_cxx import build_emulated_driver, padded_rows, run_emulated, unpadded_rows
+from host_cxx import DTYPE_CODE, build_emulated_driver, padded_rows, run_emulated, unpadded_rows
 from numerics import assert_grad_numerics, assert_numerics
 
 MAIN = r"""
@@ -90,7 +90,6 @@ int main(int argc, char** argv) {
   });
 }
 """
-DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 SEED, EPS = 77, 1e-5
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fastattn import reference
-from host_cxx import build_emulated_driver, padded_rows, run_emulated, unpadded_rows
+from host_cxx import DTYPE_CODE, build_emulated_driver, padded_rows, run_emulated, unpadded_rows
 from numerics import assert_grad_numerics, assert_numerics
 
 MAIN = r"""
@@ -74,7 +74,6 @@ int main(int argc, char** argv) {
   });
 }
 """
-DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 SEED = 1234
 
 
