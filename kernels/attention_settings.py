@@ -57,8 +57,8 @@ def head_block(head_dim):
 
 # Tiles per (BLOCK_D, 32-bit inputs, dropout). The compile tier checks every entry on sm_80 and
 # sm_90 with triton 3.8 and 3.6, built as a launch builds them: compile-time HEAD_DIM, 16-aligned
-# strides, maxnreg=MAX_REGISTERS; 16-bit entries in every flag variant a launch compiles (causal,
-# key mask, varlen, each head dim of the tile), float32 ones in the causal + key mask variant.
+# strides, maxnreg=MAX_REGISTERS, in every flag variant a launch compiles (causal, key mask,
+# varlen, each head dim of the tile; float32 entries too since 2026-12-08, see below).
 # 16-bit forward follows FlashAttention-2's Triton tiles (BLOCK_M 128) where they fit; measured
 # 2026-11-26 with triton 3.6 and 3.8 in every flag variant (causal, key mask, varlen; head dims
 # 80/96/128): D<=64 128x64 with 4 warps at most 255 registers and no stack on both archs; D=128
@@ -71,6 +71,10 @@ def head_block(head_dim):
 # one stage: at 32x32 it needed 100 KB of shared memory, more than sm_80's 99 KB, and 3-pass TF32
 # fits only with Q K^T summed over head-dim slices (head_chunk), whose loads a second stage
 # buffered past sm_80's 99 KB (116 KB); 255 registers 3-pass, fewer with 1-pass TF32.
+# float32 with dropout, D=32 takes 32x32 and D=80-128 one stage: 32x64 spilled 8 B (triton 3.8
+# non-causal on both archs, 3.6 on sm_90) and 16x32 with two stages 8 B (3.6, sm_80, non-causal
+# varlen), in flag variants the compile tier did not build for float32 before 2026-12-08. Now
+# 205-236 registers in every variant, triton 3.6 and 3.8.
 _FORWARD = {
     (16, False, False): Tiles(128, 64, 4, 3), (32, False, False): Tiles(128, 64, 4, 3),
     (64, False, False): Tiles(128, 64, 4, 3), (128, False, False): Tiles(64, 64, 4, 3),
@@ -81,8 +85,8 @@ _FORWARD = {
     (16, False, True): Tiles(64, 64, 4, 3), (32, False, True): Tiles(64, 64, 4, 3),
     (64, False, True): Tiles(64, 32, 4, 3), (128, False, True): Tiles(64, 32, 4, 3),
     (256, False, True): Tiles(64, 32, 8, 2),
-    (16, True, True): Tiles(32, 64, 4, 2), (32, True, True): Tiles(32, 64, 4, 2),
-    (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 4, 2),
+    (16, True, True): Tiles(32, 64, 4, 2), (32, True, True): Tiles(32, 32, 4, 2),
+    (64, True, True): Tiles(32, 32, 4, 2), (128, True, True): Tiles(16, 32, 4, 1),
     (256, True, True): Tiles(32, 16, 8, 1),
 }
 # sm_90 and newer, where they differ from _FORWARD. D=128 without dropout keeps _FORWARD's 64x64
@@ -143,7 +147,8 @@ def dkdv_keys_as_rows(head_dim, arch, is_fp32, dropout=False):
 
 
 # Decode: BLOCK_M is DECODE_BLOCK_M; wide key blocks stream the KV cache. float32 D=256: 8 warps,
-# one stage (3-pass TF32 with head-dim slices: 4 warps and two stages spilled 8-16 B).
+# one stage (3-pass TF32 with head-dim slices: 4 warps and two stages spilled 8-16 B); float32
+# D=80-128 with dropout one stage, as the forward (two spilled 8 B: triton 3.6, sm_80, varlen).
 _DECODE = {
     (16, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (32, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3),
     (64, False, False): Tiles(DECODE_BLOCK_M, 64, 4, 3), (128, False, False): Tiles(DECODE_BLOCK_M, 32, 4, 3),
@@ -155,7 +160,7 @@ _DECODE = {
     (64, False, True): Tiles(DECODE_BLOCK_M, 64, 4, 3), (128, False, True): Tiles(DECODE_BLOCK_M, 32, 4, 3),
     (256, False, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
     (16, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (32, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
-    (64, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2),
+    (64, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 2), (128, True, True): Tiles(DECODE_BLOCK_M, 32, 4, 1),
     (256, True, True): Tiles(DECODE_BLOCK_M, 16, 8, 1),
 }
 
@@ -204,12 +209,17 @@ _BACKWARD_DKDV_SM90 = {
 # float32 D=32 takes 32x16: at 32x32 the sm_90 build (causal + key mask) reached 255 registers
 # and spilled 8 B once the backward zeroed hidden keys after the exponent (2026-11-27); 32x16
 # takes 152-189.
+# float32 without dropout, D=64 takes 16x32 (202-216 registers) and D=80-128 16x32 with 8 warps and
+# one stage (253-254): 32x32 and 16x32 with 4 warps and two stages spilled 8 B in variants the
+# compile tier did not build for float32 before 2026-12-08 (D=64 sm_90 causal; D=80-128 non-causal
+# with a key mask, both archs, triton 3.8). 16x16 spilled more (8-32 B), and so did 8 warps with two
+# stages.
 _BACKWARD_DQ = {
     (16, False, False): Tiles(64, 32, 4, 3), (32, False, False): Tiles(64, 32, 4, 3),
     (64, False, False): Tiles(64, 32, 4, 3), (128, False, False): Tiles(32, 32, 4, 3),
     (256, False, False): Tiles(32, 16, 4, 2),
     (16, True, False): Tiles(32, 32, 4, 2), (32, True, False): Tiles(32, 16, 4, 2),
-    (64, True, False): Tiles(32, 32, 4, 2), (128, True, False): Tiles(16, 32, 4, 2),
+    (64, True, False): Tiles(16, 32, 4, 2), (128, True, False): Tiles(16, 32, 8, 1),
     (256, True, False): Tiles(16, 16, 4, 2),
     (16, False, True): Tiles(64, 32, 4, 3), (32, False, True): Tiles(64, 32, 4, 3),
     (64, False, True): Tiles(64, 32, 4, 3), (128, False, True): Tiles(32, 32, 4, 3),

@@ -10,25 +10,22 @@ still compiles one kernel per value of the other compile-time arguments:
   causal x varlen (it takes no key mask): six flag variants;
 - HEAD_DIM: every head dim that runs in the tile (80, 96 and 128 share BLOCK_D 128 and differ in
   the column mask).
-No one variant is always the hungriest: 128x64 D=128 dropout tiles on sm_80 spilled 8-48 B in five
-of the six flag variants but not with causal + key mask, the one this tier used to build, and the
-D=64 dK/dV tile spilled 32 B causal without a mask (triton 3.6, 2026-11-26); under triton 3.8,
-D=80/96 128x32 forward tiles spilled 8 B only in the non-causal varlen variant. So 16-bit
-configurations, the hot path, are built in every variant (about 660 compiles per triton).
-float32 configurations are built in FLOAT32_FLAGS only (causal + key mask; the float32 dK/dV
-that launches twice, dV and dK, in all six: _flag_variants), with every head dim:
-each float32 variant costs 2-3 times a 16-bit one (3-pass TF32 triples the dots), all six would
-add about 250 of the slowest compiles per triton, and a float32 call is the accuracy path, not the
-fast one. Causal + key mask was the hungriest variant, or within 6 registers of it, of the six
-float32 D=16 configurations measured in every variant (triton 3.6, 2026-11-26); a float32 tile
-that spills in another variant is the known gap of this tier. float32 configurations build twice:
-with 3-pass TF32 dots (the default) and with 1-pass TF32 ("tf32" builds, where the user allowed TF32
-in torch), which also covers the tiles SPILLING switches off under 3-pass.
+No one variant is always the hungriest, so every configuration is built in every variant: 128x64
+D=128 dropout tiles on sm_80 spilled 8-48 B in five of the six flag variants but not with causal +
+key mask, the one this tier used to build, and the D=64 dK/dV tile spilled 32 B causal without a
+mask (triton 3.6, 2026-11-26); under triton 3.8, D=80/96 128x32 forward tiles spilled 8 B only in
+the non-causal varlen variant. Float32 configurations were built in causal + key mask alone until
+2026-12-08 (each costs 2-3 times a 16-bit one: 3-pass TF32 triples the dots); building them in all
+six found 8 B spills in five tiles that variant had passed (float32 forward D=32 and D=80-128 with
+dropout, dQ D=64 and D=80-128 without; kernels.attention_settings says which tiles replaced them).
+float32 configurations build twice: with 3-pass TF32 dots (the default) and with 1-pass TF32
+("tf32" builds, where the user allowed TF32 in torch), which also covers the tiles SPILLING
+switches off under 3-pass. About 1900 compiles per triton.
 Built as a launch builds them: row strides multiples of 16 and maxnreg (see compile_kernel). The
 builds run in parallel worker processes (triton_aot.parallel_builds, one per CPU): cold, on our
 2-core machine (2026-11-26), the 756 tests took 6.0 minutes under triton 3.8 and 5.1 under triton
-3.6 (7-10 minutes while another build shared the cores); the 130 builds of the causal + key mask
-variants alone took 2.5 minutes in one process.
+3.6 (7-10 minutes while another build shared the cores); the 960 float32 builds added on 2026-12-08
+took 7.4 and 6.3 minutes more.
 """
 
 import re
@@ -69,7 +66,6 @@ FLOAT_SCALARS = {"qk_scale_log2", "scale", "dropout_p", "dropout_scale"}
 # (CAUSAL, HAS_KEY_MASK, VARLEN) of every launch: attention() and attention_varlen().
 FLAG_VARIANTS = tuple((causal, mask, varlen) for causal in (False, True)
                       for mask, varlen in ((False, False), (True, False), (False, True)))
-FLOAT32_FLAGS = ((True, True, False),)
 
 
 # Build.dtype -> (element type, tl.dot input_precision): float32 inputs compile twice, with
@@ -136,17 +132,6 @@ def _separate_grads(build):
     return [build]
 
 
-def _flag_variants(role, head_dim, dtype, dropout):
-    """The flag variants built: all six for 16-bit tiles and for the float32 dK/dV launches made
-    twice (dV, dK), whose tiles were picked only because they fit: the dropout form of those fit
-    causal + key mask and spilled 8-80 B in the other variants (2026-12-08)."""
-    elem, precision = DTYPES[dtype]
-    if elem != "fp32" or (role == "backward_dkdv" and settings.dkdv_separate_dv(
-            head_dim, True, dropout, precision)):
-        return FLAG_VARIANTS
-    return FLOAT32_FLAGS
-
-
 def builds():
     """{label: Build}, one per distinct compile: forward and decode share a kernel, so a decode
     entry equal to a forward entry is built once."""
@@ -156,7 +141,7 @@ def builds():
     for (role, block_d, arch, is_fp32, dropout, tiles), dtype in configs:
         head_dims = [d for d in settings.HEAD_DIMS if settings.head_block(d) == block_d]
         for head_dim in head_dims:
-            for flags in _flag_variants(role, head_dim, dtype, dropout):
+            for flags in FLAG_VARIANTS:
                 build = Build(role, head_dim, arch, dtype, dropout, tiles, *flags)
                 if role in settings.ATOMIC_DQ_ROLES and (
                         flags[0] != role.endswith("causal") or settings.backward_atomic_dq_tiles(
