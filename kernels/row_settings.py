@@ -2,9 +2,12 @@
 
 from .host_math import next_power_of_2
 
-# Widest row a row-in-registers kernel takes: a 32768-wide row spilled on sm_90 at 16 and 32 warps
-# (ptxas STACK 1024 and 472 bytes); 16384 fits in 128 registers at 16 warps. The compile tier checks.
-MAX_ROW_BLOCK = 16384
+# Widest row a row-in-registers kernel takes (the LayerNorm's; the masked softmax has its own).
+# 16384 filled the register file: at 16 warps the LayerNorm forward with every feature on, the one
+# flag variant the compile tier built until 2026-12-08, fitted in 128 registers, and others
+# spilled 16-72 B (no dropout, fp32, triton 3.8; 40 B bf16 under 3.6), as 32 warps did (24-152 B).
+# A 32768-wide row spilled 472-1024 B. The compile tier builds every flag variant.
+MAX_ROW_BLOCK = 8192
 
 
 def row_block_settings(n_cols):
@@ -22,7 +25,11 @@ def row_block_settings(n_cols):
     elif block <= 4096:
         num_warps = 8
     else:
-        num_warps = 16
+        # 8192: at 16 warps ptxas kept 64 registers a thread (two blocks an SM) and the LayerNorm
+        # forward without a residual but with dropout spilled 8 B (triton 3.8, bf16, sm_90); 32
+        # warps take 52-63 in every variant (and the masked softmax's 8192-wide rows): one
+        # 1024-thread block an SM, as many warps an SM as two blocks of 16.
+        num_warps = 32
     return block, num_warps
 
 

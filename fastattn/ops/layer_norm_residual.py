@@ -22,7 +22,7 @@ OP = "layer_norm_residual"
 
 # Widest hidden size each fused backend takes (triton: kernels.row_settings.MAX_ROW_BLOCK); wider
 # rows go to "torch" under the automatic choice.
-MAX_HIDDEN = {"triton": 16384, "cuda": 32768}
+MAX_HIDDEN = {"triton": 8192, "cuda": 32768}
 _NARROWEST_LIMIT = min(MAX_HIDDEN.values())
 
 

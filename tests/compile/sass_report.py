@@ -95,16 +95,11 @@ def bias_gelu_rows(arch):
 
 
 def ffn_rows(arch):
-    for label, (variant_arch, elem, precision, epilogue, tiles) in ffn_builds.VARIANTS.items():
-        if variant_arch != arch or elem != "bf16":
-            continue
-        flags, layout, _ = ffn_builds.EPILOGUES[epilogue]
-        constexprs = dict(flags, **ffn_builds.UNIT_STRIDES[layout], DOT_PRECISION=precision,
-                          EVEN_M=True, EVEN_N=True, EVEN_K=True, BLOCK_M=tiles.block_m,
-                          BLOCK_N=tiles.block_n, BLOCK_K=tiles.block_k, GROUP_M=tiles.group_m)
-        yield f"ffn {label}", lambda label=label, c=constexprs, t=tiles: _triton_row(
-            f"ffn {label}", ffn_builds.compile_aligned_gemm(ffn_builds.matmul_types("bf16"), c,
-                                                             arch, t.num_warps, t.num_stages))
+    """The 16-bit GEMMs of shapes that fill their blocks (EVEN_M, EVEN_N, EVEN_K: the hot path)."""
+    for label, (variant_arch, elem, *_, even) in ffn_builds.VARIANTS.items():
+        if variant_arch == arch and elem == "bf16" and all(even.values()):
+            yield f"ffn {label}", lambda label=label: _triton_row(
+                f"ffn {label}", ffn_builds.compile_variant(label))
     if arch >= 90:
         for label, (epilogue, tiles) in ffn_builds.TMA_VARIANTS.items():
             yield f"ffn-tma {label}", lambda label=label, e=epilogue, t=tiles: _triton_row(

@@ -1,10 +1,10 @@
 """Every launch configuration of the Triton masked softmax kernels compiles for sm_80 and sm_90
 without spills: one (BLOCK_N, num_warps) per power-of-two row up to kernels.masked_softmax's
-MAX_ROW_BLOCK, and the long-row kernels, with the padding mask and causality on (the most
-register-hungry variant), in a 16-bit and the 32-bit dtype."""
+MAX_ROW_BLOCK, and the long-row kernels, with and without the padding mask and causality (every
+combination: triton_aot.flag_variants), in a 16-bit and the 32-bit dtype."""
 
 import pytest
-from triton_aot import ARCHS, assert_no_spills, compile_kernel
+from triton_aot import ARCHS, build_table_entry, check_usage, flag_variants
 
 from kernels import masked_softmax as ms
 
@@ -29,18 +29,22 @@ def softmax_variants():
         fwd = ms.masked_softmax_fwd_long_row_kernel if long_row else ms.masked_softmax_fwd_kernel
         bwd = ms.masked_softmax_bwd_long_row_kernel if long_row else ms.masked_softmax_bwd_kernel
         shape = "long-row" if long_row else f"block{block}"
-        yield f"fwd-{shape}", fwd, {"HAS_MASK": True, "CAUSAL": True, "BLOCK_N": block}, warps
+        for suffix, flags in flag_variants(("HAS_MASK", "CAUSAL")):
+            yield f"fwd-{shape}-{suffix}", fwd, dict(flags, BLOCK_N=block), warps
         yield f"bwd-{shape}", bwd, {"BLOCK_N": block}, warps
 
 
 VARIANTS = {label: rest for label, *rest in softmax_variants()}
 
 
+def build_variant(key):
+    return build_table_entry(VARIANTS, softmax_types, key)
+
+
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: f"sm_{a}")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_masked_softmax_compiles_without_spills(variant, dtype, arch):
-    fn, constexprs, num_warps = VARIANTS[variant]
-    compiled = compile_kernel(fn, softmax_types(dtype), constexprs, arch, num_warps)
-    usage = assert_no_spills(compiled, arch, f"masked_softmax {variant} {dtype}")
-    print(f"masked_softmax {variant} {dtype} sm_{arch}: {usage}")
+def test_masked_softmax_compiles_without_spills(variant, dtype, arch, variant_reports):
+    report = variant_reports[variant, dtype, arch].result()
+    check_usage(report["usage"], report["shared"], arch, f"masked_softmax {variant} {dtype}")
+    print(f"masked_softmax {variant} {dtype} sm_{arch}: {report['usage']}")

@@ -35,10 +35,9 @@ import pytest
 from triton_aot import (
     ARCHS,
     assert_no_spills,
+    build_usage,
     check_usage,
     compile_kernel,
-    parallel_builds,
-    resource_usage,
 )
 
 from kernels import attention_settings as settings
@@ -180,29 +179,22 @@ def compile_build(label):
                           maxnreg=settings.MAX_REGISTERS)
 
 
-def build_report(label):
+BUILD_KEY = ("variant",)  # of the conftest's variant_reports
+
+
+def build_variant(label):
     """Compiles one variant (in a worker process) and reports what the test checks."""
     kernel = compile_build(label)
     ptx = kernel.asm["ptx"]
-    return {"usage": resource_usage(kernel), "shared": kernel.metadata.shared,
-            "wgmma": ptx.count("wgmma.mma_async"), "mma_sync": ptx.count("mma.sync"),
-            "atomics": re.findall(r"\b(?:atom|red)\.global[\w.]*", ptx)}
-
-
-@pytest.fixture(scope="module")
-def reports(request):
-    """Futures of the reports of every variant this session runs, all started at once."""
-    params = [getattr(getattr(item, "callspec", None), "params", {})
-              for item in request.session.items if item.module is request.module]
-    labels = list(dict.fromkeys(p["variant"] for p in params if "variant" in p))
-    with parallel_builds(build_report, labels) as futures:
-        yield futures
+    return dict(build_usage(kernel), wgmma=ptx.count("wgmma.mma_async"),
+                mma_sync=ptx.count("mma.sync"),
+                atomics=re.findall(r"\b(?:atom|red)\.global[\w.]*", ptx))
 
 
 @pytest.mark.parametrize("variant", list(BUILDS))
-def test_attention_tiles_compile_without_spills(variant, reports):
+def test_attention_tiles_compile_without_spills(variant, variant_reports):
     b = BUILDS[variant]
-    report = reports[variant].result()
+    report = variant_reports[variant].result()
     check_usage(report["usage"], report["shared"], b.arch, f"attention {variant}")
     if b.arch >= 90 and b.dtype == "bf16" and settings.uses_wgmma(
             b.role, settings.head_block(b.head_dim), b.dropout):
@@ -213,11 +205,11 @@ def test_attention_tiles_compile_without_spills(variant, reports):
 
 @pytest.mark.parametrize("variant", [label for label, b in BUILDS.items()
                                      if b.role in settings.ATOMIC_DQ_ROLES])
-def test_atomic_dq_adds_are_relaxed_four_wide(variant, reports):
+def test_atomic_dq_adds_are_relaxed_four_wide(variant, variant_reports):
     """The dQ adds of the atomic-dQ backward: relaxed (acq_rel, tl.atomic_add's default, would fence
     every add) and four float32 a instruction (sm_90's v4 atomics; SASS REDG.E.ADD.F32x4, as the
     result is unused), so that they cost a quarter of the instructions of scalar adds."""
-    atomics = reports[variant].result()["atomics"]
+    atomics = variant_reports[variant].result()["atomics"]
     assert atomics, f"attention {variant}: no atomic add in the PTX"
     odd = [a for a in atomics if ".relaxed" not in a or not a.endswith(".add.v4.f32")]
     assert not odd, f"attention {variant}: atomics not relaxed four-wide float32 adds: {odd}"

@@ -50,6 +50,15 @@ def compile_kernel(fn, types, constexprs, arch, num_warps, num_stages=None, divi
     return triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
 
 
+def flag_variants(names):
+    """(label suffix, {name: bool}) for every on/off combination of the compile-time flags `names`.
+    Which variant is the most register-hungry is not predictable (a kernel with fewer features
+    spilled where the one with all of them fitted, 2026-12-08), so the tier builds them all."""
+    for bits in range(1 << len(names)):
+        flags = {name: bool(bits >> i & 1) for i, name in enumerate(names)}
+        yield "+".join(name.lower() for name, on in flags.items() if on) or "none", flags
+
+
 def _cuobjdump():
     return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 
@@ -140,6 +149,35 @@ def parallel_builds(build, keys):
         finally:
             for future in futures.values():
                 future.cancel()
+
+
+@contextlib.contextmanager
+def module_builds(request, build, names):
+    """parallel_builds of every build the tests of request's module ask for in this session, keyed
+    by the values of the test parameters `names` (a tuple of them; the value itself for one name);
+    tests without those parameters build nothing. For a module-scoped fixture, so that each test
+    waits only for its own report while the builds of the tests after it go on."""
+    keys = []
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module is request.module and all(name in params for name in names):
+            values = tuple(params[name] for name in names)
+            keys.append(values[0] if len(names) == 1 else values)
+    with parallel_builds(build, list(dict.fromkeys(keys))) as futures:
+        yield futures
+
+
+def build_usage(compiled):
+    """What check_usage needs of a compiled kernel, picklable for a worker to send back."""
+    return {"usage": resource_usage(compiled), "shared": compiled.metadata.shared}
+
+
+def build_table_entry(table, types_of, key):
+    """build_usage of the (variant, dtype, arch) `key` of a table {variant: (kernel, constexprs,
+    num_warps)}, the argument types from types_of(dtype)."""
+    variant, dtype, arch = key
+    fn, constexprs, num_warps = table[variant]
+    return build_usage(compile_kernel(fn, types_of(dtype), constexprs, arch, num_warps))
 
 
 class _Deferred:
