@@ -20,11 +20,11 @@ six found 8 B spills in five tiles that variant had passed (float32 forward D=32
 dropout, dQ D=64 and D=80-128 without; kernels.attention_settings says which tiles replaced them).
 float32 configurations build twice: with 3-pass TF32 dots (the default) and with 1-pass TF32
 ("tf32" builds, where the user allowed TF32 in torch), which also covers the tiles SPILLING
-switches off under 3-pass. About 1900 compiles per triton.
+switches off under 3-pass. About 1850 compiles per triton.
 Built as a launch builds them: row strides multiples of 16 and maxnreg (see compile_kernel). The
 builds run in parallel worker processes (triton_aot.parallel_builds, one per CPU): cold, on our
 2-core machine (2026-11-26), the 756 tests took 6.0 minutes under triton 3.8 and 5.1 under triton
-3.6 (7-10 minutes while another build shared the cores); the 960 float32 builds added on 2026-12-08
+3.6 (7-10 minutes while another build shared the cores); the ~890 float32 builds added on 2026-12-08
 took 7.4 and 6.3 minutes more.
 """
 
