@@ -63,6 +63,9 @@ def collect_info():
     }
 
 
+# Which GPUs take each tile table (fastattn.backends._device.tile_arch_for).
+_TILE_TABLE_GPUS = {80: "GPUs with less shared memory a block than Hopper's 227 KB",
+                    90: "GPUs with Hopper's 227 KB of shared memory a block"}
 _KERNEL_NAMES = {"backward_dkdv": "backward dK/dV", "backward_dq": "backward dQ"}
 
 
@@ -82,11 +85,12 @@ def triton_attention_switched_off():
                 f"{', '.join(dims)}{with_dropout}")
 
     spilling = {}
-    for role, block_d, is_fp32, dropout in SPILLING:
-        spilling.setdefault((block_d, is_fp32, role), set()).add(dropout)
+    for (role, block_d, is_fp32, dropout), archs in SPILLING.items():
+        spilling.setdefault((block_d, is_fp32, role, tuple(sorted(archs))), set()).add(dropout)
     groups = {}
-    for (block_d, is_fp32, role), dropouts in sorted(spilling.items()):
-        entry = groups.setdefault(case(block_d, is_fp32, tuple(sorted(dropouts))), {
+    for (block_d, is_fp32, role, archs), dropouts in sorted(spilling.items()):
+        where = "" if len(archs) > 1 else f" ({_TILE_TABLE_GPUS[archs[0]]})"
+        entry = groups.setdefault(case(block_d, is_fp32, tuple(sorted(dropouts))) + where, {
             "roles": [], "why": "tiles spill registers under full-float32 (3-pass TF32) dots",
             "tf32_lifts": True})
         entry["roles"].append(role)

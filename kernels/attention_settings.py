@@ -238,6 +238,7 @@ _BACKWARD_DQ = {
 _BACKWARD_DQ_SM90 = {
     (128, False, False): Tiles(128, 32, 8, 3), (128, False, True): Tiles(64, 32, 8, 3),
     (256, False, False): Tiles(64, 16, 8, 2), (256, False, True): Tiles(64, 16, 8, 2),
+    (256, True, False): Tiles(16, 16, 4, 1),  # fits Hopper's table only: SPILLING
 }
 
 
@@ -365,8 +366,8 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 # dK/dV at D=128 and 256 (without dropout they fit as two launches: dkdv_separate_dv). Their score
 # products already run over head-dim slices (head_chunk), which let the D=256 forward and decode
 # leave the list (2026-12-07) and brought the D=256 dQ from 232-360 B of stack to 0-8 B (8 B
-# without dropout at every tile tried on sm_80, 16x16 to 32x16, 4 or 8 warps, one or two stages;
-# on sm_90 16x16 with 4 warps fits). Slicing the outputs too (one unrolled pass over the blocks per
+# without dropout at every tile tried on sm_80, 16x16 to 32x16, 2 to 8 warps, one or two stages,
+# 32- or 64-column slices; on sm_90 16x16 with 4 warps and one stage fits: off on sm_80 only). Slicing the outputs too (one unrolled pass over the blocks per
 # slice of dK/dV or dQ) spilled more, 16-144 B: the compiler issues every slice's loads ahead of the
 # products, so the loaded slices, not the accumulators, fill the registers. Open work. (16-bit dK/dV
 # D=64 with dropout left the list at 16x32/4 warps on sm_80: 198-202 registers; float32 dK/dV D=64
@@ -376,12 +377,17 @@ def key_splits(query_programs, max_seqlen_k, block_n, program_slots):
 # user allowed TF32 in torch: 1-pass TF32 dots take far fewer registers, and every float32 tile,
 # these included, fits then (120-239 registers, no stack, every flag variant, triton 3.6 and 3.8,
 # 2026-12-06; the compile tier builds them as tf32_configs() lists them).
-SPILLING = frozenset({
-    ("backward_dkdv", 128, True, True),
-    ("backward_dkdv", 256, True, True),
-    ("backward_dq", 256, True, False),
-    ("backward_dq", 256, True, True),
-})
+# (role, BLOCK_D, is_fp32, dropout) -> the tile tables (ARCHS) where it spills; switched off on
+# the GPUs that take those tables (fastattn.backends._device.tile_arch).
+_BOTH_TABLES = frozenset(ARCHS)
+SPILLING = {
+    ("backward_dkdv", 128, True, True): _BOTH_TABLES,
+    ("backward_dkdv", 256, True, True): _BOTH_TABLES,
+    # Hopper's table takes 16x16/4 warps/1 stage (255 registers, no stack, every flag variant,
+    # triton 3.6 and 3.8; two stages spilled 8-16 B with a key mask), 2026-12-08.
+    ("backward_dq", 256, True, False): frozenset({80}),
+    ("backward_dq", 256, True, True): _BOTH_TABLES,
+}
 
 # (role, BLOCK_D, is_fp32, dropout) that compile without spilling but computed wrong numbers on a
 # GPU, switched off there like SPILLING, with what was seen. The interpreter runs them right, so
@@ -399,17 +405,18 @@ _ROLES_FORWARD = ("forward", "decode")
 _ROLES_BACKWARD = ("backward_dkdv", "backward_dq")
 
 
-def switch_off_reason(head_dim, is_fp32, dropout, needs_backward, tf32=False):
-    """Why the triton kernels cannot take this call on a GPU (SPILLING, WRONG_ON_GPU), or None.
+def switch_off_reason(head_dim, is_fp32, dropout, needs_backward, *, arch, tf32=False):
+    """Why the triton kernels cannot take this call on a GPU whose tile tables are `arch`'s (80 or
+    90: fastattn.backends._device.tile_arch) (SPILLING, WRONG_ON_GPU), or None.
     `tf32`: float32 dots run as 1-pass TF32 (the user allowed it in torch), where nothing spills."""
     roles = _ROLES_FORWARD + (_ROLES_BACKWARD if needs_backward else ())
     keys = [(role, head_block(head_dim), bool(is_fp32), bool(dropout)) for role in roles]
     kind = "float32" if is_fp32 else "16-bit"
     case = f"head dim {head_dim}, {kind} inputs{' with dropout' if dropout else ''}"
-    spilling = [] if tf32 else [key[0] for key in keys if key in SPILLING]
+    spilling = [] if tf32 else [key[0] for key in keys if arch in SPILLING.get(key, ())]
     if spilling:
-        return (f"switched off: its {', '.join(spilling)} tiles for {case} spill registers on "
-                "sm_80/sm_90 under full-float32 (3-pass TF32) dots; they fit where "
+        return (f"switched off: its {', '.join(spilling)} tiles for {case} spill registers in "
+                f"the sm_{arch} tile tables under full-float32 (3-pass TF32) dots; they fit where "
                 "torch.backends.cuda.matmul.allow_tf32 is True")
     wrong = [f"{key[0]} {WRONG_ON_GPU[key]}" for key in keys if key in WRONG_ON_GPU]
     if wrong:
@@ -421,10 +428,10 @@ def all_configs():
     """Every (kernel role, BLOCK_D, arch, is_fp32, dropout, Tiles) the launchers can pick with
     full-float32 dots: the compile tier's list. Head dims sharing a BLOCK_D (80, 96, 128) share
     their configs, but for the atomic-dQ roles' tiles, which are per head dim (the compile tier asks
-    backward_atomic_dq_tiles which head dims launch them); configs in SPILLING are switched off in
-    dispatch and left out."""
+    backward_atomic_dq_tiles which head dims launch them); configs SPILLING lists for their arch
+    are switched off in dispatch and left out."""
     for config in _every_config():
-        if config[:2] + config[3:5] not in SPILLING:
+        if config[2] not in SPILLING.get(config[:2] + config[3:5], ()):
             yield config
 
 

@@ -43,6 +43,7 @@ from .. import _autocast, _checks, _tracing
 from ._fused_op import fused_op
 from ..backends import module_for
 from ..backends._attention_layout import dot_precision
+from ..backends._device import tile_arch
 from .._dispatch import BACKENDS, resolve_backend
 from .._rng import draw_dropout_seed, seed_value
 from . import cu_seqlens_facts
@@ -269,7 +270,8 @@ def _unsupported_backends(q, k, v, dropout_p, sequences):
         needs_backward = _tracing.needs_grad(q, k, v)
         is_fp32 = q.dtype == torch.float32
         tf32 = is_fp32 and dot_precision(q.dtype) == "tf32"  # what the launch will take
-        reason = switch_off_reason(q.shape[-1], is_fp32, dropout_p > 0, needs_backward, tf32)
+        reason = switch_off_reason(q.shape[-1], is_fp32, dropout_p > 0, needs_backward,
+                                   arch=tile_arch(q.device), tf32=tf32)
         if reason is not None:
             unsupported["triton"] = reason
     return unsupported
