@@ -216,10 +216,11 @@ def test_decode_with_grouped_kv_heads(backend, device, dtype, shape, causal, mas
     attn_cases.check_dense(backend, q, k, v, causal=causal, mask=mask)
 
 
-@pytest.mark.parametrize("head_dim", [32, 64], ids=["d32", "d64"])
+@pytest.mark.parametrize("head_dim", [32, 64, 128], ids=["d32", "d64", "d128"])
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked_causal"])
 def test_dropout_matches_reference(backend, device, dtype, masked, head_dim):
-    """D=64: BERT's and GPT2's heads, which train with attention dropout (float32 models too)."""
+    """D=64: BERT's and GPT2's heads, which train with attention dropout (float32 models too);
+    D=128: the widest tile class (80-128) with its own dropout tiles."""
     q, k, v = attn_cases.make_qkv(2, 2, 1, 70, 90, head_dim, dtype, device, seed=6)
     mask = attn_cases.key_padding_mask("mixed", 2, 90, device) if masked else None
     attn_cases.check_dropout_against_reference(backend, q, k, v, causal=masked, mask=mask)
