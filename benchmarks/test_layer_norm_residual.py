@@ -18,7 +18,7 @@ OP = "layer_norm_residual"
 EPS = 1e-5
 
 GPU_ROWS, CPU_ROWS = 32768, 2048
-HIDDEN = {"full": (768, 1024, 4096, 8192), "quick": (1024, 4096)}
+HIDDEN = {"full": (768, 1024, 4096, 8192, 16384), "quick": (1024, 4096)}
 DTYPES = {
     ("cuda", "full"): (torch.bfloat16, torch.float16, torch.float32),
     ("cuda", "quick"): (torch.bfloat16,),

@@ -2,7 +2,10 @@
 
 Forward: one program per row, the row held in registers, statistics in float32. The pre-norm sum h
 is rounded to the input dtype before its statistics are taken (as eager `x + r` would), and is
-written out when the caller needs it (pre-LN blocks, or the backward).
+written out when the caller needs it (pre-LN blocks, or the backward). Rows wider than the
+registers hold (kernels.row_settings) walk the row in chunks twice: the statistics (the chunks'
+means and squared deviations merged as Chan et al. do), then the normalised output from h made
+again (the same loads and dropout draws give the same h, bit for bit).
 
 Backward: each program walks a contiguous range of rows, writes dh (and dx under dropout), and
 keeps float32 partial sums of dweight and dbias in registers; the host sums the partials. Rows wider
@@ -44,16 +47,11 @@ def _dropout(values, seed, offsets, dropout_p, dropout_scale):
 
 
 @triton.jit
-def layer_norm_residual_fwd_kernel(
-    X, RESIDUAL, WEIGHT, BIAS, Y, H_OUT, MEAN, RSTD,
-    stride_x_row, stride_res_row, stride_y_row, stride_h_row,
-    n_cols, eps, dropout_p, dropout_scale, seed,
-    HAS_RESIDUAL: tl.constexpr, HAS_DROPOUT: tl.constexpr, STORE_H: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-):
-    row = tl.program_id(0).to(tl.int64)
-    cols = tl.arange(0, BLOCK_N)
-    in_row = cols < n_cols
+def _pre_norm(X, RESIDUAL, H_OUT, row, cols, in_row, stride_x_row, stride_res_row, stride_h_row,
+              n_cols, dropout_p, dropout_scale, seed,
+              HAS_RESIDUAL: tl.constexpr, HAS_DROPOUT: tl.constexpr, STORE_H: tl.constexpr):
+    """h = dropout(x) + residual at (row, cols), rounded to the input dtype as eager's sum is,
+    written to H_OUT under STORE_H; returned in float32."""
     h = tl.load(X + row * stride_x_row + cols, mask=in_row, other=0.0).to(tl.float32)
     if HAS_DROPOUT:
         h = _dropout(h, seed, row * n_cols + cols, dropout_p, dropout_scale)
@@ -62,17 +60,74 @@ def layer_norm_residual_fwd_kernel(
     h = h.to(X.dtype.element_ty)
     if STORE_H:
         tl.store(H_OUT + row * stride_h_row + cols, h, mask=in_row)
-    h = h.to(tl.float32)
-    mean = tl.sum(h, axis=0) / n_cols
-    centered = tl.where(in_row, h - mean, 0.0)
-    var = tl.sum(centered * centered, axis=0) / n_cols
-    rstd = 1.0 / tl.sqrt(var + eps)
-    tl.store(MEAN + row, mean)
-    tl.store(RSTD + row, rstd)
+    return h.to(tl.float32)
+
+
+@triton.jit
+def _normalized(centered, rstd, WEIGHT, BIAS, cols, in_row):
     w = tl.load(WEIGHT + cols, mask=in_row, other=0.0).to(tl.float32)
     b = tl.load(BIAS + cols, mask=in_row, other=0.0).to(tl.float32)
-    y = centered * rstd * w + b
-    tl.store(Y + row * stride_y_row + cols, y.to(Y.dtype.element_ty), mask=in_row)
+    return centered * rstd * w + b
+
+
+@triton.jit
+def layer_norm_residual_fwd_kernel(
+    X, RESIDUAL, WEIGHT, BIAS, Y, H_OUT, MEAN, RSTD,
+    stride_x_row, stride_res_row, stride_y_row, stride_h_row,
+    n_cols, eps, dropout_p, dropout_scale, seed,
+    HAS_RESIDUAL: tl.constexpr, HAS_DROPOUT: tl.constexpr, STORE_H: tl.constexpr,
+    BLOCK_N: tl.constexpr, CHUNKED: tl.constexpr,
+):
+    """One program per row: the whole row in one BLOCK_N block, or (CHUNKED, rows too wide for
+    registers) BLOCK_N columns at a time, twice."""
+    row = tl.program_id(0).to(tl.int64)
+    if CHUNKED:
+        seen = tl.zeros([], dtype=tl.float32)  # columns merged so far
+        mean = tl.zeros([], dtype=tl.float32)
+        squares = tl.zeros([], dtype=tl.float32)  # sum of squared deviations from the mean
+        for start in range(0, n_cols, BLOCK_N):
+            cols = start + tl.arange(0, BLOCK_N)
+            in_row = cols < n_cols
+            h = _pre_norm(X, RESIDUAL, H_OUT, row, cols, in_row, stride_x_row, stride_res_row,
+                          stride_h_row, n_cols, dropout_p, dropout_scale, seed,
+                          HAS_RESIDUAL, HAS_DROPOUT, STORE_H)
+            count = tl.minimum(n_cols - start, BLOCK_N).to(tl.float32)
+            chunk_mean = tl.sum(h, axis=0) / count
+            deviation = tl.where(in_row, h - chunk_mean, 0.0)
+            # Chan et al.'s merge of two parts' (count, mean, squares): exact in exact arithmetic,
+            # and no cancellation of large sums in float32.
+            total = seen + count
+            delta = chunk_mean - mean
+            mean += delta * (count / total)
+            squares += tl.sum(deviation * deviation, axis=0) + delta * delta * (seen * count / total)
+            seen = total
+        rstd = 1.0 / tl.sqrt(squares / n_cols + eps)
+        tl.store(MEAN + row, mean)
+        tl.store(RSTD + row, rstd)
+        for start in range(0, n_cols, BLOCK_N):
+            cols = start + tl.arange(0, BLOCK_N)
+            in_row = cols < n_cols
+            # h again, bit for bit (the same loads and dropout draws); stored in the first pass.
+            h = _pre_norm(X, RESIDUAL, H_OUT, row, cols, in_row, stride_x_row, stride_res_row,
+                          stride_h_row, n_cols, dropout_p, dropout_scale, seed,
+                          HAS_RESIDUAL, HAS_DROPOUT, False)
+            centered = tl.where(in_row, h - mean, 0.0)
+            y = _normalized(centered, rstd, WEIGHT, BIAS, cols, in_row)
+            tl.store(Y + row * stride_y_row + cols, y.to(Y.dtype.element_ty), mask=in_row)
+    else:
+        cols = tl.arange(0, BLOCK_N)
+        in_row = cols < n_cols
+        h = _pre_norm(X, RESIDUAL, H_OUT, row, cols, in_row, stride_x_row, stride_res_row,
+                      stride_h_row, n_cols, dropout_p, dropout_scale, seed,
+                      HAS_RESIDUAL, HAS_DROPOUT, STORE_H)
+        mean = tl.sum(h, axis=0) / n_cols
+        centered = tl.where(in_row, h - mean, 0.0)
+        var = tl.sum(centered * centered, axis=0) / n_cols
+        rstd = 1.0 / tl.sqrt(var + eps)
+        tl.store(MEAN + row, mean)
+        tl.store(RSTD + row, rstd)
+        y = _normalized(centered, rstd, WEIGHT, BIAS, cols, in_row)
+        tl.store(Y + row * stride_y_row + cols, y.to(Y.dtype.element_ty), mask=in_row)
 
 
 @triton.jit

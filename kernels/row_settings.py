@@ -2,7 +2,8 @@
 
 from .host_math import next_power_of_2
 
-# Widest row a row-in-registers kernel takes (the LayerNorm's; the masked softmax has its own).
+# Widest row a row-in-registers kernel takes (the LayerNorm's; the masked softmax has its own);
+# wider LayerNorm rows take the chunked kernels, forward and backward.
 # 16384 filled the register file: at 16 warps the LayerNorm forward with every feature on, the one
 # flag variant the compile tier built until 2026-12-08, fitted in 128 registers, and others
 # spilled 16-72 B (no dropout, fp32, triton 3.8; 40 B bf16 under 3.6), as 32 warps did (24-152 B).
@@ -33,6 +34,12 @@ def row_block_settings(n_cols):
     return block, num_warps
 
 
+def forward_row_block_settings(n_cols):
+    """(BLOCK_N, num_warps) for the LayerNorm forward that holds a row in registers, or None when the
+    row is too wide for it (the forward then walks the row in WIDE_ROW_CHUNK chunks, twice)."""
+    return row_block_settings(n_cols) if n_cols <= MAX_ROW_BLOCK else None
+
+
 # The backward keeps two more row-long float32 accumulators (dweight, dbias) live across its row
 # loop: at 8192 it spilled on sm_80/sm_90 at every warp count tried (8, 16, 32), and at 4096 with
 # 16 warps under triton 3.6 (fp32: 128 registers + 8 B stack; 8 warps: 184-212, no stack). Wider rows go
@@ -44,5 +51,6 @@ WIDE_ROW_CHUNK_WARPS = 4
 
 def backward_row_block_settings(n_cols):
     """(BLOCK_N, num_warps) for the single-pass backward, or None when the row is too wide for it."""
-    settings = row_block_settings(n_cols)
-    return settings if settings[0] <= MAX_BACKWARD_ROW_BLOCK else None
+    if n_cols > MAX_BACKWARD_ROW_BLOCK:
+        return None
+    return row_block_settings(n_cols)

@@ -13,7 +13,7 @@ from numerics import assert_grad_numerics, assert_numerics, max_abs_diff
 PHILOX_BACKENDS = ("triton", "cuda")
 
 # Odd sizes, a 3D batch, BERT/GPT2 widths and the widest row every fused backend takes.
-SHAPES = [(0, 16), (1, 1), (7, 33), (3, 5, 96), (113, 1023), (257, 768), (2, 4096), (3, 8192)]
+SHAPES = [(0, 16), (1, 1), (7, 33), (3, 5, 96), (113, 1023), (257, 768), (2, 4096), (3, 8192), (2, 16385)]
 
 
 def make_inputs(shape, dtype, device, with_residual, seed=0, layout="contiguous"):
@@ -101,15 +101,25 @@ def check_case(backend, device, dtype, shape, with_residual=True, return_residua
     check_against_reference(backend, x, residual, weight, bias, eps, return_residual, run=run)
 
 
-def check_constant_rows(backend, device, dtype):
+def check_constant_rows(backend, device, dtype, hidden=40):
     """Rows with zero variance normalise to the bias, not to NaN."""
-    x, residual, weight, bias = make_inputs((6, 40), dtype, device, with_residual=True)
+    x, residual, weight, bias = make_inputs((6, hidden), dtype, device, with_residual=True)
     x = torch.full_like(x, 0.25)
     residual = torch.full_like(residual, -1.5)
     y = fastattn.layer_norm_residual(x, residual, weight, bias, backend=backend)
     ref_y, _ = reference.layer_norm_residual(x, residual, weight, bias, upcast=True)
     eager_y, _ = reference.layer_norm_residual(x, residual, weight, bias, upcast=False)
     assert_numerics("y", y, ref_y, eager_y)
+
+
+def check_row_with_drifting_mean(backend, device, dtype, hidden=9000):
+    """Rows whose mean drifts along the row (a ramp from -4 to 4 under the noise): the chunked
+    forward of wide rows must merge its chunks' statistics with the spread of their means, which
+    here is most of the variance."""
+    x, residual, weight, bias = make_inputs((3, hidden), dtype, device, with_residual=True, seed=5)
+    ramp = torch.linspace(-4.0, 4.0, hidden, device=device)
+    x = (x.float() + ramp).to(dtype)
+    check_against_reference(backend, x, residual, weight, bias, return_residual=True)
 
 
 def _dropout_call(backend, call_seed, x, residual, weight, bias, dropout_p):

@@ -33,13 +33,20 @@ def test_eps(backend, device, dtype, eps):
     lnr_cases.check_case(backend, device, dtype, (9, 200), eps=eps)
 
 
-def test_constant_rows_give_bias(backend, device, dtype):
-    lnr_cases.check_constant_rows(backend, device, dtype)
+# 9000 columns: wider than rows held in registers (kernels.row_settings), walked in chunks.
+@pytest.mark.parametrize("hidden", [40, 9000])
+def test_constant_rows_give_bias(backend, device, dtype, hidden):
+    lnr_cases.check_constant_rows(backend, device, dtype, hidden)
 
 
+def test_row_with_drifting_mean(backend, device, dtype):
+    lnr_cases.check_row_with_drifting_mean(backend, device, dtype)
+
+
+@pytest.mark.parametrize("shape", [(37, 300), (3, 9000)], ids=["37x300", "3x9000"])
 @pytest.mark.parametrize("with_residual", [False, True], ids=["no_residual", "residual"])
-def test_dropout_matches_reference(backend, device, dtype, with_residual):
-    lnr_cases.check_dropout_against_reference(backend, device, dtype, with_residual)
+def test_dropout_matches_reference(backend, device, dtype, with_residual, shape):
+    lnr_cases.check_dropout_against_reference(backend, device, dtype, with_residual, shape=shape)
 
 
 def test_dropout_mask_is_the_shared_philox_stream(backend, device):

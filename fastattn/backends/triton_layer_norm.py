@@ -13,14 +13,13 @@ from ..kernels.row_settings import (
     WIDE_ROW_CHUNK,
     WIDE_ROW_CHUNK_WARPS,
     backward_row_block_settings,
-    row_block_settings,
+    forward_row_block_settings,
 )
 from ._device import backward_program_count
 
 
 def layer_norm_residual_fwd(x, residual, weight, bias, eps, dropout_p, seed, store_h):
     n_rows, n_cols = x.shape
-    block, num_warps = row_block_settings(n_cols)
     y = _alloc.empty_like(x)
     h = _alloc.empty_like(x) if store_h else x.new_empty(0)
     mean = _alloc.empty((n_rows,), x, torch.float32)
@@ -29,12 +28,15 @@ def layer_norm_residual_fwd(x, residual, weight, bias, eps, dropout_p, seed, sto
         return y, h, mean, rstd
     res = residual if residual is not None else x
     h_arg = h if store_h else y
+    settings = forward_row_block_settings(n_cols)
+    chunked = settings is None  # too wide for registers: two passes over chunks of the row
+    block, num_warps = (WIDE_ROW_CHUNK, WIDE_ROW_CHUNK_WARPS) if chunked else settings
     layer_norm_residual_fwd_kernel[(n_rows,)](
         x, res, weight, bias, y, h_arg, mean, rstd,
         x.stride(0), res.stride(0), y.stride(0), h_arg.stride(0),
         n_cols, eps, dropout_p, dropout_scale(dropout_p), seed if seed is not None else 0,
         HAS_RESIDUAL=residual is not None, HAS_DROPOUT=seed is not None, STORE_H=store_h,
-        BLOCK_N=block, num_warps=num_warps,
+        BLOCK_N=block, CHUNKED=chunked, num_warps=num_warps,
     )
     return y, h, mean, rstd
 

@@ -20,9 +20,9 @@ from .._rng import draw_dropout_seed, seed_value
 
 OP = "layer_norm_residual"
 
-# Widest hidden size each fused backend takes (triton: kernels.row_settings.MAX_ROW_BLOCK); wider
-# rows go to "torch" under the automatic choice.
-MAX_HIDDEN = {"triton": 8192, "cuda": 32768}
+# Widest hidden size each fused backend takes (triton: any, wide rows in chunks); wider rows go to
+# another backend under the automatic choice.
+MAX_HIDDEN = {"cuda": 32768}
 _NARROWEST_LIMIT = min(MAX_HIDDEN.values())
 
 

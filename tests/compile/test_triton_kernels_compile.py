@@ -55,12 +55,15 @@ def lnr_variants():
         block_n, warps = row_block_settings(block)
         for suffix, flags in flag_variants(FORWARD_FLAGS):
             yield (f"fwd-block{block_n}-{suffix}", lnr.layer_norm_residual_fwd_kernel,
-                   dict(flags, BLOCK_N=block_n), warps)
+                   dict(flags, BLOCK_N=block_n, CHUNKED=False), warps)
         settings = backward_row_block_settings(block)
         if settings is not None:
             for suffix, flags in flag_variants(BACKWARD_FLAGS):
                 yield (f"bwd-block{settings[0]}-{suffix}", lnr.layer_norm_residual_bwd_kernel,
                        dict(flags, ROW_SUMS_GIVEN=False, BLOCK_N=settings[0]), settings[1])
+    for suffix, flags in flag_variants(FORWARD_FLAGS):
+        yield (f"fwd-wide-chunks-{suffix}", lnr.layer_norm_residual_fwd_kernel,
+               dict(flags, BLOCK_N=WIDE_ROW_CHUNK, CHUNKED=True), WIDE_ROW_CHUNK_WARPS)
     yield ("bwd-wide-row-sums", lnr.layer_norm_residual_bwd_row_sums_kernel,
            {"BLOCK_C": WIDE_ROW_CHUNK}, WIDE_ROW_CHUNK_WARPS)
     for suffix, flags in flag_variants(BACKWARD_FLAGS):
@@ -71,12 +74,15 @@ def lnr_variants():
 LNR_VARIANTS = {label: rest for label, *rest in lnr_variants()}
 
 
-def test_row_block_limit_matches_the_front():
-    """fastattn's dispatch limit for triton must be the kernels' limit (checked by source text:
-    importing fastattn needs torch, which this tier does not have)."""
+def test_the_front_sets_no_triton_hidden_limit():
+    """Rows wider than MAX_ROW_BLOCK take the chunked kernels, so fastattn's dispatch must not
+    refuse triton for a hidden size (checked by source text: importing fastattn needs torch, which
+    this tier does not have)."""
     import pathlib
+    import re
     front = pathlib.Path(__file__).parents[2] / "fastattn" / "ops" / "layer_norm_residual.py"
-    assert f'"triton": {MAX_ROW_BLOCK}' in front.read_text()
+    limits = re.search(r"^MAX_HIDDEN = (\{.*\})$", front.read_text(), re.MULTILINE)
+    assert limits and "triton" not in limits.group(1)
 
 
 def build_variant(key):

@@ -83,8 +83,8 @@ def test_cuda_backend_on_cpu_tensors_says_why():
 def test_hidden_size_beyond_a_kernel_limit(monkeypatch):
     monkeypatch.setattr(_dispatch, "why_backend_cannot_run", lambda name, device: None)
     with pytest.raises(fastattn.BackendUnavailableError,
-                       match="hidden size 8193 exceeds its limit of 8192"):
-        fastattn.layer_norm_residual(*small_inputs(8193), backend="triton")
+                       match="hidden size 32769 exceeds its limit of 32768"):
+        fastattn.layer_norm_residual(*small_inputs(32769), backend="cuda")
     # The automatic choice on a GPU skips a backend whose limit the call exceeds.
     assert _dispatch.resolve_backend("layer_norm_residual", torch.device("cuda"),
                                      unsupported={"triton": "too wide"}) == "cuda"
