@@ -74,12 +74,11 @@ def _compile_row_kernel(fn, types, constexprs, num_warps, arch):
 
 def layer_norm_backward_rows(arch):
     """The single-pass backward with a residual gradient (pre-LN blocks), no dropout."""
-    fn = row_builds.lnr.layer_norm_residual_bwd_kernel
     for width in LAYER_NORM_BACKWARD_WIDTHS:
-        block, warps = backward_row_block_settings(width)
-        constexprs = dict(row_builds.FULL_FLAGS, HAS_DROPOUT=False, BLOCK_N=block)
+        block, _ = backward_row_block_settings(width)
+        fn, constexprs, warps = row_builds.LNR_VARIANTS[f"bwd-block{block}-has_dh_out"]
         label = f"layer_norm_residual bwd-block{block} bf16"
-        yield label, lambda label=label, c=constexprs, w=warps: _triton_row(
+        yield label, lambda label=label, fn=fn, c=constexprs, w=warps: _triton_row(
             label, _compile_row_kernel(fn, row_builds.lnr_types("bf16"), c, w, arch))
 
 

@@ -44,7 +44,6 @@ def lnr_types(elem):
     return types
 
 
-FULL_FLAGS = {"HAS_DH_OUT": True, "HAS_DROPOUT": True, "ROW_SUMS_GIVEN": False}
 FORWARD_FLAGS = ("HAS_RESIDUAL", "HAS_DROPOUT", "STORE_H")
 BACKWARD_FLAGS = ("HAS_DH_OUT", "HAS_DROPOUT")
 
